@@ -1,0 +1,235 @@
+"""
+Every error that ``pipeline_reliability`` raises.
+
+Errors from Google client libraries never escape the library untranslated: each
+store and sink maps them at its boundary into one of the classes below and
+chains the original (``raise ... from exc``), so ``err.__cause__`` always holds
+what the Google library said.
+
+The tree::
+
+    ReliabilityError
+    ├── ConfigurationError            (also ValueError)  bad options, missing extra
+    │   └── MissingDependencyError    (also ImportError) an optional extra is absent
+    ├── InvalidInputError             (also ValueError)  bad date/name/metadata/...
+    │   ├── InvalidMessageError       a poison Pub/Sub message: ack or dead-letter it
+    │   └── PayloadMismatchError      same idempotency key, different payload
+    ├── StoreError                    the state store failed
+    │   ├── StoreUnavailableError     transient: unreachable, deadline, internal
+    │   └── StoreConflictError        transient: contention outlasted the attempts
+    ├── SinkError                     BigQuery or Pub/Sub failed
+    │   ├── WriteFailedError          a BigQuery load/query/insert failed
+    │   └── PublishFailedError        a Pub/Sub publish failed
+    ├── RetryExhaustedError           attempts or deadline ran out (last error chained)
+    ├── CompletionNotRecordedError    neither the store nor the ledger took a completion
+    ├── TriggerClaimLostError         a trigger claim expired or was taken over
+    ├── CircuitOpenError              the circuit rejects calls for now
+    ├── LockError
+    │   ├── LockNotAcquiredError      another owner holds the lease
+    │   └── LockLostError             the caller's lease is no longer held
+    └── StaleFenceError               a write carried an outdated fencing token
+
+``transient`` is a class attribute: ``True`` where retrying the same operation
+later can succeed. The retry predicates read it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+__all__ = [
+    "CircuitOpenError",
+    "CompletionNotRecordedError",
+    "ConfigurationError",
+    "InvalidInputError",
+    "InvalidMessageError",
+    "LockError",
+    "LockLostError",
+    "LockNotAcquiredError",
+    "MissingDependencyError",
+    "PayloadMismatchError",
+    "PublishFailedError",
+    "ReliabilityError",
+    "RetryExhaustedError",
+    "SinkError",
+    "StaleFenceError",
+    "StoreConflictError",
+    "StoreError",
+    "StoreUnavailableError",
+    "TriggerClaimLostError",
+    "WriteFailedError",
+]
+
+
+class ReliabilityError(Exception):
+    """Base class of every error raised by ``pipeline_reliability``."""
+
+    transient: ClassVar[bool] = False
+
+
+class ConfigurationError(ReliabilityError, ValueError):
+    """The library was configured with values that cannot work."""
+
+
+class MissingDependencyError(ConfigurationError, ImportError):
+    """An optional extra (``pip install pipeline-reliability[gcp]``) is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"{package} is required for this feature; "
+            f"install it with: pip install 'pipeline-reliability[{extra}]'"
+        )
+        self.package = package
+        self.extra = extra
+
+
+class InvalidInputError(ReliabilityError, ValueError):
+    """An argument is invalid; nothing was written."""
+
+
+class InvalidMessageError(InvalidInputError):
+    """
+    A Pub/Sub message cannot be parsed. It is a poison message: retrying it
+    cannot help, so acknowledge it or send it to a dead-letter topic.
+    """
+
+
+class PayloadMismatchError(InvalidInputError):
+    """An idempotency key was reused with a different payload."""
+
+    def __init__(self, key: str, expected_hash: str, actual_hash: str) -> None:
+        super().__init__(
+            f"idempotency key {key!r} was claimed with payload hash {expected_hash}, "
+            f"not {actual_hash}"
+        )
+        self.key = key
+        self.expected_hash = expected_hash
+        self.actual_hash = actual_hash
+
+
+class StoreError(ReliabilityError):
+    """The state store (Firestore or memory) failed permanently."""
+
+
+class StoreUnavailableError(StoreError):
+    """
+    The state store could not be reached or did not answer in time.
+
+    ``maybe_committed`` is ``True`` when the failure came after a commit was
+    sent: the write may or may not have been applied. Every algorithm in this
+    library is written so that repeating such a call is safe.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, maybe_committed: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_committed = maybe_committed
+
+
+class StoreConflictError(StoreError):
+    """A transaction kept conflicting with concurrent writers until it gave up."""
+
+    transient = True
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class SinkError(ReliabilityError):
+    """A BigQuery or Pub/Sub operation failed."""
+
+
+class WriteFailedError(SinkError):
+    """A BigQuery write failed permanently; ``job_id`` names the job, if any."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message if job_id is None else f"{message} (job {job_id})")
+        self.job_id = job_id
+
+
+class PublishFailedError(SinkError):
+    """A Pub/Sub publish failed."""
+
+    transient = True
+
+
+class RetryExhaustedError(ReliabilityError):
+    """
+    A retried operation still failed when its attempts or deadline ran out.
+
+    The last error is chained as ``__cause__`` and kept as ``last_error``.
+    """
+
+    def __init__(self, message: str, *, attempts: int, last_error: BaseException) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_error = last_error
+
+
+class CompletionNotRecordedError(ReliabilityError):
+    """A completion was written neither to the state store nor to the fallback ledger."""
+
+    def __init__(self, message: str, *, phase: str, date: str, processor: str) -> None:
+        super().__init__(message)
+        self.phase = phase
+        self.date = date
+        self.processor = processor
+
+
+class TriggerClaimLostError(ReliabilityError):
+    """A trigger claim can no longer be confirmed: it expired and was taken over."""
+
+
+class CircuitOpenError(ReliabilityError):
+    """
+    The circuit rejects calls. ``retry_after`` says when a call may be admitted
+    again (``None`` when unknown, e.g. a forced open).
+    """
+
+    transient = True
+
+    def __init__(
+        self, name: str, state: Any, *, retry_after: timedelta | None = None
+    ) -> None:
+        hint = "" if retry_after is None else f"; retry after {retry_after.total_seconds():.1f}s"
+        super().__init__(f"circuit {name!r} is {getattr(state, 'value', state)}{hint}")
+        self.name = name
+        self.state = state
+        self.retry_after = retry_after
+
+
+class LockError(ReliabilityError):
+    """Base class of the lock errors."""
+
+
+class LockNotAcquiredError(LockError):
+    """Another owner holds the lease. Contention is never reported as success."""
+
+    transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        holder: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.holder = holder
+        self.expires_at = expires_at
+
+
+class LockLostError(LockError):
+    """The caller's lease expired or was taken by another owner."""
+
+
+class StaleFenceError(ReliabilityError):
+    """A write carried a fencing token older than the newest one already seen."""
+
+    def __init__(self, message: str, *, token: int, current: int | None) -> None:
+        super().__init__(message)
+        self.token = token
+        self.current = current

@@ -1,0 +1,146 @@
+"""
+The storage contract every capability is written against.
+
+Two operations are enough for all four capabilities: a consistent read, and one
+atomic read-modify-write of a single document whose callback sees the store's
+own clock. Algorithms never assume anything else of a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+__all__ = [
+    "Delete",
+    "Outcome",
+    "Put",
+    "Snapshot",
+    "StateStore",
+    "StoreStats",
+]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """
+    One document as the store saw it.
+
+    Attributes:
+        collection: The collection the document lives in.
+        key: The document id.
+        data: The document's fields, or ``None`` when it does not exist. A
+            fresh copy: mutating it changes nothing in the store.
+        version: An opaque token that changes on every write (``None`` when
+            the document does not exist). Compare versions only for equality.
+        now: The store's own time when the snapshot was read (Firestore: the
+            transaction's server read time; MemoryStore: its clock). Leases
+            and deadlines are judged against this, never a client clock.
+    """
+
+    collection: str
+    key: str
+    data: dict[str, Any] | None
+    version: Hashable | None
+    now: datetime
+
+    @property
+    def exists(self) -> bool:
+        """Whether the document exists."""
+        return self.data is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Replace the whole document with ``data``."""
+
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete the document."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[R]):
+    """
+    What a ``transact`` callback decided: what to write, and what to return.
+
+    ``write=None`` writes nothing (and costs no write).
+    """
+
+    result: R
+    write: Put | Delete | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """
+    Operation counts of one store object since it was created or reset.
+
+    ``reads`` counts document reads (``get`` and each transaction attempt's
+    read); ``writes`` counts committed puts and deletes; ``transactions``
+    counts ``transact`` calls; ``conflicts`` counts attempts that were
+    aborted by a concurrent writer and re-run.
+    """
+
+    reads: int = 0
+    writes: int = 0
+    transactions: int = 0
+    conflicts: int = 0
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """
+    A document store with one atomic read-modify-write.
+
+    Implementations: :class:`~pipeline_reliability.MemoryStore` (embedded) and
+    :class:`~pipeline_reliability.FirestoreStore`. The contract suite in
+    ``tests/stores`` is what defines the behaviour; both pass it.
+    """
+
+    @property
+    def stats(self) -> StoreStats:
+        """Operation counts so far (a frozen copy)."""
+        ...
+
+    def reset_stats(self) -> None:
+        """Set every operation count back to zero."""
+        ...
+
+    def get(self, collection: str, key: str) -> Snapshot:
+        """
+        Read one document.
+
+        Raises:
+            InvalidInputError: the collection or key is not a valid document path.
+            StoreUnavailableError: the store could not be reached.
+        """
+        ...
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+    ) -> R:
+        """
+        Atomically read a document, let ``fn`` decide, and apply its write.
+
+        ``fn`` may be called more than once: when another writer changed the
+        document between the read and the commit, the attempt is discarded
+        and ``fn`` runs again on the new state. It must therefore have no side
+        effects besides its return value. An exception raised by ``fn``
+        aborts the transaction, writes nothing and propagates unchanged.
+
+        Raises:
+            InvalidInputError: bad path, or data the store cannot hold.
+            StoreConflictError: contention outlasted the store's attempts.
+            StoreUnavailableError: the store failed (``maybe_committed`` tells
+                whether the write may have been applied anyway).
+        """
+        ...

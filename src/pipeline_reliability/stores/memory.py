@@ -1,0 +1,129 @@
+"""The embedded store: thread-safe, versioned, optimistic like Firestore."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .._clock import Clock, SystemClock
+from .._keys import validate_id
+from ..errors import ConfigurationError, StoreConflictError
+from ._protocol import Delete, Outcome, Put, Snapshot, StoreStats
+from ._values import normalise_document
+
+__all__ = ["MemoryStore"]
+
+R = TypeVar("R")
+
+
+class MemoryStore:
+    """
+    A :class:`StateStore` in process memory: the embedded default.
+
+    Concurrency is optimistic, as in Firestore: ``transact`` reads a version,
+    runs the callback without holding the lock, and commits only if the
+    version is unchanged; otherwise the callback is run again on fresh state,
+    up to ``max_attempts`` times. Versions come from one counter per store, so
+    a deleted and re-created document never reuses a version.
+
+    Args:
+        clock: The store's time source (``Snapshot.now``). Pass a
+            :class:`~pipeline_reliability.testing.FakeClock` to move time in tests.
+        max_attempts: Attempts per ``transact`` before ``StoreConflictError``.
+    """
+
+    def __init__(self, *, clock: Clock | None = None, max_attempts: int = 5) -> None:
+        if max_attempts < 1:
+            raise ConfigurationError("max_attempts must be at least 1")
+        self.clock: Clock = clock or SystemClock()
+        self.max_attempts = max_attempts
+        self._lock = threading.Lock()
+        self._docs: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
+        self._versions = itertools.count(1)
+        self._reads = self._writes = self._transactions = self._conflicts = 0
+
+    @property
+    def stats(self) -> StoreStats:
+        """Operation counts so far (a frozen copy)."""
+        with self._lock:
+            return StoreStats(self._reads, self._writes, self._transactions, self._conflicts)
+
+    def reset_stats(self) -> None:
+        """Set every operation count back to zero."""
+        with self._lock:
+            self._reads = self._writes = self._transactions = self._conflicts = 0
+
+    def get(self, collection: str, key: str) -> Snapshot:
+        """Read one document (see :meth:`StateStore.get`)."""
+        validate_id(collection, "collection id")
+        validate_id(key)
+        return self._read(collection, key)
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+    ) -> R:
+        """Atomic read-modify-write (see :meth:`StateStore.transact`)."""
+        validate_id(collection, "collection id")
+        validate_id(key)
+        with self._lock:
+            self._transactions += 1
+        for _ in range(self.max_attempts):
+            snap = self._read(collection, key)
+            outcome = fn(snap)
+            write = outcome.write
+            # Validate outside the lock; a bad document aborts before anything is written.
+            data = normalise_document(write.data) if isinstance(write, Put) else None
+            if self._commit(collection, key, snap.version, write, data):
+                return outcome.result
+        raise StoreConflictError(
+            f"transaction on {collection}/{key} conflicted {self.max_attempts} times",
+            attempts=self.max_attempts,
+        )
+
+    def dump(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Return a deep copy of every document, by collection then key (for tests and tools)."""
+        with self._lock:
+            out: dict[str, dict[str, dict[str, Any]]] = {}
+            for (collection, key), (_, data) in sorted(self._docs.items()):
+                out.setdefault(collection, {})[key] = copy.deepcopy(data)
+            return out
+
+    def _read(self, collection: str, key: str) -> Snapshot:
+        with self._lock:
+            self._reads += 1
+            entry = self._docs.get((collection, key))
+            now = self.clock.now()
+            if entry is None:
+                return Snapshot(collection, key, None, None, now)
+            return Snapshot(collection, key, copy.deepcopy(entry[1]), entry[0], now)
+
+    def _commit(
+        self,
+        collection: str,
+        key: str,
+        read_version: object,
+        write: Put | Delete | None,
+        data: dict[str, Any] | None,
+    ) -> bool:
+        with self._lock:
+            if write is None:
+                # A read-only transaction is serialisable at its read point.
+                return True
+            entry = self._docs.get((collection, key))
+            current = None if entry is None else entry[0]
+            if current != read_version:
+                # Someone committed since our read: discard this attempt and re-run.
+                self._conflicts += 1
+                return False
+            if isinstance(write, Delete):
+                if entry is not None:
+                    del self._docs[(collection, key)]
+                    self._writes += 1
+                return True
+            assert data is not None
+            self._docs[(collection, key)] = (next(self._versions), data)
+            self._writes += 1
+            return True

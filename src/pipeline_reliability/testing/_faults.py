@@ -1,0 +1,166 @@
+"""Fault injection around any StateStore: the failures DESIGN §1 is about, on demand."""
+
+from __future__ import annotations
+
+import enum
+import random
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TypeVar
+
+from ..errors import StoreConflictError, StoreUnavailableError
+from ..stores._protocol import Outcome, Snapshot, StateStore, StoreStats
+
+__all__ = ["Fault", "FaultyStore"]
+
+R = TypeVar("R")
+
+
+class Fault(enum.Enum):
+    """
+    What :class:`FaultyStore` can do to one operation.
+
+    - ``UNAVAILABLE``: the store cannot be reached; nothing happens.
+    - ``DEADLINE_EXCEEDED``: the call times out before committing; nothing happens.
+    - ``ABORTED``: a concurrent writer aborts the first attempt; the callback
+      runs an extra time and its first result is discarded (as Firestore
+      retries aborted transactions). On ``get`` it behaves like ``UNAVAILABLE``.
+    - ``CONTENTION``: the transaction gives up after conflicts (``StoreConflictError``).
+    - ``LOST_RESPONSE``: the operation is applied, then the response is lost
+      (``StoreUnavailableError`` with ``maybe_committed=True``).
+    """
+
+    UNAVAILABLE = "unavailable"
+    DEADLINE_EXCEEDED = "deadline_exceeded"
+    ABORTED = "aborted"
+    CONTENTION = "contention"
+    LOST_RESPONSE = "lost_response"
+
+
+class FaultyStore:
+    """
+    Wrap a store and inject faults by plan, by probability, or during an outage.
+
+    Operations are numbered from 0 in call order (``get`` and ``transact``
+    alike). ``plan`` maps an operation number to a fault; ``probability``
+    draws a fault from ``faults`` with a seeded RNG for every other call;
+    :meth:`outage` makes every call fail with ``UNAVAILABLE`` while active.
+
+    Example::
+
+        store = FaultyStore(MemoryStore(), plan={0: Fault.LOST_RESPONSE})
+        store.fail_next(Fault.UNAVAILABLE, times=2)
+    """
+
+    def __init__(
+        self,
+        inner: StateStore,
+        *,
+        plan: Mapping[int, Fault] | None = None,
+        probability: float = 0.0,
+        faults: Iterable[Fault] = (Fault.UNAVAILABLE, Fault.ABORTED, Fault.LOST_RESPONSE),
+        seed: int = 0,
+        operations: Iterable[str] = ("get", "transact"),
+    ) -> None:
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError("probability must be within [0, 1]")
+        self.inner = inner
+        self.plan = dict(plan or {})
+        self.probability = probability
+        self.faults = tuple(faults)
+        self.operations = frozenset(operations)
+        self.injected: list[tuple[int, str, Fault]] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._count = 0
+        self._next: list[Fault] = []
+        self._outage = False
+
+    @property
+    def stats(self) -> StoreStats:
+        """The wrapped store's counts."""
+        return self.inner.stats
+
+    def reset_stats(self) -> None:
+        """Reset the wrapped store's counts."""
+        self.inner.reset_stats()
+
+    def fail_next(self, fault: Fault, times: int = 1) -> None:
+        """Inject ``fault`` into the next ``times`` operations."""
+        with self._lock:
+            self._next.extend([fault] * times)
+
+    def set_outage(self, active: bool) -> None:
+        """Start or end an outage: every operation fails while it lasts."""
+        with self._lock:
+            self._outage = active
+
+    @contextmanager
+    def outage(self) -> Iterator[None]:
+        """Fail every operation inside the ``with`` block."""
+        self.set_outage(True)
+        try:
+            yield
+        finally:
+            self.set_outage(False)
+
+    def get(self, collection: str, key: str) -> Snapshot:
+        """Read, unless a fault is due."""
+        fault = self._draw("get")
+        if fault is not None and fault is not Fault.LOST_RESPONSE:
+            raise _error(fault, collection, key)
+        snap = self.inner.get(collection, key)
+        if fault is Fault.LOST_RESPONSE:
+            raise _error(fault, collection, key)
+        return snap
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+    ) -> R:
+        """Transact, unless a fault is due."""
+        fault = self._draw("transact")
+        if fault is Fault.ABORTED:
+            # The first attempt's decision is thrown away, as after a real abort.
+            fn(self.inner.get(collection, key))
+            return self.inner.transact(collection, key, fn)
+        if fault is not None and fault is not Fault.LOST_RESPONSE:
+            raise _error(fault, collection, key)
+        result = self.inner.transact(collection, key, fn)
+        if fault is Fault.LOST_RESPONSE:
+            raise _error(fault, collection, key)
+        return result
+
+    def _draw(self, operation: str) -> Fault | None:
+        with self._lock:
+            index = self._count
+            self._count += 1
+            if operation not in self.operations:
+                return None
+            fault: Fault | None
+            if self._outage:
+                fault = Fault.UNAVAILABLE
+            elif self._next:
+                fault = self._next.pop(0)
+            elif index in self.plan:
+                fault = self.plan[index]
+            elif self.probability and self._rng.random() < self.probability:
+                fault = self._rng.choice(self.faults)
+            else:
+                fault = None
+            if fault is not None:
+                self.injected.append((index, operation, fault))
+            return fault
+
+
+def _error(fault: Fault, collection: str, key: str) -> Exception:
+    where = f"{collection}/{key}"
+    if fault is Fault.CONTENTION:
+        return StoreConflictError(f"injected contention on {where}", attempts=5)
+    if fault is Fault.LOST_RESPONSE:
+        return StoreUnavailableError(
+            f"injected lost response on {where} (the write was applied)", maybe_committed=True
+        )
+    if fault is Fault.DEADLINE_EXCEEDED:
+        return StoreUnavailableError(f"injected deadline exceeded on {where}")
+    return StoreUnavailableError(f"injected unavailability on {where}")
