@@ -27,7 +27,8 @@ The tree::
     ├── LockError
     │   ├── LockNotAcquiredError      another owner holds the lease
     │   └── LockLostError             the caller's lease is no longer held
-    └── StaleFenceError               a write carried an outdated fencing token
+    ├── StaleFenceError               a write carried an outdated fencing token
+    └── EmulatorError                 a local emulator could not be started (testing)
 
 ``transient`` is a class attribute: ``True`` where retrying the same operation
 later can succeed. The retry predicates read it.
@@ -42,6 +43,7 @@ __all__ = [
     "CircuitOpenError",
     "CompletionNotRecordedError",
     "ConfigurationError",
+    "EmulatorError",
     "InvalidInputError",
     "InvalidMessageError",
     "LockError",
@@ -233,3 +235,7 @@ class StaleFenceError(ReliabilityError):
         super().__init__(message)
         self.token = token
         self.current = current
+
+
+class EmulatorError(ReliabilityError):
+    """A local emulator (Firestore, Pub/Sub, BigQuery) is missing or failed to start."""
