@@ -19,6 +19,7 @@ The tree::
     │   └── StoreConflictError        transient: contention outlasted the attempts
     ├── SinkError                     BigQuery or Pub/Sub failed
     │   ├── WriteFailedError          a BigQuery load/query/insert failed
+    │   │   └── SinkUnavailableError  transient: BigQuery overloaded/unreachable
     │   └── PublishFailedError        a Pub/Sub publish failed
     ├── RetryExhaustedError           attempts or deadline ran out (last error chained)
     ├── CompletionNotRecordedError    neither the store nor the ledger took a completion
@@ -55,6 +56,7 @@ __all__ = [
     "ReliabilityError",
     "RetryExhaustedError",
     "SinkError",
+    "SinkUnavailableError",
     "StaleFenceError",
     "StoreConflictError",
     "StoreError",
@@ -152,6 +154,15 @@ class WriteFailedError(SinkError):
         self.job_id = job_id
 
 
+class SinkUnavailableError(WriteFailedError):
+    """
+    A BigQuery call failed in a way that retrying later can fix (rate limits,
+    backend errors, serialization conflicts, unreachable endpoint).
+    """
+
+    transient = True
+
+
 class PublishFailedError(SinkError):
     """A Pub/Sub publish failed."""
 
@@ -165,10 +176,19 @@ class RetryExhaustedError(ReliabilityError):
     The last error is chained as ``__cause__`` and kept as ``last_error``.
     """
 
-    def __init__(self, message: str, *, attempts: int, last_error: BaseException) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        last_error: BaseException,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.last_error = last_error
+        #: What ran out: ``"attempts"`` or ``"deadline"`` (``None`` if unknown).
+        self.reason = reason
 
 
 class CompletionNotRecordedError(ReliabilityError):

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..errors import MissingDependencyError, WriteFailedError
+from ..errors import MissingDependencyError, SinkUnavailableError, WriteFailedError
 
 __all__ = ["bigquery_module", "make_client", "map_bigquery_errors", "ndjson_file"]
 
@@ -46,20 +46,29 @@ def make_client(project: str | None = None) -> Any:
     endpoint = host if host.startswith("http") else f"http://{host}"
     return bigquery.Client(
         project=project or os.environ.get("GOOGLE_CLOUD_PROJECT", "demo-test"),
-        credentials=AnonymousCredentials(),
+        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options=ClientOptions(api_endpoint=endpoint),
     )
 
 
 @contextmanager
 def map_bigquery_errors(what: str, job_id: str | None = None) -> Iterator[None]:
-    """Translate Google API errors raised in the block into ``WriteFailedError`` (chained)."""
+    """
+    Translate Google API errors raised in the block (chained).
+
+    Transient ones (as :func:`~pipeline_reliability.retry.is_transient` judges)
+    become :class:`SinkUnavailableError`, so a retry around this block still
+    retries them; the rest become :class:`WriteFailedError`.
+    """
     from google.api_core import exceptions as gexc
+
+    from ..retry import is_transient
 
     try:
         yield
-    except gexc.GoogleAPIError as exc:
-        raise WriteFailedError(f"{what} failed: {exc}", job_id=job_id) from exc
+    except (gexc.GoogleAPIError, ConnectionError) as exc:
+        cls = SinkUnavailableError if is_transient(exc) else WriteFailedError
+        raise cls(f"{what} failed: {exc}", job_id=job_id) from exc
 
 
 def _default(value: Any) -> Any:

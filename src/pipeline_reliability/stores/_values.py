@@ -39,7 +39,9 @@ def _map(value: Mapping[str, Any], size: list[int], path: str) -> dict[str, Any]
     out: dict[str, Any] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not k:
-            raise InvalidInputError(f"field names must be non-empty strings, got {k!r} at {path!r}")
+            raise InvalidInputError(
+                f"field names must be non-empty strings, got {k!r} at {path!r}"
+            )
         size[0] += len(k) + 1
         out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False)
     return out

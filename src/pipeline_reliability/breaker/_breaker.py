@@ -1,0 +1,393 @@
+"""The public ``CircuitBreaker``: decorator, context manager, ``call`` and admin operations."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, cast
+
+from .._clock import Clock
+from .._keys import encode_key, validate_id
+from ..errors import ConfigurationError
+from ..stores._protocol import StateStore
+from ._config import BreakerConfig, OnStoreError, seconds
+from ._engine import Engine
+from ._events import BreakerListener
+from ._state import Action, BreakerState
+
+__all__ = ["BreakerStatus", "CircuitBreaker"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# Calls in progress under ``with breaker:``, per thread / asyncio task: (breaker, token).
+_ACTIVE: ContextVar[tuple[tuple[object, int], ...]] = ContextVar(
+    "pipeline_reliability_breaker_active", default=()
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStatus:
+    """
+    What one instance knows about its circuit (see :meth:`CircuitBreaker.status`).
+
+    Attributes:
+        name: The breaker's name.
+        instance_id: This instance's id.
+        state: The state of the cached view.
+        generation: Its generation (0: never written).
+        opened_at: When it last opened (store time), if open or half-open.
+        forced: Whether it was forced open.
+        probe_holder: The instance holding the half-open probe lease, if any.
+        probe_expires_at: When that lease expires (store time).
+        is_prober: Whether this instance holds the lease and may still admit probes.
+        reporters: Instances with a live trip report (``open_quorum > 1``).
+        read_at: The store time of the read the view comes from (``None``: never read).
+        store_error: The last store failure, while the breaker is backing off from it.
+    """
+
+    name: str
+    instance_id: str
+    state: BreakerState
+    generation: int
+    opened_at: datetime | None
+    forced: bool
+    probe_holder: str | None
+    probe_expires_at: datetime | None
+    is_prober: bool
+    reporters: int
+    read_at: datetime | None
+    store_error: str | None
+
+
+class CircuitBreaker(Engine):
+    """
+    A circuit breaker shared by every instance that uses the same ``name`` and store.
+
+    Failures are counted in memory, per instance, over a sliding ``window``.
+    The shared document holds only the state, a generation number, when it
+    opened, the half-open probe lease and (``open_quorum > 1``) the trip
+    reports. It is written only on a transition, as a compare-and-set on the
+    generation, so a healthy circuit costs zero writes and at most one read
+    per ``cache_ttl`` per instance.
+
+    Use it as a decorator (sync or ``async`` functions), as a context manager
+    (``with`` / ``async with``), or through :meth:`call` / :meth:`call_async`.
+
+    Args:
+        name: Any non-empty string; escaped into a document id, no registration.
+        store: Where the circuit is shared (``MemoryStore``, ``FirestoreStore``).
+        failure_threshold: Failures within ``window`` on one instance that trip it.
+        window: How long a failure (or call) counts (``timedelta`` or seconds).
+        minimum_calls: Calls the window must hold before it may trip
+            (default: ``failure_threshold``, i.e. no extra condition).
+        reset_timeout: How long the circuit stays open before one probe is
+            elected; also the probe lease's duration.
+        half_open_probes: Trial calls admitted, fleet-wide, per half-open generation.
+        success_threshold: Successful probes that close the circuit (≤ half_open_probes).
+        excluded: Exception types that are neither success nor failure; they pass through.
+        failure_predicate: ``exc -> bool``; ``False`` makes an exception neutral too.
+        cache_ttl: How long this instance trusts its cached view of the circuit.
+        on_store_error: ``"fail_open"`` serves with the local view while the store
+            fails; ``"fail_closed"`` rejects. Both log with traceback and count.
+        open_quorum: Distinct instances whose windows must trip within ``window``
+            before the circuit opens for everyone.
+        clock: Time source (a ``FakeClock`` in tests).
+        instance_id: This instance's id (default: host, pid and a random suffix).
+        collection: The collection holding circuit documents.
+
+    Raises:
+        ConfigurationError: invalid options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        store: StateStore,
+        *,
+        failure_threshold: int = 5,
+        window: timedelta | float = timedelta(seconds=60),
+        minimum_calls: int | None = None,
+        reset_timeout: timedelta | float = timedelta(seconds=60),
+        half_open_probes: int = 1,
+        success_threshold: int = 1,
+        excluded: tuple[type[BaseException], ...] | type[BaseException] = (),
+        failure_predicate: Callable[[BaseException], bool] | None = None,
+        cache_ttl: timedelta | float = timedelta(seconds=5),
+        on_store_error: OnStoreError = "fail_open",
+        open_quorum: int = 1,
+        clock: Clock | None = None,
+        instance_id: str | None = None,
+        collection: str = "circuit_breakers",
+    ) -> None:
+        raw_name = cast(object, name)  # checked at run time: callers may pass anything
+        if not isinstance(raw_name, str) or not raw_name:
+            raise ConfigurationError(f"a breaker name must be a non-empty string, got {name!r}")
+        if instance_id is None:
+            instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        elif not isinstance(raw_id := cast(object, instance_id), str) or not raw_id:
+            raise ConfigurationError("instance_id must be a non-empty string")
+        config = BreakerConfig(
+            failure_threshold=failure_threshold,
+            window=seconds(window, "window"),
+            minimum_calls=failure_threshold if minimum_calls is None else minimum_calls,
+            reset_timeout=seconds(reset_timeout, "reset_timeout"),
+            half_open_probes=half_open_probes,
+            success_threshold=success_threshold,
+            excluded=excluded if isinstance(excluded, tuple) else (excluded,),
+            failure_predicate=failure_predicate,
+            cache_ttl=seconds(cache_ttl, "cache_ttl", allow_zero=True),
+            on_store_error=on_store_error,
+            open_quorum=open_quorum,
+            collection=collection,
+        )
+        super().__init__(
+            name,
+            key=validate_id(encode_key(name)),
+            store=store,
+            config=config,
+            clock=clock,
+            instance_id=instance_id,
+        )
+
+    def __repr__(self) -> str:
+        view = self._view.circuit
+        return (
+            f"CircuitBreaker({self.name!r}, instance_id={self.instance_id!r}, "
+            f"state={view.state.value}, generation={view.generation})"
+        )
+
+    # ------------------------------------------------------------------ calling
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """
+        Run ``fn(*args, **kwargs)`` through the breaker.
+
+        Raises:
+            CircuitOpenError: the circuit rejects the call (``fn`` did not run).
+        """
+        token = self._admit()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if self._is_failure(exc):
+                self._record_failure(token)
+            raise
+        if token & 1 or self._records_successes:
+            self._record_success(token)
+        return result
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[T]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """
+        Await ``fn(*args, **kwargs)`` through the breaker.
+
+        Store round-trips (at most one per ``cache_ttl``, and on transitions)
+        run in a worker thread so that they never block the event loop.
+
+        Raises:
+            CircuitOpenError: the circuit rejects the call (``fn`` did not run).
+        """
+        token = await self._admit_async()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            if self._is_failure(exc):
+                await asyncio.to_thread(self._record_failure, token)
+            raise
+        await self._success_async(token)
+        return result
+
+    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+        """Decorate ``fn`` (a plain or ``async`` function) so that every call goes through."""
+        if inspect.iscoroutinefunction(fn):
+            coroutine_fn = cast(Callable[P, Awaitable[Any]], fn)
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.call_async(coroutine_fn, *args, **kwargs)
+
+            return cast(Callable[P, T], async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            return self.call(fn, *args, **kwargs)
+
+        return wrapper
+
+    def __enter__(self) -> CircuitBreaker:
+        token = self._admit()
+        _ACTIVE.set((*_ACTIVE.get(), (self, token)))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._pop_token()
+        if exc is None:
+            if token & 1 or self._records_successes:
+                self._record_success(token)
+        elif self._is_failure(exc):
+            self._record_failure(token)
+
+    async def __aenter__(self) -> CircuitBreaker:
+        token = await self._admit_async()
+        _ACTIVE.set((*_ACTIVE.get(), (self, token)))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._pop_token()
+        if exc is None:
+            await self._success_async(token)
+        elif self._is_failure(exc):
+            await asyncio.to_thread(self._record_failure, token)
+
+    async def _admit_async(self) -> int:
+        if self._mono() < self._fresh_until:
+            gen = self._closed_gen
+            if gen >= 0:
+                return gen << 1
+        return await asyncio.to_thread(self._admit_slow)
+
+    async def _success_async(self, token: int) -> None:
+        if token & 1:
+            await asyncio.to_thread(self._record_success, token)
+        elif self._records_successes:
+            self._record_success(token)  # no lock, no store: safe on the event loop
+
+    def _pop_token(self) -> int:
+        stack = _ACTIVE.get()
+        for i in range(len(stack) - 1, -1, -1):
+            if stack[i][0] is self:
+                _ACTIVE.set(stack[:i] + stack[i + 1 :])
+                return stack[i][1]
+        raise RuntimeError(f"breaker {self.name!r} exited a block it never entered")
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def state(self) -> BreakerState:
+        """The circuit's state, as of a read at most ``cache_ttl`` old (refreshed if older)."""
+        self._refresh_if_stale()
+        return self._view.circuit.state
+
+    def status(self, *, refresh: bool = False) -> BreakerStatus:
+        """
+        This instance's view of the circuit, without touching the store.
+
+        Args:
+            refresh: Read the store first (store errors then raise).
+        """
+        if refresh:
+            with self._lock:
+                self._read_or_raise()
+            self._flush()
+        with self._lock:
+            view, mono = self._view, self._mono()
+            circuit, probe = view.circuit, view.circuit.probe
+            return BreakerStatus(
+                name=self.name,
+                instance_id=self.instance_id,
+                state=circuit.state,
+                generation=circuit.generation,
+                opened_at=circuit.opened_at,
+                forced=circuit.forced,
+                probe_holder=None if probe is None else probe.holder,
+                probe_expires_at=None if probe is None else probe.expires_at,
+                is_prober=self._is_prober(circuit, mono),
+                reporters=len(circuit.reports),
+                read_at=None if view.read_mono == 0.0 and circuit.generation == 0
+                and view.store_now.year == 1970 else view.store_now,
+                store_error=None if self._store_error is None else repr(self._store_error),
+            )
+
+    def add_listener(self, listener: BreakerListener) -> None:
+        """Call ``listener(event)`` on transitions, rejections and trip reports."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: BreakerListener) -> None:
+        """Stop calling ``listener`` (no error if it was not added)."""
+        with self._lock:
+            self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+    # ------------------------------------------------------------------ operator actions
+
+    def force_open(self) -> None:
+        """
+        Open the circuit for every instance until :meth:`force_close` or :meth:`reset`.
+
+        A forced-open circuit never elects a probe. Store errors raise: an
+        operator must know whether the change happened.
+
+        Raises:
+            StoreError: the store failed (the change may not have happened).
+        """
+        self._operator(Action.FORCE_OPEN)
+
+    def force_close(self) -> None:
+        """
+        Close the circuit for every instance (no write when it is already closed).
+
+        Raises:
+            StoreError: the store failed (the change may not have happened).
+        """
+        self._operator(Action.FORCE_CLOSE)
+
+    def reset(self) -> None:
+        """
+        Close the circuit, drop pending trip reports, and clear this instance's window.
+
+        Writes only when the document is not already closed without reports.
+
+        Raises:
+            StoreError: the store failed (the change may not have happened).
+        """
+        self._operator(Action.RESET)
+
+    def _operator(self, action: Action) -> None:
+        try:
+            with self._lock:
+                self._transact(action, None, self._mono(), raise_errors=True)
+                if action is Action.RESET:
+                    self._window.clear()
+                    self._reported_gen = -1
+        finally:
+            if self._pending:
+                self._flush()
+
+    def _refresh_if_stale(self) -> None:
+        if self._mono() < self._fresh_until:
+            return
+        try:
+            with self._lock:
+                mono = self._mono()
+                if mono >= self._fresh_until:
+                    self._refresh(mono)
+        finally:
+            if self._pending:
+                self._flush()
+
+    def _read_or_raise(self) -> None:
+        mono = self._mono()
+        self._refresh(mono)
+        if self._store_error is not None:
+            raise self._store_error

@@ -1,0 +1,106 @@
+"""The breaker's options, validated once when the breaker is built."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, cast
+
+from .._keys import validate_id
+from ..errors import ConfigurationError
+
+__all__ = ["BreakerConfig", "OnStoreError", "seconds"]
+
+OnStoreError = Literal["fail_open", "fail_closed"]
+_ON_STORE_ERROR = ("fail_open", "fail_closed")
+
+
+def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
+    """Normalise a duration given as ``timedelta`` or float seconds, rejecting nonsense."""
+    raw = cast(object, value)  # checked at run time: callers may pass anything
+    if isinstance(raw, bool) or not isinstance(raw, timedelta | int | float):
+        raise ConfigurationError(f"{what} must be a timedelta or seconds, got {value!r}")
+    result = raw.total_seconds() if isinstance(raw, timedelta) else float(raw)
+    if not math.isfinite(result):
+        raise ConfigurationError(f"{what} must be finite, got {value!r}")
+    if result < 0 or (result == 0 and not allow_zero):
+        raise ConfigurationError(f"{what} must be {'≥' if allow_zero else '>'} 0, got {value!r}")
+    return result
+
+
+def _positive_int(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigurationError(f"{what} must be an integer ≥ 1, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerConfig:
+    """
+    Everything a :class:`CircuitBreaker` was configured with (durations in seconds).
+
+    Built and validated by the breaker's constructor; read it back from
+    ``breaker.config``. See :class:`CircuitBreaker` for what each option means.
+
+    Raises:
+        ConfigurationError: a value that cannot work (zero thresholds,
+            ``success_threshold > half_open_probes``, an unknown
+            ``on_store_error``, a non-exception in ``excluded``, ...).
+    """
+
+    failure_threshold: int = 5
+    window: float = 60.0
+    minimum_calls: int = 5
+    reset_timeout: float = 60.0
+    half_open_probes: int = 1
+    success_threshold: int = 1
+    excluded: tuple[type[BaseException], ...] = ()
+    failure_predicate: Callable[[BaseException], bool] | None = None
+    cache_ttl: float = 5.0
+    on_store_error: OnStoreError = "fail_open"
+    open_quorum: int = 1
+    collection: str = "circuit_breakers"
+
+    def __post_init__(self) -> None:
+        _positive_int(self.failure_threshold, "failure_threshold")
+        _positive_int(self.minimum_calls, "minimum_calls")
+        _positive_int(self.half_open_probes, "half_open_probes")
+        _positive_int(self.success_threshold, "success_threshold")
+        _positive_int(self.open_quorum, "open_quorum")
+        seconds(self.window, "window")
+        seconds(self.reset_timeout, "reset_timeout")
+        seconds(self.cache_ttl, "cache_ttl", allow_zero=True)
+        if self.success_threshold > self.half_open_probes:
+            # Each half-open generation admits at most half_open_probes trial calls, so a
+            # larger success threshold could never be reached.
+            raise ConfigurationError(
+                f"success_threshold ({self.success_threshold}) cannot exceed "
+                f"half_open_probes ({self.half_open_probes})"
+            )
+        if self.on_store_error not in _ON_STORE_ERROR:
+            raise ConfigurationError(
+                f"on_store_error must be one of {_ON_STORE_ERROR}, got {self.on_store_error!r}"
+            )
+        for kind in cast(tuple[object, ...], self.excluded):
+            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+                raise ConfigurationError(f"excluded must hold exception types, got {kind!r}")
+        predicate = cast(object, self.failure_predicate)
+        if predicate is not None and not callable(predicate):
+            raise ConfigurationError("failure_predicate must be callable")
+        try:
+            validate_id(self.collection, "collection id")
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    @property
+    def records_successes(self) -> bool:
+        """
+        Whether successes must be remembered in the window.
+
+        Only ``minimum_calls`` looks at successes, and when it is at most the
+        failure threshold, enough failures already imply enough calls: the
+        healthy hot path then records nothing at all.
+        """
+        return self.minimum_calls > self.failure_threshold

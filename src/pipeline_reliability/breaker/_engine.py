@@ -1,0 +1,394 @@
+"""
+The breaker's engine: admission, outcome recording, and the store round-trips.
+
+The hot path (a CLOSED circuit whose cached view is fresh) reads one
+monotonic clock and two attributes, takes no lock and touches no store. Every
+store operation happens on a slow path under the instance lock, so the
+threads of one instance share one read per ``cache_ttl`` (single flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .._clock import Clock
+from .._telemetry import counter, log_failure, span
+from ..errors import CircuitOpenError, StoreError
+from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ._config import BreakerConfig
+from ._events import (
+    BreakerEvent,
+    BreakerListener,
+    RejectionEvent,
+    TransitionEvent,
+    TripReportEvent,
+    notify,
+)
+from ._state import Action, BreakerState, Change, Circuit, from_document, to_document, transition
+from ._window import OutcomeWindow
+
+__all__ = ["Engine", "View"]
+
+logger = logging.getLogger("pipeline_reliability.breaker")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """This instance's cached copy of the circuit, and when (store and local time) it was read."""
+
+    circuit: Circuit
+    store_now: datetime
+    read_mono: float
+
+    def estimate_now(self, mono: float) -> datetime:
+        """The store's time now, estimated from the read and the local monotonic clock."""
+        return self.store_now + timedelta(seconds=mono - self.read_mono)
+
+
+class Engine:
+    """State and slow paths shared by the public :class:`CircuitBreaker` API."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        key: str,
+        store: StateStore,
+        config: BreakerConfig,
+        clock: Clock | None,
+        instance_id: str,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.store = store
+        self.config = config
+        self.instance_id = instance_id
+        self._clock = clock
+        # The real clock's monotonic() is called directly: one C call on the hot path.
+        self._mono = time.monotonic if clock is None else clock.monotonic
+        self._lock = threading.Lock()
+        self._view = View(Circuit(), _EPOCH, 0.0)
+        self._fresh_until = -math.inf
+        # The generation when calls may pass without the lock (a fresh CLOSED view), else -1.
+        self._closed_gen = -1
+        self._window = OutcomeWindow(
+            failure_threshold=config.failure_threshold,
+            minimum_calls=config.minimum_calls,
+            window=config.window,
+        )
+        self._records_successes = self._window.records_successes
+        self._probe_gen = -1
+        self._probes_admitted = self._probe_successes = 0
+        self._probe_deadline = -math.inf
+        self._reported_gen = -1
+        self._reported_mono = -math.inf
+        self._store_error: StoreError | None = None
+        self._listeners: tuple[BreakerListener, ...] = ()
+        self._pending: list[BreakerEvent] = []
+        self._attrs = {"breaker": name}
+        self._c_transitions = counter("breaker.transitions", "Circuit breaker state transitions")
+        self._c_rejections = counter("breaker.rejections", "Calls rejected by a circuit breaker")
+        self._c_reads = counter("breaker.store_reads", "Circuit breaker store reads")
+        self._c_writes = counter("breaker.store_writes", "Circuit breaker store writes")
+        self._c_errors = counter("breaker.store_errors", "Circuit breaker store failures")
+
+    # ------------------------------------------------------------------ admission
+
+    def _admit(self) -> int:
+        """Admit a call or raise ``CircuitOpenError``; returns the call's token."""
+        # Tokens are ``generation << 1 | is_probe``: one int, no allocation.
+        if self._mono() < self._fresh_until:
+            gen = self._closed_gen
+            if gen >= 0:
+                return gen << 1
+        return self._admit_slow()
+
+    def _admit_slow(self) -> int:
+        try:
+            with self._lock:
+                return self._admit_locked(self._mono())
+        finally:
+            if self._pending:
+                self._flush()
+
+    def _admit_locked(self, mono: float) -> int:
+        if mono >= self._fresh_until:
+            self._refresh(mono)
+        if self._store_error is not None and self.config.on_store_error == "fail_closed":
+            raise self._reject(mono, "store_error") from self._store_error
+        token = self._admission(mono)
+        if token is not None:
+            return token
+        if self._election_due(mono):
+            if self._store_error is not None:
+                # fail_open while the store fails: no probe can be elected, and the
+                # cool-down is over, so the breaker steps aside rather than block.
+                return self._view.circuit.generation << 1
+            # At most one election attempt per call; either way we adopt what is stored.
+            self._transact(Action.ELECT, self._view.circuit.generation, mono)
+            token = self._admission(mono)
+            if token is not None:
+                return token
+        raise self._reject(mono, None)
+
+    def _admission(self, mono: float) -> int | None:
+        circuit = self._view.circuit
+        if circuit.state is CLOSED:
+            return circuit.generation << 1
+        if circuit.state is HALF_OPEN and self._is_prober(circuit, mono):
+            probe = circuit.probe
+            assert probe is not None
+            if self._probes_admitted < probe.slots:
+                self._probes_admitted += 1
+                return circuit.generation << 1 | 1
+        return None
+
+    def _is_prober(self, circuit: Circuit, mono: float) -> bool:
+        probe = circuit.probe
+        return (
+            probe is not None
+            and probe.holder == self.instance_id
+            and self._probe_gen == circuit.generation
+            and mono < self._probe_deadline
+        )
+
+    def _election_due(self, mono: float) -> bool:
+        circuit = self._view.circuit
+        now = self._view.estimate_now(mono)
+        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
+            return now - circuit.opened_at >= timedelta(seconds=self.config.reset_timeout)
+        if circuit.state is HALF_OPEN and circuit.probe is not None:
+            return now >= circuit.probe.expires_at
+        return False
+
+    def _retry_after(self, mono: float) -> timedelta | None:
+        circuit = self._view.circuit
+        now = self._view.estimate_now(mono)
+        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
+            due = circuit.opened_at + timedelta(seconds=self.config.reset_timeout)
+        elif circuit.state is HALF_OPEN and circuit.probe is not None:
+            due = circuit.probe.expires_at
+        else:
+            return None
+        return max(due - now, timedelta(0))
+
+    def _reject(self, mono: float, reason: str | None) -> CircuitOpenError:
+        circuit = self._view.circuit
+        if reason == "store_error":
+            retry_after: timedelta | None = timedelta(seconds=max(self._fresh_until - mono, 0.0))
+        else:
+            retry_after = self._retry_after(mono)
+            if circuit.state is HALF_OPEN:
+                reason = "half_open"
+            else:
+                reason = "forced_open" if circuit.forced else "open"
+        self._c_rejections.add(1, {"breaker": self.name, "reason": reason})
+        if self._listeners:
+            self._pending.append(
+                RejectionEvent(
+                    self.name, self.instance_id, circuit.state, circuit.generation,
+                    reason, retry_after,
+                )
+            )
+        return CircuitOpenError(self.name, circuit.state, retry_after=retry_after)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _is_failure(self, exc: BaseException) -> bool:
+        """Whether ``exc`` counts as a failure; anything else is neutral (neither outcome)."""
+        if not isinstance(exc, Exception) or isinstance(exc, CircuitOpenError):
+            return False  # cancellation/exit says nothing about the downstream
+        if self.config.excluded and isinstance(exc, self.config.excluded):
+            return False
+        predicate = self.config.failure_predicate
+        if predicate is None:
+            return True
+        try:
+            return bool(predicate(exc))
+        except Exception as broken:  # noqa: BLE001  (user code: any error must be contained)
+            log_failure(logger, f"failure_predicate of breaker {self.name!r} raised; "
+                        "counting the call as a failure", broken, breaker=self.name)
+            return True
+
+    def _record_success(self, token: int) -> None:
+        if not token & 1:
+            # Lock-free: a deque append is atomic, and a success never triggers a write.
+            if self._view.circuit.generation == token >> 1:
+                self._window.success(self._mono())
+            return
+        try:
+            with self._lock:
+                gen = token >> 1
+                if gen != self._view.circuit.generation or gen != self._probe_gen:
+                    return  # a verdict for an older generation changes nothing
+                self._probe_successes += 1
+                if self._probe_successes >= self.config.success_threshold:
+                    self._transact(Action.PROBE_SUCCEEDED, gen, self._mono())
+        finally:
+            if self._pending:
+                self._flush()
+
+    def _record_failure(self, token: int) -> None:
+        try:
+            with self._lock:
+                self._failure_locked(token, self._mono())
+        finally:
+            if self._pending:
+                self._flush()
+
+    def _failure_locked(self, token: int, mono: float) -> None:
+        gen = token >> 1
+        circuit = self._view.circuit
+        if gen != circuit.generation:
+            return  # a result arriving for an older generation never changes the state
+        if token & 1:
+            if gen == self._probe_gen:
+                self._transact(Action.PROBE_FAILED, gen, mono)
+            return
+        if circuit.state is not CLOSED:
+            return
+        self._window.failure(mono)
+        if not self._window.tripped(mono) and len(self._window._failures) < 2:
+            return
+        if self._store_error is not None and mono < self._fresh_until:
+            return  # backing off a failing store; the trip is retried after cache_ttl
+        if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
+            return  # my quorum report is still live: nothing to add
+        change = self._transact(Action.TRIP, gen, mono)
+        if self._view.circuit.generation == gen and self._store_error is None:
+            # Quorum pending (my report written, or already there): do not re-report
+            # on every further failure; the report itself lives one window.
+            self._reported_gen, self._reported_mono = gen, mono
+            if change is not None and self._listeners:
+                self._pending.append(
+                    TripReportEvent(
+                        self.name, self.instance_id, gen, len(change.after.reports),
+                        self.config.open_quorum, change.after.changed_at or _EPOCH,
+                    )
+                )
+
+    # ------------------------------------------------------------------ store
+
+    def _refresh(self, mono: float) -> None:
+        with span("breaker", "refresh", lambda: {"breaker": self.name}):
+            try:
+                snap = self.store.get(self.config.collection, self.key)
+                circuit = from_document(snap.data)
+            except StoreError as exc:
+                self._store_failed(exc, mono, "read")
+                return
+        self._c_reads.add(1, self._attrs)
+        self._adopt(circuit, snap.now, mono, None)
+
+    def _transact(
+        self, action: Action, expected: int | None, mono: float, *, raise_errors: bool = False
+    ) -> Change | None:
+        """Run ``action`` as a compare-and-set on the generation; adopt the result."""
+
+        def decide(snap: Snapshot) -> Outcome[tuple[Circuit, datetime, Change | None]]:
+            current = from_document(snap.data)
+            change = transition(
+                current, action, expected=expected, now=snap.now,
+                me=self.instance_id, config=self.config,
+            )
+            if change is None:
+                return Outcome((current, snap.now, None))
+            write = Put(to_document(change.after, self.name))
+            return Outcome((change.after, snap.now, change), write)
+
+        attrs = {"breaker": self.name, "action": action.value, "generation": expected}
+        with span("breaker", "transition", attrs):
+            try:
+                circuit, store_now, change = self.store.transact(
+                    self.config.collection, self.key, decide
+                )
+            except StoreError as exc:
+                self._store_failed(exc, mono, action.value)
+                if raise_errors:
+                    raise
+                return None
+        self._c_reads.add(1, self._attrs)
+        if change is not None:
+            self._c_writes.add(1, self._attrs)
+        self._adopt(circuit, store_now, mono, change)
+        return change
+
+    def _store_failed(self, exc: StoreError, mono: float, operation: str) -> None:
+        policy = self.config.on_store_error
+        self._c_errors.add(1, {"breaker": self.name, "operation": operation})
+        log_failure(
+            logger,
+            f"circuit breaker {self.name!r}: store {operation} failed; "
+            f"{'serving with the local view' if policy == 'fail_open' else 'rejecting calls'}"
+            f" for {self.config.cache_ttl:g}s",
+            exc, breaker=self.name, operation=operation, policy=policy,
+        )
+        # Back off for one cache_ttl: a failing store is not hammered once per call.
+        self._store_error = exc
+        self._fresh_until = mono + self.config.cache_ttl
+        if policy == "fail_closed":
+            self._closed_gen = -1
+
+    def _adopt(
+        self, circuit: Circuit, store_now: datetime, mono: float, change: Change | None
+    ) -> None:
+        old = self._view.circuit
+        self._closed_gen = -1
+        self._view = View(circuit, store_now, mono)
+        self._store_error = None
+        if circuit.generation != old.generation:
+            self._moved(old, circuit, store_now, mono, change)
+        self._fresh_until = mono + self.config.cache_ttl
+        if circuit.state is CLOSED:
+            self._closed_gen = circuit.generation
+
+    def _moved(
+        self, old: Circuit, new: Circuit, store_now: datetime, mono: float, change: Change | None
+    ) -> None:
+        # Outcomes and reports belong to the generation they were seen in.
+        self._window.clear()
+        self._reported_gen = -1
+        probe = new.probe
+        if new.state is HALF_OPEN and probe is not None and probe.holder == self.instance_id:
+            self._probe_gen = new.generation
+            self._probes_admitted = self._probe_successes = 0
+            self._probe_deadline = mono + (probe.expires_at - store_now).total_seconds()
+        # Local: this instance wrote the change (or wrote it and lost the response).
+        local = change is not None or (
+            new.changed_by == self.instance_id and new.generation == old.generation + 1
+        )
+        reason = new.reason or "unknown"
+        if local:
+            self._c_transitions.add(
+                1, {"breaker": self.name, "from": old.state.value, "to": new.state.value,
+                    "reason": reason},
+            )
+        level = logging.WARNING if local and new.state is OPEN else logging.INFO
+        if not local:
+            level = logging.DEBUG
+        logger.log(
+            level, "circuit %r %s -> %s (generation %d, %s, %s)", self.name, old.state.value,
+            new.state.value, new.generation, reason, "local" if local else "adopted",
+            extra={"pipeline_reliability": {"breaker": self.name, "generation": new.generation}},
+        )
+        if self._listeners:
+            self._pending.append(
+                TransitionEvent(
+                    self.name, self.instance_id, old.state, new.state, new.generation,
+                    reason, local, new.changed_at,
+                )
+            )
+
+    def _flush(self) -> None:
+        with self._lock:
+            events, self._pending = self._pending, []
+        listeners = self._listeners
+        for event in events:
+            notify(listeners, event)

@@ -1,0 +1,306 @@
+"""
+The shared circuit document and the transition table.
+
+Everything that changes the shared document goes through :func:`transition`,
+a pure function of (stored circuit, requested action, store time). The
+breaker runs it inside ``store.transact``, so it may be re-run on conflict and
+must stay free of side effects.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..errors import StoreError
+from ._config import BreakerConfig
+
+__all__ = [
+    "Action",
+    "BreakerState",
+    "Change",
+    "Circuit",
+    "Probe",
+    "Report",
+    "from_document",
+    "to_document",
+    "transition",
+]
+
+
+class BreakerState(enum.StrEnum):
+    """The three states of a circuit; the values are what the store holds."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Action(enum.Enum):
+    """What an instance asks of the shared circuit."""
+
+    TRIP = "trip"  # my window saw failure_threshold failures (or: report for the quorum)
+    ELECT = "elect"  # the cool-down (or a probe lease) ran out: make me the prober
+    PROBE_SUCCEEDED = "probe_succeeded"  # my probes reached success_threshold
+    PROBE_FAILED = "probe_failed"  # one of my probes failed
+    FORCE_OPEN = "force_open"
+    FORCE_CLOSE = "force_close"
+    RESET = "reset"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """The half-open lease: ``holder`` may admit ``slots`` trial calls until ``expires_at``."""
+
+    holder: str
+    expires_at: datetime
+    slots: int
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One instance's claim, at store time ``at``, that its window tripped (quorum only)."""
+
+    instance: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """
+    The shared document, parsed. A missing document is ``Circuit()``:
+    CLOSED at generation 0, and nothing is written to create it.
+    """
+
+    state: BreakerState = BreakerState.CLOSED
+    generation: int = 0
+    opened_at: datetime | None = None
+    forced: bool = False
+    probe: Probe | None = None
+    reports: tuple[Report, ...] = ()
+    trip_reports: int = 0
+    changed_at: datetime | None = None
+    changed_by: str | None = None
+    reason: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """
+    A write decided by :func:`transition`.
+
+    ``is_transition`` is False only for a quorum trip report, the one write
+    that does not change the state (and leaves the generation alone).
+    """
+
+    before: Circuit
+    after: Circuit
+    reason: str
+
+    @property
+    def is_transition(self) -> bool:
+        """Whether the generation moved (every write except a trip report)."""
+        return self.after.generation != self.before.generation
+
+
+# One function holds the whole table, one return per edge, so that it reads as the table.
+def transition(  # noqa: PLR0911, PLR0912
+    current: Circuit,
+    action: Action,
+    *,
+    expected: int | None,
+    now: datetime,
+    me: str,
+    config: BreakerConfig,
+) -> Change | None:
+    """
+    The transition table: what ``action`` does to ``current`` at store time ``now``.
+
+    ``expected`` is the generation the caller's decision was based on; when
+    the stored generation moved, automatic actions write nothing (the caller
+    adopts the stored circuit instead). Forced actions pass ``None``: the
+    operator wins over whatever is stored. Returns ``None`` for "no write".
+    """
+    if expected is not None and current.generation != expected:
+        return None
+    state = current.state
+    if action is Action.TRIP:
+        if state is not BreakerState.CLOSED:
+            return None
+        return _trip(current, now, me, config)
+    if action is Action.ELECT:
+        if state is BreakerState.OPEN and not current.forced:
+            assert current.opened_at is not None
+            if now - current.opened_at >= timedelta(seconds=config.reset_timeout):
+                return _elect(current, now, me, config, "reset_timeout_elapsed")
+        probe = current.probe
+        if state is BreakerState.HALF_OPEN and probe is not None and now >= probe.expires_at:
+            return _elect(current, now, me, config, "probe_lease_expired")
+        return None
+    if action in (Action.PROBE_SUCCEEDED, Action.PROBE_FAILED):
+        if state is not BreakerState.HALF_OPEN or current.probe is None:
+            return None
+        if current.probe.holder != me:
+            return None
+        if action is Action.PROBE_SUCCEEDED:
+            return _move(current, BreakerState.CLOSED, now, me, "probe_succeeded")
+        return _move(current, BreakerState.OPEN, now, me, "probe_failed", opened_at=now)
+    if action is Action.FORCE_OPEN:
+        if state is BreakerState.OPEN and current.forced:
+            return None
+        return _move(
+            current, BreakerState.OPEN, now, me, "forced_open", opened_at=now, forced=True
+        )
+    if action is Action.FORCE_CLOSE:
+        if state is BreakerState.CLOSED:
+            return None
+        return _move(current, BreakerState.CLOSED, now, me, "forced_close")
+    # Action.RESET: like force_close, and also forgets pending trip reports.
+    if state is BreakerState.CLOSED and not current.reports:
+        return None
+    return _move(current, BreakerState.CLOSED, now, me, "reset")
+
+
+def _trip(current: Circuit, now: datetime, me: str, config: BreakerConfig) -> Change | None:
+    if config.open_quorum == 1:
+        return _move(current, BreakerState.OPEN, now, me, "failure_threshold", opened_at=now)
+    window = timedelta(seconds=config.window)
+    live = [r for r in current.reports if now - r.at < window]
+    if any(r.instance == me for r in live):
+        return None  # my report still counts: writing it again would change nothing
+    others = {r.instance for r in live}
+    if len(others) + 1 >= config.open_quorum:
+        return _move(current, BreakerState.OPEN, now, me, "open_quorum", opened_at=now)
+    # A trip report: the only write that is not a transition (generation unchanged).
+    after = replace(
+        current,
+        reports=(*live, Report(me, now)),
+        trip_reports=current.trip_reports + 1,
+        changed_at=now,
+        changed_by=me,
+        reason="trip_report",
+    )
+    return Change(current, after, "trip_report")
+
+
+def _elect(
+    current: Circuit, now: datetime, me: str, config: BreakerConfig, reason: str
+) -> Change:
+    # The lease lasts one reset_timeout: a prober silent for that long is presumed
+    # dead, and the next caller anywhere in the fleet takes over.
+    probe = Probe(me, now + timedelta(seconds=config.reset_timeout), config.half_open_probes)
+    return _move(current, BreakerState.HALF_OPEN, now, me, reason, probe=probe,
+                 opened_at=current.opened_at)
+
+
+def _move(
+    current: Circuit,
+    state: BreakerState,
+    now: datetime,
+    me: str,
+    reason: str,
+    *,
+    opened_at: datetime | None = None,
+    forced: bool = False,
+    probe: Probe | None = None,
+) -> Change:
+    after = Circuit(
+        state=state,
+        generation=current.generation + 1,
+        opened_at=opened_at,
+        forced=forced,
+        probe=probe,
+        reports=(),
+        trip_reports=current.trip_reports,
+        changed_at=now,
+        changed_by=me,
+        reason=reason,
+        extra=current.extra,
+    )
+    return Change(current, after, reason)
+
+
+def to_document(circuit: Circuit, name: str) -> dict[str, Any]:
+    """The document stored for ``circuit`` (``name`` is kept for people and tools)."""
+    probe = circuit.probe
+    return {
+        **circuit.extra,
+        "name": name,
+        "state": circuit.state.value,
+        "generation": circuit.generation,
+        "opened_at": circuit.opened_at,
+        "forced": circuit.forced,
+        "probe": None
+        if probe is None
+        else {"holder": probe.holder, "expires_at": probe.expires_at, "slots": probe.slots},
+        "reports": [{"instance": r.instance, "at": r.at} for r in circuit.reports],
+        "trip_reports": circuit.trip_reports,
+        "changed_at": circuit.changed_at,
+        "changed_by": circuit.changed_by,
+        "reason": circuit.reason,
+    }
+
+
+_KNOWN = frozenset(to_document(Circuit(), "").keys())
+
+
+def from_document(data: Mapping[str, Any] | None) -> Circuit:
+    """
+    Parse a stored document (``None``: the circuit was never written: CLOSED, generation 0).
+
+    Raises:
+        StoreError: the document is not a circuit this library wrote.
+    """
+    if data is None:
+        return Circuit()
+    try:
+        circuit = _parse(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StoreError(f"malformed circuit breaker document: {exc!r}") from exc
+    if circuit.state is BreakerState.OPEN and circuit.opened_at is None:
+        raise StoreError("malformed circuit breaker document: open without opened_at")
+    if circuit.state is BreakerState.HALF_OPEN and circuit.probe is None:
+        raise StoreError("malformed circuit breaker document: half-open without a probe lease")
+    return circuit
+
+
+def _parse(data: Mapping[str, Any]) -> Circuit:
+    raw_probe = data.get("probe")
+    probe = None
+    if raw_probe is not None:
+        probe = Probe(
+            str(raw_probe["holder"]), _when(raw_probe["expires_at"]), int(raw_probe["slots"])
+        )
+    opened_at = data.get("opened_at")
+    changed_at = data.get("changed_at")
+    return Circuit(
+        state=BreakerState(data["state"]),
+        generation=_generation(data["generation"]),
+        opened_at=None if opened_at is None else _when(opened_at),
+        forced=bool(data.get("forced", False)),
+        probe=probe,
+        reports=tuple(
+            Report(str(r["instance"]), _when(r["at"])) for r in data.get("reports") or ()
+        ),
+        trip_reports=int(data.get("trip_reports", 0)),
+        changed_at=None if changed_at is None else _when(changed_at),
+        changed_by=data.get("changed_by"),
+        reason=data.get("reason"),
+        extra={k: v for k, v in data.items() if k not in _KNOWN},
+    )
+
+
+def _generation(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"generation {value!r}")
+    return value
+
+
+def _when(value: Any) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise TypeError(f"expected a tz-aware datetime, got {value!r}")
+    return value

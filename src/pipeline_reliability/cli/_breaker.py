@@ -1,0 +1,9 @@
+"""Placeholder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    """Add nothing yet."""

@@ -1,0 +1,98 @@
+"""``pipeline-reliability simulate``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import IO, Any
+
+from ._common import EXIT_FAILED, EXIT_OK, CliError, add_global_options, emit_json
+
+__all__ = ["ProgressBar", "register"]
+
+
+def register(commands: Any) -> None:
+    """Add the ``simulate`` command."""
+    p = commands.add_parser(
+        "simulate",
+        help="run a chaos game day and check every guarantee (the main job)",
+        description="Simulate dates x phases of a pipeline under chaos (duplicate and late "
+        "deliveries, re-runs, a Firestore outage, failing trigger publishes, lock races, a "
+        "flaky downstream, duplicate rows), then check the invariants. Exit status 1 when "
+        "one is violated.",
+    )
+    add_global_options(p)
+    p.add_argument("--dates", type=int, default=7, help="how many dates (default 7)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="instances (threads) (default 4; 2 with --emulators)")  # fmt: skip
+    p.add_argument("--chaos", choices=("none", "low", "medium", "high"), default="medium",
+                   help="how much goes wrong (default medium)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="the same seed prints the same report")
+    p.add_argument("--start", default="2026-01-25", help="first date (default 2026-01-25)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--emulators", action="store_true",
+                   help="run on the Firestore/Pub/Sub/BigQuery emulators (taken from "
+                   "*_EMULATOR_HOST, or started)")  # fmt: skip
+    progress = p.add_mutually_exclusive_group()
+    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
+                          help="always draw the progress bar on stderr")  # fmt: skip
+    progress.add_argument("--no-progress", dest="progress", action="store_false",
+                          help="never draw it (default: only when stderr is a terminal)")  # fmt: skip
+    # The run injects failures on purpose; the library logs each one with its
+    # traceback. Show them with -v.
+    p.set_defaults(handler=run, log_floor=logging.CRITICAL)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulation and print its report."""
+    import datetime as dt
+
+    from .simulate import SimulationConfig, render_text, run_simulation
+
+    try:
+        start = dt.date.fromisoformat(args.start)
+    except ValueError as exc:
+        raise CliError(f"invalid --start {args.start!r}: expected YYYY-MM-DD") from exc
+    workers = args.workers if args.workers is not None else (2 if args.emulators else 4)
+    config = SimulationConfig(
+        dates=args.dates, workers=workers, chaos=args.chaos, seed=args.seed, start=start,
+        emulators=args.emulators,
+    )  # fmt: skip
+    show = sys.stderr.isatty() if args.progress is None else bool(args.progress)
+    bar = ProgressBar(sys.stderr) if show else None
+    try:
+        report = run_simulation(config, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        print(render_text(report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+class ProgressBar:
+    """A one-line progress bar redrawn in place (``\\r``) on a stream."""
+
+    def __init__(self, stream: IO[str], width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, tick: int, done: int, known: int) -> None:
+        """Redraw: deliveries handled so far of those known (phase 4's arrive later)."""
+        share = done / known if known else 1.0
+        filled = int(share * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        self.stream.write(f"\rsimulate [{bar}] {done}/{known} deliveries, tick {tick + 1}")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        """End the line so the report starts on a fresh one."""
+        if self.drawn:
+            self.stream.write("\n" if os.name != "nt" else "\r\n")
+            self.stream.flush()

@@ -1,0 +1,148 @@
+"""
+The guarantees a run must show, checked against what really happened.
+
+Each check compares the library's own view (tracker status, breaker store
+writes, the output table) with what the simulation knows independently (who
+reported, what was published, which leases were granted). A broken component
+makes a check fail: see ``tests/cli/test_simulate_breaks.py``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ...breaker import BreakerState
+from ._components import KEY
+from ._engine import Simulation
+
+__all__ = ["Check", "Verdict", "check_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One invariant evaluated on one subject."""
+
+    name: str
+    subject: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Verdict:
+    """Every check of a run."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    def add(self, name: str, subject: str, ok: bool, detail: str = "") -> None:
+        """Record one check."""
+        self.checks.append(Check(name, subject, bool(ok), "" if ok else detail))
+
+    @property
+    def violated(self) -> list[Check]:
+        """The checks that failed."""
+        return [c for c in self.checks if not c.ok]
+
+
+def check_run(sim: Simulation) -> Verdict:
+    """Evaluate every invariant of a finished run."""
+    verdict = Verdict()
+    for message in sim.obs.violations:
+        verdict.add("no_unexpected_failure", "run", ok=False, detail=message)
+    if not sim.obs.violations:
+        verdict.add("no_unexpected_failure", "run", ok=True)
+    for phase, dates in sim.dates.items():
+        for date in dates:
+            _check_phase_date(sim, verdict, phase, date)
+    reached = {phase: len(dates) for phase, dates in sim.dates.items()}
+    for phase, count in reached.items():
+        verdict.add("trigger_chain", phase, count == sim.config.dates,
+                    f"{phase} reached {count} of {sim.config.dates} dates")  # fmt: skip
+    _check_races(sim, verdict)
+    _check_breaker(sim, verdict)
+    _check_table(sim, verdict)
+    return verdict
+
+
+def _check_phase_date(sim: Simulation, verdict: Verdict, phase: str, date: str) -> None:
+    subject = f"{phase} {date}"
+    expected = sim.expected[phase]
+    stats = sim.obs.stats(phase, date)
+    try:
+        status = sim.scheduler.status(phase, date)
+    except Exception as exc:  # noqa: BLE001 - an unreadable status is itself the finding
+        verdict.add("status_readable", subject, ok=False, detail=f"{type(exc).__name__}: {exc}")
+        return
+    # F1: the count is what the records say, and every processor that reported is in it.
+    verdict.add("count_complete", subject, status.count == len(expected),
+                f"count {status.count}, expected {len(expected)}")  # fmt: skip
+    verdict.add("count_matches_records", subject,
+                status.count == len(status.completed) and status.completed <= expected,
+                f"count {status.count} vs records {sorted(status.completed)}")  # fmt: skip
+    reported = stats.accepted | stats.degraded_processors
+    verdict.add("reported_are_counted", subject, (reported & expected) <= status.completed,
+                f"reported {sorted(reported & expected)} but counted {sorted(status.completed)}")  # fmt: skip
+    # F3: exactly one published and confirmed trigger, all with the stable id.
+    published = stats.published
+    verdict.add("trigger_exactly_once", subject, len(published) == 1,
+                f"{len(published)} successful trigger publishes")  # fmt: skip
+    verdict.add("trigger_confirmed", subject, status.triggered,
+                f"trigger state {status.trigger_state!r}")  # fmt: skip
+    verdict.add("trigger_complete_set", subject,
+                all(p.completed == expected for p in published),
+                "a trigger was published for an incomplete set")  # fmt: skip
+    # F2: nothing reported was lost: degraded completions reached the store by replay.
+    degraded = stats.degraded_processors & expected
+    verdict.add("degraded_replayed", subject, degraded <= status.completed,
+                f"degraded {sorted(degraded - status.completed)} not in the store after replay")  # fmt: skip
+    # F4: unknown names never count.
+    verdict.add("unknown_ignored", subject, not (status.ignored & expected),
+                f"ignored {sorted(status.ignored)}")  # fmt: skip
+    # F7: a stalled holder's late write is refused and its release fails.
+    planned = (phase, date) in {(p, d) for p, d, _ in sim.planner.stale}
+    stale = sum(1 for p, d, _ in sim.planner.stale if (p, d) == (phase, date))
+    if planned:
+        verdict.add("stale_write_fenced", subject,
+                    stats.stale_rejected == stale and stats.stale_accepted == 0,
+                    f"{stats.stale_accepted} stale write(s) accepted, {stats.stale_rejected} refused")  # fmt: skip
+        verdict.add("stale_release_refused", subject, stats.lost_releases == stale,
+                    f"{stats.lost_releases} of {stale} stale releases refused")  # fmt: skip
+
+
+def _check_races(sim: Simulation, verdict: Verdict) -> None:
+    for phase, date, processor in sorted(sim.planner.races):
+        won = sim.obs.race_winners.get((phase, date, processor))
+        verdict.add("lock_race_one_winner", f"{phase} {date} {processor}", won == 1,
+                    f"{won} of 2 racing instances got the lease")  # fmt: skip
+
+
+def _check_breaker(sim: Simulation, verdict: Verdict) -> None:
+    writes = sim.c.breaker_store.stats.writes
+    transitions = sim.obs.breaker_transitions
+    # F6: the shared breaker writes on transitions only: a healthy circuit costs nothing.
+    verdict.add("breaker_writes_are_transitions", "breaker", writes == transitions,
+                f"{writes} store writes for {transitions} transitions")  # fmt: skip
+    if not sim.planner.downstream_outage:
+        verdict.add("breaker_healthy_no_writes", "breaker", writes == 0,
+                    f"{writes} writes without any outage")  # fmt: skip
+    states = {instance.breaker.state for instance in sim.instances}
+    verdict.add("breaker_recovered", "breaker", states == {BreakerState.CLOSED},
+                f"instances see {sorted(s.value for s in states)}")  # fmt: skip
+
+
+def _check_table(sim: Simulation, verdict: Verdict) -> None:
+    rows = sim.c.table.rows()
+    counts = Counter(tuple(r.get(k) for k in KEY) for r in rows)
+    dupes = sum(n - 1 for n in counts.values() if n > 1)
+    # F8: dedup before the MERGE leaves exactly one row per key.
+    verdict.add("table_one_row_per_key", "table", dupes == 0, f"{dupes} duplicate row(s)")
+    per_output = Counter((r.get("processor"), r.get("game_date")) for r in rows)
+    wrong = {k: n for k, n in per_output.items() if n != sim.config.rows}
+    verdict.add("table_rows_complete", "table", not wrong,
+                f"outputs with the wrong row count: {sorted(wrong.items())[:3]}")  # fmt: skip
+    written = {(p, d) for (p, d) in per_output}
+    for phase, dates in sim.dates.items():
+        missing = [(p, d) for d in dates for p in sim.expected[phase] if (p, d) not in written]
+        verdict.add("table_outputs_written", phase, not missing,
+                    f"no rows for {missing[:3]}")  # fmt: skip

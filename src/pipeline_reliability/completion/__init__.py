@@ -1,0 +1,58 @@
+"""
+The fan-in completion barrier (DESIGN §2 CompletionTracker): record processor
+completions per (phase, date) and trigger the next phase exactly once.
+
+Example::
+
+    from pipeline_reliability import MemoryStore
+    from pipeline_reliability.completion import CompletionTracker, PhaseSpec
+
+    tracker = CompletionTracker(MemoryStore(), [PhaseSpec("phase3", {"a", "b"})])
+    tracker.record_and_trigger("phase3", "2026-01-31", "a", execution_id="r1", publish=print)
+"""
+
+from __future__ import annotations
+
+from ._events import TriggerClaim, TriggerEvent
+from ._ledger import (
+    CompletionLedger,
+    ExecutionLog,
+    ExecutionLogRow,
+    LedgerRow,
+    MemoryExecutionLog,
+    MemoryLedger,
+)
+from ._results import (
+    CompletionResult,
+    PhaseStatus,
+    ProcessorRecord,
+    ReconcileReport,
+    ReplayReport,
+    SweepOutcome,
+    SweepReport,
+    TriggerConfirmation,
+)
+from ._spec import PhaseSpec
+from ._tracker import CompletionTracker, Evidence
+
+__all__ = [
+    "CompletionLedger",
+    "CompletionResult",
+    "CompletionTracker",
+    "Evidence",
+    "ExecutionLog",
+    "ExecutionLogRow",
+    "LedgerRow",
+    "MemoryExecutionLog",
+    "MemoryLedger",
+    "PhaseSpec",
+    "PhaseStatus",
+    "ProcessorRecord",
+    "ReconcileReport",
+    "ReplayReport",
+    "SweepOutcome",
+    "SweepReport",
+    "TriggerClaim",
+    "TriggerConfirmation",
+    "TriggerEvent",
+]

@@ -1,0 +1,328 @@
+"""
+The tracker's plumbing: configuration, the retried idempotent transaction,
+trigger confirmation/release, publishing a claim, and the execution log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from .._clock import Clock, SystemClock
+from .._telemetry import counter, log_failure, span
+from ..errors import (
+    ConfigurationError,
+    InvalidInputError,
+    RetryExhaustedError,
+    StoreError,
+    TriggerClaimLostError,
+)
+from ..retry import RetryPolicy
+from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ._claims import ConfirmOutcome, confirm, release
+from ._doc import ensure_doc, first_completion_at, remember_op
+from ._events import TriggerClaim, TriggerEvent
+from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
+from ._results import TriggerConfirmation
+from ._spec import PhaseSpec, normalise_date, validate_name
+
+__all__ = [
+    "STORE_FAILURES",
+    "Publish",
+    "TrackerCore",
+    "count_claim",
+    "describe",
+    "logger",
+]
+
+R = TypeVar("R")
+Publish = Callable[[TriggerEvent], object]
+#: What the store path raises when it is down (after retries): the fallback case.
+STORE_FAILURES = (StoreError, RetryExhaustedError)
+logger = logging.getLogger("pipeline_reliability.completion")
+_STATUS_OF_REASON = {
+    "complete": "complete",
+    "deadline_partial": "partial",
+    "reconciled": "complete",
+}
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def describe(exc: BaseException) -> str:
+    """``"TypeName: message"`` for result fields."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TrackerCore:
+    """Shared state and plumbing of :class:`CompletionTracker` (not public)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        phases: Iterable[PhaseSpec],
+        ledger: CompletionLedger | None = None,
+        clock: Clock | None = None,
+        *,
+        execution_log: ExecutionLog | None = None,
+        owner: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        specs: dict[str, PhaseSpec] = {}
+        collections: set[str] = set()
+        for spec in phases:
+            if not isinstance(spec, PhaseSpec):
+                raise ConfigurationError(f"phases must be PhaseSpec objects, got {spec!r}")
+            if spec.name in specs or spec.collection in collections:
+                raise ConfigurationError(
+                    f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
+                )
+            specs[spec.name] = spec
+            collections.add(spec.collection)
+        if not specs:
+            raise ConfigurationError("at least one PhaseSpec is required")
+        given: object = owner
+        if given is not None and not (isinstance(given, str) and given):
+            raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+        self._store = store
+        self._phases: Mapping[str, PhaseSpec] = specs
+        self._ledger = ledger
+        self._execution_log = execution_log
+        self._clock: Clock = clock or SystemClock()
+        self.owner: str = owner or _default_owner()
+        # Every tracker operation is an idempotent transaction (see _transact),
+        # so retrying after a maybe-committed failure is safe.
+        self._retry = retry or RetryPolicy(
+            attempts=4, deadline=20.0, initial=0.1, maximum=2.0, clock=clock
+        )
+
+    @property
+    def phases(self) -> Mapping[str, PhaseSpec]:
+        """The configured phases, by name."""
+        return self._phases
+
+    def _spec(self, phase: object) -> PhaseSpec:
+        validate_name(phase, "phase")
+        assert isinstance(phase, str)
+        spec = self._phases.get(phase)
+        if spec is None:
+            raise InvalidInputError(f"unknown phase {phase!r}; configured: {sorted(self._phases)}")
+        return spec
+
+    def _days(self, dates: object) -> tuple[str, ...]:
+        if isinstance(dates, str) or not isinstance(dates, Iterable):
+            raise InvalidInputError("dates must be a collection of dates, not a single value")
+        return tuple(dict.fromkeys(normalise_date(d) for d in dates))
+
+    def _transact(
+        self,
+        spec: PhaseSpec,
+        day: str,
+        decide: Callable[[dict[str, Any], Snapshot], tuple[R, bool]],
+    ) -> R:
+        """
+        Run ``decide`` on the (phase, date) document in a retried transaction.
+
+        ``decide`` gets the document (the fresh layout when it does not exist)
+        and the snapshot, changes the document in place and returns
+        ``(result, write)``. Each call carries a write token stored in the
+        document with its write: when a retry follows a lost response, the
+        retry finds its own token and returns the result of the attempt that
+        committed, instead of mistaking its own write for someone else's
+        (so a completion whose response was lost is still reported as counted).
+        """
+        token = secrets.token_hex(8)
+        decided: list[R] = []  # result of the latest attempt that wrote
+
+        def fn(snap: Snapshot) -> Outcome[R]:
+            if decided and token in (snap.data or {}).get("ops", ()):
+                return Outcome(decided[-1])
+            doc = ensure_doc(snap.data, spec.name, day)
+            result, write = decide(doc, snap)
+            if not write:
+                return Outcome(result)
+            remember_op(doc, token)
+            decided.append(result)
+            return Outcome(result, Put(doc))
+
+        return self._retry.call(self._store.transact, spec.collection, day, fn)
+
+    def confirm_trigger(self, claim: TriggerClaim) -> TriggerConfirmation:
+        """
+        Mark ``claim``'s trigger confirmed: its event was published.
+
+        Idempotent. Allowed while no other claim has replaced this one, even
+        after the lease expired (confirming then is what prevents a second
+        publish). Writes an execution-log row when one is configured; a failed
+        row is logged with its traceback, counted and returned in
+        ``execution_log_error``, and leaves the trigger confirmed.
+
+        Raises:
+            TriggerClaimLostError: another claim took the trigger over (that
+                claim's holder publishes the same ``trigger_id`` and confirms).
+            StoreError, RetryExhaustedError: the store failed; nothing is
+                confirmed and the lease will expire.
+        """
+        spec = self._spec(claim.phase)
+        with span("tracker", "confirm_trigger", lambda: _claim_attrs(claim)):
+
+            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+                outcome = confirm(doc, claim, snap.now)
+                result = (outcome, snap.now, first_completion_at(doc))
+                return result, outcome is ConfirmOutcome.CONFIRMED
+
+            outcome, now, first = self._transact(spec, claim.date, decide)
+            if outcome is ConfirmOutcome.LOST:
+                _triggers(claim, "lost")
+                raise TriggerClaimLostError(
+                    f"trigger {claim.trigger_id} attempt {claim.attempt} of {claim.owner} "
+                    "was taken over by another claim"
+                )
+            newly = outcome is ConfirmOutcome.CONFIRMED
+            logged, error = False, None
+            if newly:
+                _triggers(claim, "confirmed")
+                logger.info("trigger confirmed", extra=_extra(claim))
+                logged, error = self._log_execution(claim, now, first)
+            return TriggerConfirmation(claim, now, newly, logged, error)
+
+    def release_trigger(self, claim: TriggerClaim, error: BaseException | str) -> bool:
+        """
+        Record that publishing ``claim`` failed and free the trigger at once,
+        so the next delivery or sweep claims it again (``attempt + 1``).
+
+        Returns:
+            ``False`` when there was nothing to release (the claim was
+            confirmed, already released or taken over).
+
+        Raises:
+            StoreError, RetryExhaustedError: the store failed; the lease
+                then expires on its own.
+        """
+        spec = self._spec(claim.phase)
+        text = error if isinstance(error, str) else describe(error)
+        with span("tracker", "release_trigger", lambda: _claim_attrs(claim)):
+
+            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[bool, bool]:
+                released = release(doc, claim, text, snap.now)
+                return released, released
+
+            released = self._transact(spec, claim.date, decide)
+            if released:
+                _triggers(claim, "released")
+                logger.warning("trigger released: %s", text, extra=_extra(claim))
+            return released
+
+    def _publish_claim(
+        self, claim: TriggerClaim, publish: Publish
+    ) -> tuple[TriggerConfirmation | None, str | None]:
+        """
+        Publish ``claim``'s event, then confirm it.
+
+        A publish failure releases the claim and re-raises. A failure to
+        confirm after a successful publish does not raise: the event is out,
+        the claim expires and the sweep re-publishes the same ``trigger_id``;
+        it is logged and returned as the second element.
+        """
+        with span("tracker", "publish", lambda: _claim_attrs(claim)):
+            try:
+                publish(claim.event())
+            except Exception as exc:
+                _triggers(claim, "publish_failed")
+                log_failure(logger, "trigger publish failed", exc, **_fields(claim))
+                self._release_after(claim, exc)
+                raise
+            try:
+                return self.confirm_trigger(claim), None
+            except TriggerClaimLostError as exc:
+                logger.warning("trigger published, but %s", exc, extra=_extra(claim))
+                return None, describe(exc)
+            except STORE_FAILURES as exc:
+                _triggers(claim, "confirm_failed")
+                log_failure(logger, "trigger published but not confirmed", exc, **_fields(claim))
+                return None, describe(exc)
+
+    def _release_after(self, claim: TriggerClaim, cause: Exception) -> None:
+        try:
+            self.release_trigger(claim, cause)
+        except STORE_FAILURES as exc:
+            # The publish error is what the caller must see; the claim's lease
+            # expires on its own, so the trigger is still finished later.
+            log_failure(logger, "could not release trigger claim", exc, **_fields(claim))
+            cause.add_note(f"release_trigger also failed ({describe(exc)}); the lease will expire")
+
+    def _log_execution(
+        self, claim: TriggerClaim, now: datetime, first: datetime | None
+    ) -> tuple[bool, str | None]:
+        if self._execution_log is None:
+            return False, None
+        start = first or claim.claimed_at
+        row = ExecutionLogRow(
+            execution_timestamp=now,
+            phase_name=claim.phase,
+            game_date=claim.date,
+            start_time=start,
+            duration_seconds=max((now - start).total_seconds(), 0.0),
+            status=_STATUS_OF_REASON.get(claim.reason, claim.reason),
+            correlation_id=claim.correlation_id,
+            metadata={
+                "trigger_id": claim.trigger_id,
+                "trigger_reason": claim.reason,
+                "attempt": claim.attempt,
+                "completed_processors": sorted(claim.completed),
+                "missing_processors": sorted(claim.missing),
+                "next_phase": claim.next_phase,
+            },
+        )
+        return self._write_execution_row(row, _fields(claim))
+
+    def _write_execution_row(
+        self, row: ExecutionLogRow, fields: Mapping[str, Any]
+    ) -> tuple[bool, str | None]:
+        assert self._execution_log is not None
+        try:
+            self._execution_log.write(row)
+        except Exception as exc:  # noqa: BLE001 - any sink failure is reported in the result
+            counter("tracker.execution_log_failures", "Execution-log rows not written").add(
+                1, {"phase": row.phase_name}
+            )
+            log_failure(logger, "execution log row not written", exc, **fields)
+            return False, describe(exc)
+        return True, None
+
+
+def _fields(claim: TriggerClaim) -> dict[str, Any]:
+    return {
+        "phase": claim.phase,
+        "date": claim.date,
+        "trigger_id": claim.trigger_id,
+        "attempt": claim.attempt,
+        "owner": claim.owner,
+        "reason": claim.reason,
+    }
+
+
+def _extra(claim: TriggerClaim) -> dict[str, Any]:
+    return {"pipeline_reliability": _fields(claim)}
+
+
+def _claim_attrs(claim: TriggerClaim) -> dict[str, Any]:
+    return _fields(claim)
+
+
+def count_claim(claim: TriggerClaim) -> None:
+    """Count a claim taken (``claimed``) or taken over / re-claimed (``reclaimed``)."""
+    _triggers(claim, "claimed" if claim.attempt == 1 else "reclaimed")
+
+
+def _triggers(claim: TriggerClaim, outcome: str) -> None:
+    counter("tracker.triggers", "Trigger claims, confirmations and failures").add(
+        1, {"phase": claim.phase, "outcome": outcome, "reason": claim.reason}
+    )

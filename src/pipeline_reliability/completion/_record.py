@@ -1,0 +1,306 @@
+"""
+Recording one completion: validate, transact (recount + claim), and fall back
+to the ledger when the store is down (DESIGN F1, F2, F3, F4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from datetime import date as date_type
+from typing import Any
+
+from .._telemetry import counter, log_failure, span
+from ..errors import CompletionNotRecordedError, InvalidInputError
+from ..stores._protocol import Snapshot
+from ._claims import CONFIRMED, trigger_of, try_claim
+from ._core import STORE_FAILURES, Publish, TrackerCore, count_claim, describe, logger
+from ._doc import Applied, Completion, apply_completion, done_set, recount
+from ._ledger import LedgerRow
+from ._results import CompletionResult, PhaseStatus
+from ._spec import PhaseSpec, encode_metadata, normalise_date, validate_name, validate_text
+from ._status import status_from_doc, status_from_ledger
+
+__all__ = ["RecordingTracker", "count_result"]
+
+
+class RecordingTracker(TrackerCore):
+    """``record_completion``, ``record_and_trigger`` and ``status`` (not public)."""
+
+    def record_completion(
+        self,
+        phase: str,
+        date: str | date_type,
+        processor: str,
+        *,
+        execution_id: str,
+        message_id: str | None = None,
+        status: str = "success",
+        record_count: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> CompletionResult:
+        """
+        Record that ``processor`` finished ``date`` of ``phase``.
+
+        In one transaction on the (phase, date) document: deduplicate (same
+        ``(processor, execution_id)`` or ``message_id``), store the record
+        (last run wins), recompute the done set from the records, and claim
+        the trigger if it is due. Duplicates write nothing unless they claim a
+        trigger whose earlier claim was released or expired (the redelivery
+        path of DESIGN F3).
+
+        When the store fails after retries, the completion is appended to the
+        fallback ledger and the result says ``degraded=True``.
+
+        Args:
+            phase: A configured phase name.
+            date: ``YYYY-MM-DD`` or a ``datetime.date``.
+            processor: The processor name; names not in ``expected`` are
+                recorded as ignored and never count.
+            execution_id: The run's id; one run counts once.
+            message_id: The Pub/Sub message id, deduplicated as well.
+            status: ``success``, ``partial``, ``no_data``, ``failed``,
+                ``skipped``, ``reconciled`` or a status the spec configures.
+            record_count: Rows written (>= 0).
+            metadata: JSON-serialisable mapping, at most 64 KiB as JSON.
+            correlation_id: Traced into the trigger event.
+
+        Returns:
+            A :class:`CompletionResult`; if its ``trigger`` is set, publish
+            and then :meth:`confirm_trigger` or :meth:`release_trigger` it
+            (or use :meth:`record_and_trigger`).
+
+        Raises:
+            InvalidInputError: bad input; nothing was written.
+            CompletionNotRecordedError: neither the store nor the ledger took
+                the completion (the cause is chained).
+
+        .. versionadded:: 0.1.0
+        """
+        spec = self._spec(phase)
+        day = normalise_date(date)
+        c = self._completion(
+            spec,
+            processor=processor,
+            execution_id=execution_id,
+            message_id=message_id,
+            status=status,
+            record_count=record_count,
+            metadata=metadata,
+            correlation_id=correlation_id,
+        )
+        attrs = {"phase": spec.name, "date": day, "processor": c.processor}
+        with span("tracker", "record_completion", lambda: {**attrs, "execution_id": execution_id}):
+            try:
+                result = self._record(spec, day, c)
+            except STORE_FAILURES as exc:
+                result = self._degrade(spec, day, c, exc)
+            count_result(result)
+            return result
+
+    def record_and_trigger(
+        self,
+        phase: str,
+        date: str | date_type,
+        processor: str,
+        *,
+        execution_id: str,
+        publish: Publish,
+        message_id: str | None = None,
+        status: str = "success",
+        record_count: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> CompletionResult:
+        """
+        :meth:`record_completion`, then, if this call claimed the trigger:
+        ``publish(TriggerEvent)`` and :meth:`confirm_trigger`.
+
+        If ``publish`` raises, the claim is released (so a redelivery or the
+        sweep claims it again) and the exception propagates. If confirming
+        fails after a successful publish, the result carries
+        ``trigger_error`` and the claim expires; the sweep finishes it.
+
+        .. versionadded:: 0.1.0
+        """
+        result = self.record_completion(
+            phase,
+            date,
+            processor,
+            execution_id=execution_id,
+            message_id=message_id,
+            status=status,
+            record_count=record_count,
+            metadata=metadata,
+            correlation_id=correlation_id,
+        )
+        if result.trigger is None:
+            return result
+        confirmation, error = self._publish_claim(result.trigger, publish)
+        return dataclasses.replace(
+            result,
+            published=True,
+            confirmation=confirmation,
+            triggered=confirmation is not None or result.triggered,
+            trigger_error=error,
+        )
+
+    def status(self, phase: str, date: str | date_type) -> PhaseStatus:
+        """
+        The state of one (phase, date).
+
+        When the store cannot be read and a ledger is configured, a
+        best-effort status is rebuilt from the ledger and marked
+        ``degraded``/``from_ledger`` (the failure is logged).
+
+        Raises:
+            InvalidInputError: unknown phase or bad date.
+            StoreError, RetryExhaustedError: the store failed and there is no ledger.
+
+        .. versionadded:: 0.1.0
+        """
+        spec = self._spec(phase)
+        day = normalise_date(date)
+        with span("tracker", "status", {"phase": spec.name, "date": day}):
+            try:
+                snap = self._retry.call(self._store.get, spec.collection, day)
+            except STORE_FAILURES as exc:
+                if self._ledger is None:
+                    raise
+                log_failure(logger, "store unreadable; status from the ledger", exc,
+                            phase=spec.name, date=day)
+                return status_from_ledger(spec, day, self._ledger.read(spec.name, [day]))
+            return status_from_doc(spec, day, snap.data)
+
+    def _completion(
+        self,
+        spec: PhaseSpec,
+        *,
+        processor: object,
+        execution_id: object,
+        message_id: object,
+        status: object,
+        record_count: object,
+        metadata: Mapping[str, Any] | None,
+        correlation_id: object,
+    ) -> Completion:
+        name = validate_name(processor, "processor")
+        status_ = validate_name(status, "status")
+        if status_ not in spec.statuses:
+            known = sorted(spec.statuses)
+            raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
+        if record_count is not None and (
+            isinstance(record_count, bool) or not isinstance(record_count, int) or record_count < 0
+        ):
+            raise InvalidInputError(f"record_count must be an int >= 0, got {record_count!r}")
+        return Completion(
+            processor=name,
+            execution_id=str(validate_text(execution_id, "execution_id")),
+            status=status_,
+            reported_at=self._clock.now(),
+            message_id=validate_text(message_id, "message_id", optional=True),
+            record_count=record_count,
+            metadata_json=encode_metadata(metadata),
+            correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
+        )
+
+    def _record(self, spec: PhaseSpec, day: str, c: Completion) -> CompletionResult:
+        """Apply ``c`` in one retried transaction; store failures propagate."""
+
+        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[CompletionResult, bool]:
+            applied = apply_completion(doc, spec, c, snap.now)
+            claim = try_claim(
+                doc, spec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
+                correlation_id=c.correlation_id,
+            )
+            write = applied.changed or claim is not None
+            done = recount(doc, spec, snap.now) if write else done_set(doc, spec)
+            trigger = trigger_of(doc)
+            result = CompletionResult(
+                phase=spec.name,
+                date=day,
+                processor=c.processor,
+                execution_id=c.execution_id,
+                status=c.status,
+                counted=applied is Applied.COUNTED,
+                duplicate=applied in {Applied.DUPLICATE, Applied.IGNORED_DUPLICATE},
+                ignored=applied in {Applied.IGNORED, Applied.IGNORED_DUPLICATE},
+                updated=applied is Applied.UPDATED,
+                stale=applied is Applied.STALE,
+                completed=done,
+                missing=spec.expected - done,
+                count=len(done),
+                trigger=claim,
+                triggered=trigger is not None and trigger.get("state") == CONFIRMED,
+            )
+            return result, write
+
+        return self._transact(spec, day, decide)
+
+    def _degrade(
+        self, spec: PhaseSpec, day: str, c: Completion, exc: Exception
+    ) -> CompletionResult:
+        """The store failed: append ``c`` to the ledger (or raise) and report degraded."""
+        fields = {"phase": spec.name, "date": day, "processor": c.processor,
+                  "execution_id": c.execution_id}
+        log_failure(logger, "completion not written to the state store", exc, **fields)
+        if self._ledger is None:
+            raise CompletionNotRecordedError(
+                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
+                f"the store failed and no fallback ledger is configured",
+                phase=spec.name, date=day, processor=c.processor,
+            ) from exc
+        now = self._clock.now()
+        row = LedgerRow(
+            phase=spec.name, date=day, processor=c.processor, execution_id=c.execution_id,
+            status=c.status, event_time=c.reported_at, recorded_time=now, primary_ok=False,
+            message_id=c.message_id, record_count=c.record_count,
+            metadata=None if c.metadata_json is None else json.loads(c.metadata_json),
+        )
+        try:
+            self._ledger.append(row)
+        except Exception as ledger_exc:
+            log_failure(logger, "completion not written to the fallback ledger", ledger_exc,
+                        **fields)
+            error = CompletionNotRecordedError(
+                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
+                f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})",
+                phase=spec.name, date=day, processor=c.processor,
+            )
+            error.add_note(f"state store error: {describe(exc)}")
+            raise error from ledger_exc
+        logger.warning("completion written to the fallback ledger (degraded)",
+                       extra={"pipeline_reliability": fields})
+        return CompletionResult(
+            phase=spec.name, date=day, processor=c.processor, execution_id=c.execution_id,
+            status=c.status, ignored=c.processor not in spec.expected, missing=spec.expected,
+            degraded=True, error=describe(exc),
+        )
+
+
+def count_result(result: CompletionResult) -> None:
+    attrs = {"phase": result.phase}
+    if result.degraded:
+        counter("tracker.degraded", "Completions written to the fallback ledger").add(1, attrs)
+    elif result.duplicate:
+        counter("tracker.duplicates", "Duplicate completion deliveries").add(1, attrs)
+    elif result.ignored:
+        counter("tracker.ignored", "Completions of processors the phase does not expect").add(
+            1, {**attrs, "processor": result.processor}
+        )
+    outcome = (
+        "degraded" if result.degraded
+        else "duplicate" if result.duplicate
+        else "ignored" if result.ignored
+        else "counted" if result.counted
+        else "updated" if result.updated
+        else "stale" if result.stale
+        else "recorded"
+    )
+    counter("tracker.completions", "Completion reports by outcome").add(
+        1, {**attrs, "outcome": outcome}
+    )
+    if result.trigger is not None:
+        count_claim(result.trigger)

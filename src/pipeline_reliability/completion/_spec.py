@@ -1,0 +1,270 @@
+"""
+``PhaseSpec`` (what a phase waits for) and the validation of every input the
+tracker accepts. Everything here runs before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date as date_type
+from datetime import datetime, timedelta
+from typing import Any
+
+from .._keys import validate_id
+from ..errors import ConfigurationError, InvalidInputError
+
+__all__ = [
+    "DEFAULT_COUNTS",
+    "KNOWN_STATUSES",
+    "MAX_METADATA_BYTES",
+    "RECONCILED",
+    "PhaseSpec",
+    "normalise_date",
+    "validate_name",
+]
+
+#: Statuses the library knows. A ``PhaseSpec`` may add its own through
+#: ``counts_statuses`` / ``done_empty_statuses``; anything else is a typo.
+KNOWN_STATUSES = frozenset({"success", "partial", "no_data", "failed", "skipped", "reconciled"})
+DEFAULT_COUNTS = frozenset({"success", "partial"})
+#: Status of completions recorded by ``reconcile``: the output exists, so it counts.
+RECONCILED = "reconciled"
+MAX_METADATA_BYTES = 64 * 1024
+MAX_ID_CHARS = 512
+
+# Names become document ids, map keys and parts of the trigger id
+# ("<phase>:<date>"), so they are kept to a charset that is safe everywhere:
+# no "/", ".", ":", spaces, and no leading "_" (Firestore reserves "__x__").
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def validate_name(value: object, what: str, error: type[Exception] = InvalidInputError) -> str:
+    """
+    Return ``value`` if it is a safe phase/processor/status name, else raise ``error``.
+
+    Safe: 1 to 128 characters of ``[A-Za-z0-9_-]``, starting with a letter or digit.
+    """
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise error(
+            f"{what} must be 1-128 characters of [A-Za-z0-9_-] starting with a letter "
+            f"or digit, got {value!r}"
+        )
+    return value
+
+
+def normalise_date(value: object) -> str:
+    """
+    Return ``value`` as ``YYYY-MM-DD``.
+
+    Accepts a ``datetime.date`` (not a ``datetime``: its time of day would be
+    silently dropped) or an ISO string naming a real calendar day.
+
+    Raises:
+        InvalidInputError: anything else, e.g. ``"2026-02-30"`` or ``"2026-1-5"``.
+    """
+    if isinstance(value, datetime):
+        raise InvalidInputError(f"pass a date, not a datetime: {value!r}")
+    if isinstance(value, date_type):
+        return value.isoformat()
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise InvalidInputError(f"date must be YYYY-MM-DD, got {value!r}")
+    try:
+        date_type.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{value!r} is not a calendar date") from exc
+    return value
+
+
+def validate_text(value: object, what: str, *, optional: bool = False) -> str | None:
+    """Return a non-empty string of at most 512 characters (or ``None`` when optional)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+        raise InvalidInputError(
+            f"{what} must be a non-empty string of at most {MAX_ID_CHARS} characters, "
+            f"got {value!r:.80}"
+        )
+    return value
+
+
+def encode_metadata(metadata: Mapping[str, Any] | None) -> str | None:
+    """
+    Return ``metadata`` as compact JSON (stored as a string: any JSON shape,
+    including nested arrays, fits a document that way).
+
+    Raises:
+        InvalidInputError: not a mapping with string keys of JSON values
+            (finite numbers only), or larger than 64 KiB encoded.
+    """
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    _check_json(metadata, "metadata")
+    encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True, allow_nan=False)
+    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    return encoded
+
+
+def _check_json(value: object, path: str) -> None:
+    # json.dumps would quietly turn int keys into strings and tuples into lists;
+    # check the shape ourselves so that what is stored is what was passed.
+    if value is None or isinstance(value, bool | str | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{path} is not a finite number")
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"{path} has a non-string key {key!r}")
+            _check_json(item, f"{path}.{key}")
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}[{i}]")
+        return
+    raise InvalidInputError(f"{path} holds a {type(value).__name__}, which is not JSON")
+
+
+def _names(values: Iterable[str], what: str) -> frozenset[str]:
+    if isinstance(values, str):
+        raise ConfigurationError(f"{what} must be a collection of names, not a string")
+    return frozenset(validate_name(v, what, ConfigurationError) for v in values)
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class PhaseSpec:
+    """
+    What one phase waits for, per date.
+
+    Args:
+        name: The phase (e.g. ``"phase3"``); safe-name charset ``[A-Za-z0-9_-]``.
+        expected: The processors whose completion the phase waits for. Only
+            these count (DESIGN F4).
+        collection: The state-store collection of this phase's documents
+            (one per date, keyed by the date). Default ``"completion_<name>"``.
+        counts_statuses: Statuses that count a processor as done.
+        done_empty_statuses: Statuses that also resolve a processor as done,
+            with no output (e.g. ``{"no_data"}`` on days without games).
+        min_to_trigger: Enables partial triggering: once the deadline has
+            passed, trigger when at least this many expected processors are
+            done and every ``critical`` one is. ``None``: only a complete set
+            triggers.
+        critical: Processors a partial trigger cannot do without.
+        deadline: How long after the first completion of a date (or, for a
+            date where nothing reported, after the end of that UTC day) the
+            date is overdue: the partial rule applies and the sweep reports
+            ``deadline_exceeded``.
+        trigger_lease: How long a trigger claim is held before another
+            delivery or the sweep may take it over.
+        next_phase: The phase a trigger starts (carried in the event).
+
+    Raises:
+        ConfigurationError: empty ``expected``, ``critical`` not a subset of
+            it, ``critical`` without ``min_to_trigger``, ``min_to_trigger``
+            outside ``1..len(expected)``, a non-positive duration, or an
+            unsafe name.
+
+    .. versionadded:: 0.1.0
+    """
+
+    name: str
+    expected: frozenset[str]
+    collection: str
+    counts_statuses: frozenset[str]
+    done_empty_statuses: frozenset[str]
+    min_to_trigger: int | None
+    critical: frozenset[str]
+    deadline: timedelta
+    trigger_lease: timedelta
+    next_phase: str | None
+
+    def __init__(
+        self,
+        name: str,
+        expected: Iterable[str],
+        *,
+        collection: str | None = None,
+        counts_statuses: Iterable[str] = DEFAULT_COUNTS,
+        done_empty_statuses: Iterable[str] = frozenset(),
+        min_to_trigger: int | None = None,
+        critical: Iterable[str] = frozenset(),
+        deadline: timedelta = timedelta(hours=6),
+        trigger_lease: timedelta = timedelta(minutes=5),
+        next_phase: str | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__  # frozen: assign around __setattr__, once
+        setattr_(self, "name", validate_name(name, "phase name", ConfigurationError))
+        setattr_(self, "expected", _names(expected, "expected processor"))
+        setattr_(self, "collection", self._collection(collection))
+        setattr_(self, "counts_statuses", _names(counts_statuses, "counts_statuses"))
+        setattr_(self, "done_empty_statuses", _names(done_empty_statuses, "done_empty_statuses"))
+        setattr_(self, "critical", _names(critical, "critical processor"))
+        setattr_(self, "min_to_trigger", min_to_trigger)
+        setattr_(self, "deadline", deadline)
+        setattr_(self, "trigger_lease", trigger_lease)
+        if next_phase is not None:
+            validate_name(next_phase, "next_phase", ConfigurationError)
+        setattr_(self, "next_phase", next_phase)
+        self._check()
+
+    def _collection(self, collection: str | None) -> str:
+        # Not "<name>_completion": that is the legacy orchestrators' collection,
+        # whose documents have another layout; sharing it would break both.
+        value = f"completion_{self.name}" if collection is None else collection
+        try:
+            return validate_id(value, "collection")
+        except InvalidInputError as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    def _check(self) -> None:
+        if not self.expected:
+            raise ConfigurationError(f"phase {self.name!r}: expected processors must not be empty")
+        if not self.counts_statuses:
+            raise ConfigurationError(f"phase {self.name!r}: counts_statuses must not be empty")
+        if not self.critical <= self.expected:
+            unknown = sorted(self.critical - self.expected)
+            raise ConfigurationError(f"phase {self.name!r}: critical but not expected: {unknown}")
+        minimum: object = self.min_to_trigger  # checked as given: callers may pass anything
+        if minimum is None:
+            if self.critical:
+                raise ConfigurationError(
+                    f"phase {self.name!r}: critical only applies with min_to_trigger"
+                )
+        elif isinstance(minimum, bool) or not (
+            isinstance(minimum, int) and 1 <= minimum <= len(self.expected)
+        ):
+            raise ConfigurationError(
+                f"phase {self.name!r}: min_to_trigger must be within 1..{len(self.expected)}, "
+                f"got {self.min_to_trigger!r}"
+            )
+        durations: tuple[tuple[str, object], ...] = (
+            ("deadline", self.deadline),
+            ("trigger_lease", self.trigger_lease),
+        )
+        for what, value in durations:
+            if not (isinstance(value, timedelta) and value > timedelta(0)):
+                raise ConfigurationError(f"phase {self.name!r}: {what} must be positive")
+
+    @property
+    def done_statuses(self) -> frozenset[str]:
+        """Statuses that resolve a processor: counting, done-empty, and ``reconciled``."""
+        return self.counts_statuses | self.done_empty_statuses | {RECONCILED}
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        """Every status ``record_completion`` accepts for this phase."""
+        return KNOWN_STATUSES | self.done_statuses
+
+    @property
+    def partial_enabled(self) -> bool:
+        """Whether the deadline partial rule is configured."""
+        return self.min_to_trigger is not None

@@ -1,0 +1,112 @@
+"""Build a :class:`PhaseStatus` from a stored document, or from ledger rows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ._claims import CONFIRMED, trigger_of
+from ._doc import deadline_at, done_set, first_completion_at
+from ._ledger import LedgerRow
+from ._results import PhaseStatus, ProcessorRecord
+from ._spec import PhaseSpec
+
+__all__ = ["status_from_doc", "status_from_ledger"]
+
+
+def status_from_doc(spec: PhaseSpec, day: str, doc: dict[str, Any] | None) -> PhaseStatus:
+    """The status of ``(spec, day)`` as the stored document ``doc`` says."""
+    done = done_set(doc, spec)
+    data = doc or {}
+    records = {
+        name: _record(name, rec)
+        for name, rec in (data.get("processors") or {}).items()
+        if name in spec.expected and isinstance(rec, dict)
+    }
+    trigger = trigger_of(doc) or {}
+    meta = data.get("meta")
+    meta = meta if isinstance(meta, dict) else {}
+    state = str(trigger.get("state", "none"))
+    expires = trigger.get("lease_expires_at")
+    return PhaseStatus(
+        phase=spec.name,
+        date=day,
+        expected=spec.expected,
+        completed=done,
+        missing=spec.expected - done,
+        count=len(done),
+        done_empty=frozenset(
+            n for n in done if records[n].status in spec.done_empty_statuses
+        ),
+        ignored=frozenset(data.get("ignored") or {}),
+        records=records,
+        trigger_state=state,
+        triggered=state == CONFIRMED,
+        trigger_reason=trigger.get("reason"),
+        trigger_attempt=int(trigger.get("attempt", 0)),
+        trigger_owner=trigger.get("owner"),
+        lease_expires_at=expires if isinstance(expires, datetime) else None,
+        first_completion_at=first_completion_at(doc),
+        deadline_at=deadline_at(doc, spec, day),
+        deadline_exceeded=meta.get("deadline_exceeded_at") is not None,
+        exists=doc is not None,
+    )
+
+
+def _record(name: str, rec: dict[str, Any]) -> ProcessorRecord:
+    raw = rec.get("metadata")
+    reported = rec.get("reported_at")
+    return ProcessorRecord(
+        processor=name,
+        status=str(rec.get("status")),
+        execution_id=str(rec.get("execution_id")),
+        reported_at=reported if isinstance(reported, datetime) else None,
+        runs=int(rec.get("runs", 1)),
+        record_count=rec.get("record_count"),
+        correlation_id=rec.get("correlation_id"),
+        metadata=json.loads(raw) if isinstance(raw, str) else None,
+    )
+
+
+def status_from_ledger(spec: PhaseSpec, day: str, rows: Sequence[LedgerRow]) -> PhaseStatus:
+    """
+    A best-effort status from the fallback ledger alone (the store is down).
+
+    The ledger holds only the completions the store could not take, so this
+    under-reports; it is marked ``degraded`` and ``from_ledger`` and its
+    trigger state is ``"unknown"``.
+    """
+    latest: dict[str, LedgerRow] = {}
+    for row in sorted(rows, key=lambda r: r.event_time):
+        if row.date == day and row.phase == spec.name:
+            latest[row.processor] = row
+    records = {
+        name: ProcessorRecord(
+            processor=name,
+            status=row.status,
+            execution_id=row.execution_id,
+            reported_at=row.event_time,
+            record_count=row.record_count,
+            metadata=row.metadata,
+        )
+        for name, row in latest.items()
+        if name in spec.expected
+    }
+    done = frozenset(n for n, r in records.items() if r.status in spec.done_statuses)
+    return PhaseStatus(
+        phase=spec.name,
+        date=day,
+        expected=spec.expected,
+        completed=done,
+        missing=spec.expected - done,
+        count=len(done),
+        done_empty=frozenset(n for n in done if records[n].status in spec.done_empty_statuses),
+        ignored=frozenset(latest) - spec.expected,
+        records=records,
+        trigger_state="unknown",
+        exists=bool(latest),
+        degraded=True,
+        from_ledger=True,
+    )

@@ -1,0 +1,22 @@
+"""
+Fenced date locks: one holder per (name, date) across every process that
+shares the store, with leases judged by the store's time, renewal, a
+lost-lease signal and fencing tokens that writers can check (DESIGN F7).
+"""
+
+from __future__ import annotations
+
+from ._fence import FenceGuard
+from ._lease import Lease, OnLost
+from ._lock import DateLock, date_lock
+from ._ops import LockInfo, break_lock
+
+__all__ = [
+    "DateLock",
+    "FenceGuard",
+    "Lease",
+    "LockInfo",
+    "OnLost",
+    "break_lock",
+    "date_lock",
+]

@@ -1,0 +1,140 @@
+"""Acquiring a lease: one transaction per attempt, polling with jittered backoff."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import uuid
+
+from .._telemetry import counter
+from ..errors import LockNotAcquiredError, StoreConflictError, StoreError, StoreUnavailableError
+from ._lease import Lease, LockTarget
+from ._options import OnStoreError
+from ._record import Busy, Granted, Record, decide_acquire
+
+__all__ = ["acquire_lease"]
+
+logger = logging.getLogger("pipeline_reliability.lock")
+
+_POLL_INITIAL = 0.05
+_POLL_MAX = 2.0
+
+
+def acquire_lease(
+    target: LockTarget,
+    blocking: bool,
+    limit: float | None,
+    on_store_error: OnStoreError,
+    rng: random.Random,
+) -> Lease:
+    """Try until granted, or until not blocking / past ``limit`` seconds (then raise)."""
+    clock = target.clock
+    deadline = None if limit is None else clock.monotonic() + limit
+    delay = _POLL_INITIAL
+    while True:
+        outcome = _attempt(target, on_store_error)
+        if isinstance(outcome, Lease):
+            return outcome
+        counter("lock.contention", "Acquire attempts that found the lock held").add(
+            1, {"lock.name": target.name}
+        )
+        wait = rng.uniform(delay / 2, delay)
+        if isinstance(outcome, Busy):
+            # Never sleep past the holder's expiry: that is when we can win.
+            wait = min(wait, max((outcome.expires_at - outcome.now).total_seconds(), 0.001))
+        left = None if deadline is None else deadline - clock.monotonic()
+        if not blocking or (left is not None and left <= 0):
+            raise _not_acquired(target, outcome)
+        clock.sleep(wait if left is None else min(wait, left))
+        delay = min(delay * 2, _POLL_MAX)
+
+
+def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | StoreConflictError:
+    lease_id = uuid.uuid4().hex
+    started = t.clock.monotonic()
+    decide = functools.partial(
+        decide_acquire, name=t.name, date=t.date, owner=t.owner, lease_id=lease_id, ttl=t.ttl
+    )
+    try:
+        result: Granted | Busy = t.store.transact(t.collection, t.key, decide)
+    except StoreConflictError as exc:
+        # Others are writing this very document: that is contention, not an outage.
+        return exc
+    except StoreUnavailableError as exc:
+        recovered = _recover(t, exc, lease_id)
+        if recovered is None:
+            return _store_failed(t, on_store_error, exc, lease_id, started)
+        result = recovered
+    if isinstance(result, Busy):
+        return result
+    if result.taken_over is not None:
+        logger.info(
+            "took over %s/%s from %r, whose lease had expired",
+            t.name,
+            t.date,
+            result.taken_over,
+        )
+    return Lease(
+        t,
+        token=result.token,
+        lease_id=lease_id,
+        acquired_at=result.acquired_at,
+        expires_at=result.expires_at,
+        local_deadline=started + t.ttl.total_seconds(),
+    )
+
+def _recover(t: LockTarget, exc: StoreUnavailableError, lease_id: str) -> Granted | None:
+    """After a lost response, read back whether our acquire was applied."""
+    if not exc.maybe_committed:
+        return None
+    try:
+        snap = t.store.get(t.collection, t.key)
+    except StoreError:
+        return None
+    rec = Record.parse(snap)
+    if rec.lease_id != lease_id or rec.holder != t.owner or not rec.live(snap.now):
+        return None
+    assert rec.acquired_at is not None
+    assert rec.expires_at is not None
+    return Granted(rec.token, rec.acquired_at, rec.expires_at, None)
+
+def _store_failed(
+    t: LockTarget,
+    on_store_error: OnStoreError,
+    exc: StoreUnavailableError,
+    lease_id: str,
+    started: float,
+) -> Lease:
+    if on_store_error == "fail_closed":
+        raise exc
+    logger.warning(
+        "lock store failed; proceeding WITHOUT a lock on %s/%s (on_store_error='proceed')",
+        t.name,
+        t.date,
+        exc_info=exc,
+        extra={"pipeline_reliability": t.attributes()},
+    )
+    return Lease(
+        t,
+        token=0,
+        lease_id=lease_id,
+        acquired_at=None,
+        expires_at=None,
+        local_deadline=started,
+        fenced=False,
+    )
+
+def _not_acquired(t: LockTarget, outcome: Busy | StoreConflictError) -> LockNotAcquiredError:
+    if isinstance(outcome, Busy):
+        return LockNotAcquiredError(
+            f"{t.name}/{t.date} is held by {outcome.holder!r} "
+            f"(token {outcome.token}) until {outcome.expires_at}",
+            holder=outcome.holder,
+            expires_at=outcome.expires_at,
+        )
+    error = LockNotAcquiredError(
+        f"{t.name}/{t.date} is contended: the lock document kept changing"
+    )
+    error.__cause__ = outcome
+    return error

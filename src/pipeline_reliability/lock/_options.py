@@ -1,0 +1,104 @@
+"""Validation of what a DateLock is built from: bad input raises before any store call."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import re
+import socket
+import uuid
+from typing import Literal
+
+from .._keys import validate_id
+from ..errors import ConfigurationError, InvalidInputError
+
+__all__ = [
+    "DEFAULT_COLLECTION",
+    "OnStoreError",
+    "check_collection",
+    "check_on_store_error",
+    "check_owner",
+    "default_owner",
+    "parse_date",
+    "parse_name",
+    "to_seconds",
+]
+
+OnStoreError = Literal["fail_closed", "proceed"]
+DEFAULT_COLLECTION = "date_locks"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MAX_OWNER = 500
+
+
+def parse_date(value: object) -> str:
+    """
+    Return ``value`` as ``YYYY-MM-DD``.
+
+    Raises:
+        InvalidInputError: not a ``datetime.date`` nor an ISO date string; a
+            ``datetime`` is refused too, because its time part would be dropped.
+    """
+    if isinstance(value, dt.datetime):
+        raise InvalidInputError(f"date must be a date, not a datetime: {value!r}")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, str) and _DATE.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value).isoformat()
+        except ValueError as exc:
+            raise InvalidInputError(f"date {value!r} is not a calendar date") from exc
+    raise InvalidInputError(f"date must be a datetime.date or 'YYYY-MM-DD', got {value!r}")
+
+
+def parse_name(value: object) -> str:
+    """Return the lock name, a non-empty string (any characters: it is escaped into the id)."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"lock name must be a non-empty string, got {value!r}")
+    return value
+
+
+def to_seconds(value: float | dt.timedelta | None, what: str, *, allow_zero: bool) -> float | None:
+    """Normalise a duration given as seconds or a timedelta; reject negative (and zero)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | dt.timedelta):
+        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {value!r}")
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise ConfigurationError(f"{what} must be {bound}, got {value!r}")
+    return seconds
+
+
+def check_owner(owner: object) -> str:
+    """Return a valid owner id (non-empty string of reasonable length)."""
+    if not isinstance(owner, str) or not owner or len(owner) > _MAX_OWNER:
+        raise ConfigurationError(
+            f"owner must be a non-empty string of at most {_MAX_OWNER} characters, got {owner!r}"
+        )
+    return owner
+
+
+def default_owner() -> str:
+    """A unique owner id that tells operators where the holder runs: host, pid, random."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def check_collection(collection: object) -> str:
+    """Return ``collection`` if it is a valid collection id."""
+    try:
+        return validate_id(collection, "collection id")  # type: ignore[arg-type]
+    except InvalidInputError as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def check_on_store_error(value: object) -> OnStoreError:
+    """Return the store-error policy, refusing anything but the two spelled-out choices."""
+    if value == "fail_closed":
+        return "fail_closed"
+    if value == "proceed":
+        return "proceed"
+    raise ConfigurationError(
+        f"on_store_error must be 'fail_closed' or 'proceed', got {value!r}"
+    )

@@ -1,0 +1,53 @@
+"""
+Retries for transient failures only, bounded by attempts and a total deadline.
+
+Built on tenacity. Retry only errors that may heal (:func:`is_transient`) and
+only operations that are safe to repeat (DESIGN F9): a retry around a
+non-idempotent write can apply it twice.
+
+Example::
+
+    from pipeline_reliability.retry import RetryPolicy, retry_transient
+
+    @retry_transient(attempts=5, deadline=30)
+    def load_partition(day: str) -> None: ...
+
+    RetryPolicy(attempts=3).call(client.get_document, ref)
+
+    for attempt in retrying(attempts=3):
+        with attempt:
+            run_merge()
+"""
+
+from __future__ import annotations
+
+from ._api import retry_transient, retrying
+from ._policy import RetryPolicy, suggested_delay
+from ._predicates import (
+    BIGQUERY_TRANSIENT_REASONS,
+    Predicate,
+    all_of,
+    any_of,
+    if_exception_type,
+    is_serialization_conflict,
+    is_transient,
+    is_transient_outside_transaction,
+)
+from ._testing import is_testing, set_testing
+
+__all__ = [
+    "BIGQUERY_TRANSIENT_REASONS",
+    "Predicate",
+    "RetryPolicy",
+    "all_of",
+    "any_of",
+    "if_exception_type",
+    "is_serialization_conflict",
+    "is_testing",
+    "is_transient",
+    "is_transient_outside_transaction",
+    "retry_transient",
+    "retrying",
+    "set_testing",
+    "suggested_delay",
+]

@@ -1,0 +1,271 @@
+"""
+``RetryPolicy``: how often and how long to retry, as a frozen value.
+
+The arithmetic lives here as pure functions (:func:`backoff_cap`,
+:func:`next_delay`, :func:`suggested_delay`) so that it can be property-tested
+without running anything; ``_engine`` feeds them to tenacity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from .._clock import Clock
+from ..errors import ConfigurationError
+from ._predicates import Predicate, is_transient
+
+__all__ = ["RetryPolicy", "backoff_cap", "next_delay", "suggested_delay"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _seconds(name: str, value: float | timedelta) -> float:
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be seconds (float) or a timedelta, not {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigurationError(f"{name} must be a finite, non-negative duration, not {value}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """
+    How to retry: at most ``attempts`` calls and at most ``deadline`` seconds in
+    total, whichever runs out first, with full-jitter exponential backoff.
+
+    The n-th retry (n = 0, 1, …) sleeps ``uniform(0, min(maximum, initial *
+    multiplier**n))`` seconds. A server-suggested delay (``retry_after`` on the
+    error, or a Google ``RetryInfo`` detail) raises that sleep to at least the
+    suggestion, but never above ``maximum``. A sleep never runs past the
+    deadline: it is shortened to the time left; when no time is left, or when
+    the server asks for more than is left, retrying stops.
+
+    Durations are given as float seconds or ``timedelta`` and stored as float
+    seconds. Values are validated when the policy is built.
+
+    Attributes:
+        attempts: Maximum number of calls, the first one included (>= 1).
+        deadline: Total budget in seconds from the first call, or ``None`` for
+            attempts only.
+        initial: Backoff cap of the first retry, in seconds (>= 0).
+        maximum: Upper bound of any single sleep, in seconds (>= ``initial``).
+        multiplier: Growth of the backoff cap per retry (>= 1).
+        predicate: Says which errors are retried; others raise at once.
+        clock: Where ``monotonic`` and ``sleep`` come from; ``None`` for the
+            real clock (``asyncio.sleep`` in async code). A ``FakeClock``
+            makes retries instant and deterministic.
+
+    Raises:
+        ConfigurationError: A value cannot work (``attempts < 1``, a negative
+            delay, ``maximum < initial``, ``deadline <= 0``, …).
+
+    .. versionadded:: 0.1.0
+    """
+
+    attempts: int = 5
+    deadline: float | timedelta | None = 60.0
+    initial: float | timedelta = 0.2
+    maximum: float | timedelta = 10.0
+    multiplier: float = 2.0
+    predicate: Predicate = is_transient
+    clock: Clock | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ConfigurationError(f"attempts must be an int, not {self.attempts!r}")
+        if self.attempts < 1:
+            raise ConfigurationError(f"attempts must be at least 1, not {self.attempts}")
+        initial = _seconds("initial", self.initial)
+        maximum = _seconds("maximum", self.maximum)
+        if maximum < initial:
+            raise ConfigurationError(f"maximum ({maximum}s) is below initial ({initial}s)")
+        multiplier = _seconds("multiplier", self.multiplier)
+        if multiplier < 1:
+            raise ConfigurationError(f"multiplier must be at least 1, not {multiplier}")
+        deadline = None if self.deadline is None else _seconds("deadline", self.deadline)
+        if deadline is not None and deadline <= 0:
+            raise ConfigurationError("deadline must be positive (use None for attempts only)")
+        if not callable(self.predicate):
+            raise ConfigurationError(f"predicate must be callable, not {self.predicate!r}")
+        if self.clock is not None and not isinstance(self.clock, Clock):
+            raise ConfigurationError(f"clock must implement Clock, not {self.clock!r}")
+        # Normalise in place: the instance is frozen, so go around __setattr__.
+        for name, value in (
+            ("initial", initial),
+            ("maximum", maximum),
+            ("multiplier", multiplier),
+            ("deadline", deadline),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def deadline_seconds(self) -> float | None:
+        """The deadline in seconds (``None``: attempts only)."""
+        return None if self.deadline is None else _as_float(self.deadline)
+
+    @property
+    def initial_seconds(self) -> float:
+        """The first backoff cap in seconds."""
+        return _as_float(self.initial)
+
+    @property
+    def maximum_seconds(self) -> float:
+        """The bound of any single sleep in seconds."""
+        return _as_float(self.maximum)
+
+    def with_(self, **changes: Any) -> RetryPolicy:
+        """
+        Return a copy with ``changes`` applied (validated like the original).
+
+        Example::
+
+            quick = policy.with_(attempts=3, deadline=5)
+        """
+        return dataclasses.replace(self, **changes)
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """
+        Call ``fn(*args, **kwargs)``, retrying transient failures.
+
+        Only wrap idempotent operations: a retried call may repeat work whose
+        response was lost.
+
+        Returns:
+            What ``fn`` returned on the first successful attempt.
+
+        Raises:
+            RetryExhaustedError: Attempts or deadline ran out; the last error
+                is chained as ``__cause__`` and kept as ``last_error``.
+            BaseException: Any error the predicate rejects, unchanged, after
+                exactly one attempt.
+        """
+        from ._engine import run_sync
+
+        return run_sync(self, _name_of(fn), fn, *args, **kwargs)
+
+    async def acall(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """
+        Await ``fn(*args, **kwargs)``, retrying transient failures (see :meth:`call`).
+
+        Sleeps with ``asyncio.sleep``, or with the injected clock's ``sleep``
+        when one is given (a ``FakeClock`` returns at once; a real clock would
+        block the event loop, so do not inject one in async code).
+        """
+        from ._engine import run_async
+
+        return await run_async(self, _name_of(fn), fn, *args, **kwargs)
+
+
+def _as_float(value: float | timedelta) -> float:
+    # Always a float after __post_init__; the union exists for the constructor.
+    return value.total_seconds() if isinstance(value, timedelta) else value
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+def backoff_cap(policy: RetryPolicy, retry_number: int) -> float:
+    """
+    Return ``min(maximum, initial * multiplier**retry_number)`` without overflowing.
+
+    ``retry_number`` counts retries from 0 (the wait after the first failure).
+    """
+    maximum = policy.maximum_seconds
+    try:
+        grown = policy.initial_seconds * policy.multiplier**retry_number
+    except OverflowError:
+        return maximum
+    return min(maximum, grown)
+
+
+def next_delay(
+    policy: RetryPolicy,
+    *,
+    retry_number: int,
+    elapsed: float,
+    suggested: float | None = None,
+    uniform: Callable[[float, float], float] = random.uniform,
+) -> float | None:
+    """
+    Return how long to sleep before the next attempt, or ``None`` to stop.
+
+    Args:
+        policy: The policy.
+        retry_number: 0 for the wait after the first failure, 1 after the second, …
+        elapsed: Seconds since the first attempt started.
+        suggested: A server-suggested wait in seconds, if the error carried one.
+        uniform: The jitter source (``random.uniform``), injectable for tests.
+
+    Returns:
+        A delay in ``[0, maximum]`` that ends no later than the deadline, or
+        ``None`` when the deadline leaves no time (or less than the server asked
+        for, capped at ``maximum``: retrying earlier is known to fail).
+    """
+    delay = uniform(0.0, backoff_cap(policy, retry_number))
+    floor = 0.0 if suggested is None else min(max(suggested, 0.0), policy.maximum_seconds)
+    delay = max(delay, floor)
+    deadline = policy.deadline_seconds
+    if deadline is None:
+        return delay
+    remaining = deadline - elapsed
+    if remaining <= 0 or floor > remaining:
+        return None
+    return min(delay, remaining)
+
+
+def suggested_delay(exc: BaseException) -> float | None:
+    """
+    Return the wait, in seconds, that ``exc`` says the server asked for, if any.
+
+    Read, in order: a ``retry_after`` attribute (seconds or ``timedelta``, as on
+    :class:`~pipeline_reliability.errors.CircuitOpenError`); then, for
+    ``google.api_core`` errors, a ``google.rpc.RetryInfo`` entry of
+    ``exc.details`` (a protobuf message with ``retry_delay`` from gRPC, or a
+    JSON dict ``{"@type": ".../google.rpc.RetryInfo", "retryDelay": "1.5s"}``
+    from REST).
+    """
+    hint = getattr(exc, "retry_after", None)
+    if isinstance(hint, timedelta):
+        return max(hint.total_seconds(), 0.0)
+    if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint):
+        return max(float(hint), 0.0)
+    google = sys.modules.get("google.api_core.exceptions")
+    if google is None or not isinstance(exc, google.GoogleAPICallError):
+        return None
+    for detail in exc.details:
+        found = _retry_info_seconds(detail)
+        if found is not None:
+            return found
+    return None
+
+
+def _retry_info_seconds(detail: Any) -> float | None:
+    if isinstance(detail, dict):
+        if not str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            return None
+        text = str(detail.get("retryDelay", ""))  # proto3 JSON Duration: "1.5s"
+        try:
+            return _finite(float(text.removesuffix("s")))
+        except ValueError:
+            return None
+    delay = getattr(detail, "retry_delay", None)
+    if type(detail).__name__ != "RetryInfo" or delay is None:
+        return None
+    return _finite(getattr(delay, "seconds", 0) + getattr(delay, "nanos", 0) / 1e9)
+
+
+def _finite(seconds: float) -> float | None:
+    return max(float(seconds), 0.0) if math.isfinite(seconds) else None

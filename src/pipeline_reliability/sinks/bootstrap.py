@@ -1,0 +1,245 @@
+"""
+Create the BigQuery dataset and tables that the library writes to.
+
+The table definitions ship in the package as JSON files under
+``pipeline_reliability/sinks/schemas/`` (one table per file, named after the
+file). A file is either BigQuery's JSON schema format (the list of fields that
+``bq mk --schema`` and ``Client.schema_from_json`` read) or a fragment of the
+REST ``Table`` resource: ``{"schema": {"fields": [...]}, "timePartitioning":
+{...}, "clustering": {...}, "description": ...}``, which also carries
+partitioning and clustering. ``bootstrap`` creates every one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from .._telemetry import span
+from ..errors import ConfigurationError, InvalidInputError, WriteFailedError
+from ._bigquery import bigquery_module, make_client
+
+__all__ = [
+    "TableId",
+    "bootstrap",
+    "create_table_from_schema",
+    "load_schema",
+    "schema_names",
+    "table_resource",
+]
+
+logger = logging.getLogger("pipeline_reliability.sinks")
+
+_PACKAGE = "pipeline_reliability.sinks"
+
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+# Table names allow more than this in BigQuery (unicode, spaces); these are
+# the names that are safe to put between backticks in generated SQL.
+_TABLE = re.compile(r"[A-Za-z0-9_\-$]{1,1024}")
+_PROJECT = re.compile(r"[A-Za-z0-9\-.:]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class TableId:
+    """
+    A parsed ``[project.]dataset.table`` id, validated so it can be quoted in SQL.
+
+    .. versionadded:: 0.1.0
+    """
+
+    project: str | None
+    dataset: str
+    table: str
+
+    @classmethod
+    def parse(cls, value: str, what: str = "table") -> TableId:
+        """
+        Parse ``project.dataset.table`` or ``dataset.table``.
+
+        Raises:
+            ConfigurationError: ``value`` is not such an id.
+        """
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{what} id must be a string, got {type(value).__name__}")
+        parts = value.rsplit(".", 2)
+        if len(parts) == 2:
+            parts = ["", *parts]
+        if len(parts) != 3 or not (
+            (not parts[0] or _PROJECT.fullmatch(parts[0]))
+            and _DATASET.fullmatch(parts[1])
+            and _TABLE.fullmatch(parts[2])
+        ):
+            raise ConfigurationError(
+                f"{what} id must be 'project.dataset.table' or 'dataset.table', got {value!r}"
+            )
+        return cls(parts[0] or None, parts[1], parts[2])
+
+    def qualified(self, default_project: str) -> str:
+        """Return ``project.dataset.table``, using ``default_project`` if none was given."""
+        return f"{self.project or default_project}.{self.dataset}.{self.table}"
+
+    def sql(self, default_project: str) -> str:
+        """Return the id quoted for SQL: ```project.dataset.table```."""
+        return f"`{self.qualified(default_project)}`"
+
+
+def schema_names() -> list[str]:
+    """
+    Return the names of the shipped tables (the ``*.json`` file stems), sorted.
+
+    .. versionadded:: 0.1.0
+    """
+    folder = resources.files(_PACKAGE).joinpath("schemas")
+    return sorted(
+        entry.name[: -len(".json")]
+        for entry in folder.iterdir()
+        if entry.name.endswith(".json") and entry.is_file()
+    )
+
+
+def table_resource(name: str) -> dict[str, Any]:
+    """
+    Return the shipped definition of table ``name`` as a REST ``Table`` fragment.
+
+    A plain field list is wrapped as ``{"schema": {"fields": [...]}}``.
+
+    Raises:
+        InvalidInputError: No such table is shipped.
+        ConfigurationError: The file is not a valid definition.
+
+    .. versionadded:: 0.1.0
+    """
+    if name not in schema_names():
+        raise InvalidInputError(f"no shipped table schema named {name!r}; have {schema_names()}")
+    path = resources.files(_PACKAGE).joinpath("schemas", f"{name}.json")
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise ConfigurationError(f"schema file {name}.json is not valid JSON: {exc}") from exc
+    resource = {"schema": {"fields": loaded}} if isinstance(loaded, list) else loaded
+    fields = resource.get("schema", {}).get("fields") if isinstance(resource, dict) else None
+    if not isinstance(fields, list) or not fields:
+        raise ConfigurationError(f"schema file {name}.json defines no fields")
+    return dict(resource)
+
+
+def load_schema(name: str) -> list[Any]:
+    """
+    Return the ``SchemaField`` list of shipped table ``name``.
+
+    .. versionadded:: 0.1.0
+    """
+    bigquery = bigquery_module()
+    fields = table_resource(name)["schema"]["fields"]
+    return [bigquery.SchemaField.from_api_repr(field) for field in fields]
+
+
+def create_table_from_schema(client: Any, table: str, name: str) -> bool:
+    """
+    Create ``table`` from the shipped definition ``name`` unless it exists.
+
+    Args:
+        client: A ``google.cloud.bigquery.Client``.
+        table: ``[project.]dataset.table`` to create.
+        name: The shipped definition (see :func:`schema_names`).
+
+    Returns:
+        ``True`` if the table was created, ``False`` if it already existed.
+
+    Raises:
+        WriteFailedError: BigQuery refused (the cause is chained).
+
+    .. versionadded:: 0.1.0
+    """
+    from google.api_core import exceptions as gexc
+
+    bigquery = bigquery_module()
+    ref = TableId.parse(table)
+    resource = table_resource(name)
+    resource["tableReference"] = {
+        "projectId": ref.project or client.project,
+        "datasetId": ref.dataset,
+        "tableId": ref.table,
+    }
+    with span("sinks", "create_table", {"table": table, "schema": name}):
+        try:
+            client.create_table(bigquery.Table.from_api_repr(resource))
+        except gexc.Conflict:
+            _warn_if_columns_missing(client, ref.qualified(client.project), resource)
+            return False
+        except gexc.GoogleAPIError as exc:
+            raise WriteFailedError(f"creating table {table} failed: {exc}") from exc
+    return True
+
+
+def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list[str]:
+    """
+    Create ``dataset`` and every shipped table in it, leaving existing ones alone.
+
+    Idempotent: running it again creates nothing and changes nothing (an
+    existing table whose schema lacks shipped columns is logged as a warning,
+    never altered).
+
+    Args:
+        client: A ``google.cloud.bigquery.Client``; ``None`` creates one (it
+            honours ``BIGQUERY_EMULATOR_HOST``).
+        dataset: ``project.dataset`` or ``dataset`` (the client's project).
+        location: Location of a dataset that has to be created (e.g. ``"US"``).
+
+    Returns:
+        The fully qualified ids of what was created by this call (the dataset
+        first, if it was created); what already existed is logged at INFO.
+
+    Raises:
+        ConfigurationError: ``dataset`` is not a valid id.
+        WriteFailedError: BigQuery refused a creation.
+
+    .. versionadded:: 0.1.0
+    """
+    from google.api_core import exceptions as gexc
+
+    bigquery = bigquery_module()
+    client = client if client is not None else make_client()
+    ref = TableId.parse(f"{dataset}.placeholder", "dataset")
+    dataset_id = f"{ref.project or client.project}.{ref.dataset}"
+    created: list[str] = []
+    with span("sinks", "bootstrap", {"dataset": dataset_id}):
+        resource = bigquery.Dataset(dataset_id)
+        if location is not None:
+            resource.location = location
+        try:
+            client.create_dataset(resource)
+            created.append(dataset_id)
+        except gexc.Conflict:
+            logger.info("dataset %s exists", dataset_id)
+        except gexc.GoogleAPIError as exc:
+            raise WriteFailedError(f"creating dataset {dataset_id} failed: {exc}") from exc
+        for name in schema_names():
+            table_id = f"{dataset_id}.{name}"
+            if create_table_from_schema(client, table_id, name):
+                created.append(table_id)
+                logger.info("created table %s", table_id)
+            else:
+                logger.info("table %s exists", table_id)
+    return created
+
+
+def _warn_if_columns_missing(client: Any, table_id: str, resource: dict[str, Any]) -> None:
+    from google.api_core import exceptions as gexc
+
+    try:
+        existing = {field.name for field in client.get_table(table_id).schema}
+    except gexc.GoogleAPIError:
+        return  # only a diagnostic: the table exists, which is what was asked
+    missing = [f["name"] for f in resource["schema"]["fields"] if f["name"] not in existing]
+    if missing:
+        logger.warning(
+            "table %s exists without column(s) %s of the shipped schema; "
+            "add them with client.update_table(table, ['schema'])",
+            table_id,
+            ", ".join(missing),
+        )

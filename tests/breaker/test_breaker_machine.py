@@ -1,0 +1,336 @@
+"""
+Stateful test of the shared breaker: several instances over one MemoryStore
+(behind FaultyStore), a FakeClock, random outcomes, clock moves, store faults
+and operator actions; every committed write is checked against the spec.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from pipeline_reliability import CircuitOpenError, MemoryStore, StoreError
+from pipeline_reliability.breaker import (
+    BreakerEvent,
+    CircuitBreaker,
+    TransitionEvent,
+    TripReportEvent,
+)
+from pipeline_reliability.stores import Outcome, Put, Snapshot, StoreStats
+from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+
+R = TypeVar("R")
+NAME = "downstream/api"
+INSTANCES = 3
+
+# The spec's edges, written out independently of the implementation's table:
+# (from, to) -> the reasons that may take that edge.
+ALLOWED = {
+    ("closed", "open"): {"failure_threshold", "open_quorum", "forced_open"},
+    ("open", "half_open"): {"reset_timeout_elapsed"},
+    ("half_open", "half_open"): {"probe_lease_expired"},
+    ("half_open", "closed"): {"probe_succeeded", "forced_close", "reset"},
+    ("half_open", "open"): {"probe_failed", "forced_open"},
+    ("open", "open"): {"forced_open"},
+    ("open", "closed"): {"forced_close", "reset"},
+    ("closed", "closed"): {"reset"},
+}
+
+
+class Downstream(Exception):
+    """The failure the protected call raises."""
+
+
+class Ignored(Exception):
+    """An excluded exception: neither success nor failure."""
+
+
+@dataclass
+class Write:
+    """One committed write, as the store saw it."""
+
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    at: float
+
+
+class RecordingStore:
+    """A MemoryStore that remembers every committed write (the last attempt of a transaction)."""
+
+    def __init__(self, inner: MemoryStore, clock: FakeClock) -> None:
+        self.inner = inner
+        self.clock = clock
+        self.writes: list[Write] = []
+
+    @property
+    def stats(self) -> StoreStats:
+        """The inner store's counts."""
+        return self.inner.stats
+
+    def reset_stats(self) -> None:
+        """Reset the inner store's counts."""
+        self.inner.reset_stats()
+
+    def get(self, collection: str, key: str) -> Snapshot:
+        """Read through."""
+        return self.inner.get(collection, key)
+
+    def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+        """Transact through, remembering the attempt that committed."""
+        last: list[tuple[Snapshot, Outcome[R]]] = []
+
+        def spy(snap: Snapshot) -> Outcome[R]:
+            outcome = fn(snap)
+            last.append((snap, outcome))
+            return outcome
+
+        result = self.inner.transact(collection, key, spy)
+        snap, outcome = last[-1]
+        if isinstance(outcome.write, Put):
+            self.writes.append(Write(snap.data, dict(outcome.write.data), self.clock.monotonic()))
+        return result
+
+
+@dataclass
+class Model:
+    """What the test itself saw happen, to judge the writes against."""
+
+    outcomes: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    probes: Counter[int] = field(default_factory=Counter)
+    local_events: int = 0
+    checked: int = 0
+
+
+class BreakerMachine(RuleBasedStateMachine):
+    """Several instances of one circuit, driven at random."""
+
+    @initialize(
+        failure_threshold=st.integers(1, 4),
+        extra_calls=st.none() | st.integers(0, 4),
+        window=st.sampled_from([5.0, 10.0, 30.0]),
+        reset_timeout=st.sampled_from([5.0, 10.0, 30.0]),
+        probes=st.integers(1, 3),
+        success_share=st.integers(0, 2),
+        cache_ttl=st.sampled_from([0.0, 0.5, 1.0, 5.0]),
+        quorum=st.integers(1, INSTANCES),
+        policy=st.sampled_from(["fail_open", "fail_closed"]),
+    )
+    def setup(
+        self,
+        failure_threshold: int,
+        extra_calls: int | None,
+        window: float,
+        reset_timeout: float,
+        probes: int,
+        success_share: int,
+        cache_ttl: float,
+        quorum: int,
+        policy: Any,
+    ) -> None:
+        """Build INSTANCES breakers sharing one circuit, with drawn options."""
+        self.clock = FakeClock()
+        self.recording = RecordingStore(MemoryStore(clock=self.clock), self.clock)
+        self.store = FaultyStore(self.recording)
+        self.window = window
+        self.failure_threshold = failure_threshold
+        self.minimum_calls = (
+            failure_threshold if extra_calls is None else failure_threshold + extra_calls
+        )
+        self.probes = probes
+        self.quorum = quorum
+        self.model = Model()
+        self.sick = False
+        self.breakers: list[CircuitBreaker] = []
+        for i in range(INSTANCES):
+            breaker = CircuitBreaker(
+                NAME,
+                self.store,
+                failure_threshold=failure_threshold,
+                minimum_calls=self.minimum_calls,
+                window=window,
+                reset_timeout=reset_timeout,
+                half_open_probes=probes,
+                success_threshold=min(probes, 1 + success_share),
+                excluded=(Ignored,),
+                cache_ttl=cache_ttl,
+                on_store_error=policy,
+                open_quorum=quorum,
+                clock=self.clock,
+                instance_id=f"i{i}",
+            )
+            breaker.add_listener(self._on_event)
+            self.breakers.append(breaker)
+            self.model.outcomes[breaker.instance_id] = []
+
+    def _on_event(self, event: BreakerEvent) -> None:
+        if isinstance(event, TransitionEvent) and event.local:
+            self.model.local_events += 1
+        elif isinstance(event, TripReportEvent):
+            self.model.local_events += 1
+
+    @rule(i=st.integers(0, INSTANCES - 1), repeat=st.integers(1, 4))
+    def calls(self, i: int, repeat: int) -> None:
+        """A few calls on instance i; they fail while the downstream is sick."""
+        for _ in range(repeat):
+            self._call(self.breakers[i], "fail" if self.sick else "ok")
+
+    @rule(i=st.integers(0, INSTANCES - 1))
+    def excluded_call(self, i: int) -> None:
+        """A call that raises an excluded exception."""
+        self._call(self.breakers[i], "ignored")
+
+    @rule(sick=st.booleans())
+    def downstream_health(self, sick: bool) -> None:
+        """The downstream falls ill or recovers."""
+        self.sick = sick
+
+    def _call(self, breaker: CircuitBreaker, kind: str) -> None:
+        ran = []
+
+        def downstream() -> str:
+            status = breaker.status()
+            if status.is_prober:
+                self.model.probes[status.generation] += 1
+                doc = self._doc()
+                assert doc is not None
+                assert (doc["state"], doc["generation"]) == ("half_open", status.generation)
+                assert doc["probe"]["holder"] == breaker.instance_id
+            ran.append(True)
+            if kind == "fail":
+                raise Downstream
+            if kind == "ignored":
+                raise Ignored
+            return "ok"
+
+        try:
+            breaker.call(downstream)
+        except CircuitOpenError:
+            assert not ran, "a rejected call must not run"
+            return
+        except (Downstream, Ignored):
+            pass
+        if kind != "ignored":
+            self.model.outcomes[breaker.instance_id].append((self.clock.monotonic(), kind))
+
+    @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 31.0]))
+    def advance(self, seconds: float) -> None:
+        """Let time pass."""
+        self.clock.advance(seconds)
+
+    @rule(
+        fault=st.sampled_from(list(Fault)),
+        times=st.integers(1, 3),
+        chance=st.integers(0, 5),
+    )
+    def store_fault(self, fault: Fault, times: int, chance: int) -> None:
+        """Sometimes, the next few store operations fail."""
+        if chance == 3:  # hypothesis favours 0 and the bounds: pick an inner value
+            self.store.fail_next(fault, times)
+
+    @rule(
+        i=st.integers(0, INSTANCES - 1),
+        action=st.sampled_from(["force_open", "force_close", "reset"]),
+        chance=st.integers(0, 9),
+    )
+    def operator(self, i: int, action: str, chance: int) -> None:
+        """Now and then an operator forces the circuit (store errors raise to the operator)."""
+        if chance != 7:  # hypothesis favours 0 and the bounds: pick an inner value
+            return
+        try:
+            getattr(self.breakers[i], action)()
+        except StoreError:
+            pass
+
+    @rule(i=st.integers(0, INSTANCES - 1))
+    def read_state(self, i: int) -> None:
+        """Someone looks at the state: it is one of the three."""
+        assert self.breakers[i].state.value in {"closed", "open", "half_open"}
+
+    # ------------------------------------------------------------------ invariants
+
+    def _doc(self) -> dict[str, Any] | None:
+        return self.recording.inner.dump().get("circuit_breakers", {}).get(NAME.replace("/", "%2F"))
+
+    @invariant()
+    def every_write_is_a_transition_or_a_trip_report(self) -> None:
+        """Each committed write moves the generation by one along an allowed edge, or is a report."""
+        model = self.model
+        for write in self.recording.writes[model.checked:]:
+            before = write.before or {"state": "closed", "generation": 0, "trip_reports": 0,
+                                      "reports": []}
+            after = write.after
+            if after["generation"] == before["generation"] + 1:
+                edge = (before["state"], after["state"])
+                assert after["reason"] in ALLOWED.get(edge, set()), (edge, after["reason"])
+                if after["reason"] in {"failure_threshold", "open_quorum"}:
+                    self._writer_had_tripped(after["changed_by"], write.at)
+                if after["reason"] == "open_quorum":
+                    live = {r["instance"] for r in before["reports"]
+                            if after["changed_at"] - r["at"] < _td(self.window)}
+                    assert len(live | {after["changed_by"]}) >= self.quorum
+                if after["reason"] == "failure_threshold":
+                    assert self.quorum == 1
+                assert after["trip_reports"] == before.get("trip_reports", 0)
+            else:
+                # A trip report: same generation, still closed, one more report.
+                assert self.quorum > 1
+                assert after["generation"] == before["generation"]
+                assert before["state"] == after["state"] == "closed"
+                assert after["trip_reports"] == before.get("trip_reports", 0) + 1
+                assert after["changed_by"] in {r["instance"] for r in after["reports"]}
+                assert len(after["reports"]) < self.quorum
+                self._writer_had_tripped(after["changed_by"], write.at)
+        model.checked = len(self.recording.writes)
+
+    def _writer_had_tripped(self, instance: str, at: float) -> None:
+        seen = [(t, k) for t, k in self.model.outcomes[instance] if at - t < self.window]
+        failures = sum(1 for _, k in seen if k == "fail")
+        assert failures >= self.failure_threshold, (instance, seen)
+        assert len(seen) >= self.minimum_calls, (instance, seen)
+
+    @invariant()
+    def store_writes_equal_transitions_plus_reports(self) -> None:
+        """stats.writes == transitions (the generation) + trip reports, all recorded."""
+        doc = self._doc()
+        writes = self.store.stats.writes
+        assert writes == len(self.recording.writes)
+        expected = 0 if doc is None else doc["generation"] + doc["trip_reports"]
+        assert writes == expected
+        if self.quorum == 1:
+            assert doc is None or doc["trip_reports"] == 0
+
+    @invariant()
+    def writes_match_announced_transitions(self) -> None:
+        """Every write was announced by exactly one listener event (unless its response was lost)."""
+        writes = self.store.stats.writes
+        lost = any(f is Fault.LOST_RESPONSE and op == "transact"
+                   for _, op, f in self.store.injected)
+        if lost:
+            assert self.model.local_events <= writes
+        else:
+            assert self.model.local_events == writes
+
+    @invariant()
+    def probes_per_half_open_generation_are_bounded(self) -> None:
+        """At most half_open_probes trial calls ran, fleet-wide, per half-open generation."""
+        for generation, count in self.model.probes.items():
+            assert count <= self.probes, (generation, count)
+
+
+def _td(seconds: float) -> Any:
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)
+
+
+BreakerMachine.TestCase.settings = settings(
+    BreakerMachine.TestCase.settings, stateful_step_count=60
+)
+test_breaker_machine = pytest.mark.memory(BreakerMachine.TestCase)

@@ -1,0 +1,251 @@
+"""
+Stateful test of DateLock: several clients, a fake clock and injected store faults.
+
+Hypothesis drives random acquires, releases, renewals, holding checks,
+operator breaks, pauses past the TTL and faults. After every step the
+machine reads the lock document directly (not through the faulty store)
+and checks the safety properties of DESIGN F7:
+
+- never two leases valid at the same store time: a new lease is granted only
+  after the previous one was released, broken or had expired by store time,
+  and at most one client believes it holds a live lease;
+- fencing tokens strictly increase;
+- a stale holder's release or renew never changes the current holder's record;
+- a stale holder's ``ensure_held()`` raises;
+- contention is never reported as success, and a free lock with no injected
+  fault is always granted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from lock_helpers import DATE, NAME
+
+from pipeline_reliability import MemoryStore
+from pipeline_reliability.errors import (
+    LockLostError,
+    LockNotAcquiredError,
+    StoreUnavailableError,
+)
+from pipeline_reliability.lock import DateLock, Lease, break_lock
+from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+
+TTL = 30.0
+CLIENTS = 3
+PROCEED = 2  # this client opted in to on_store_error="proceed"
+clients = st.integers(0, CLIENTS - 1)
+
+
+@dataclass(frozen=True)
+class Doc:
+    """The parts of the lock document the properties talk about."""
+
+    holder: str | None
+    token: int
+    expires_at: dt.datetime | None
+    acquired_at: dt.datetime | None
+
+    def live(self, now: dt.datetime) -> bool:
+        """Whether a lease is live at store time ``now``."""
+        return self.holder is not None and self.expires_at is not None and self.expires_at > now
+
+
+class LockMachine(RuleBasedStateMachine):
+    """Clients contending for one (name, date) lock on a faulty MemoryStore."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.inner = MemoryStore(clock=self.clock)
+        self.store = FaultyStore(self.inner)
+        self.locks = [
+            DateLock(
+                self.store,
+                NAME,
+                DATE,
+                owner=f"client-{i}",
+                clock=self.clock,
+                ttl=TTL,
+                on_store_error="proceed" if i == PROCEED else "fail_closed",
+            )
+            for i in range(CLIENTS)
+        ]
+        self.old_leases: list[Lease] = []  # every lease ever handed out, for stale actions
+        self.tokens: list[int] = []  # tokens in the order they appeared in the document
+        self.broken: set[int] = set()
+        self.uncertain: set[int] = set()  # releases that may have been applied unanswered
+        self.last = self.doc()
+
+    # -- observation ---------------------------------------------------------------------
+
+    def doc(self) -> Doc:
+        data: dict[str, Any] = self.inner.dump().get("date_locks", {}).get(self.locks[0].key, {})
+        return Doc(
+            data.get("holder"),
+            data.get("token", 0),
+            data.get("expires_at"),
+            data.get("acquired_at"),
+        )
+
+    def faults(self) -> int:
+        return len(self.store.injected)
+
+    # -- rules ---------------------------------------------------------------------------
+
+    @rule(c=clients)
+    def acquire(self, c: int) -> None:
+        lock = self.locks[c]
+        if lock.lease is not None:
+            return
+        before, faults = self.doc(), self.faults()
+        now = self.clock.now()
+        try:
+            lease = lock.acquire(blocking=False)
+        except LockNotAcquiredError:
+            # Contention is real: the lock was live, or a conflict was injected.
+            assert before.live(now) or self.faults() > faults
+            return
+        except StoreUnavailableError:
+            assert self.faults() > faults
+            return
+        self.old_leases.append(lease)
+        if not lease.fenced:
+            assert c == PROCEED
+            assert self.faults() > faults
+            return
+        assert not before.live(now), "contention reported as success"
+        after = self.doc()
+        assert (after.holder, after.token) == (lock.owner, lease.token)
+
+    @rule(c=clients, timeout=st.floats(0, 2 * TTL))
+    def acquire_blocking(self, c: int, timeout: float) -> None:
+        lock = self.locks[c]
+        if lock.lease is not None:
+            return
+        try:
+            lease = lock.acquire(timeout=timeout)
+        except (LockNotAcquiredError, StoreUnavailableError):
+            return
+        self.old_leases.append(lease)
+        if lease.fenced:
+            assert self.doc().token == lease.token
+
+    @rule(c=clients)
+    def release(self, c: int) -> None:
+        lock = self.locks[c]
+        lease = lock.lease
+        if lease is None:
+            return
+        before, faults = self.doc(), self.faults()
+        try:
+            lock.release()
+        except LockLostError:
+            after = self.doc()
+            if before.token != lease.token:
+                assert after == before, "a stale release changed the current holder"
+            return
+        except StoreUnavailableError as exc:
+            assert self.faults() > faults
+            if exc.maybe_committed:
+                self.uncertain.add(lease.token)
+            return
+        if lease.fenced and self.faults() == faults:
+            assert before.token == lease.token
+            assert self.doc().holder is None
+
+    @rule(i=st.integers(0, 50))
+    def renew(self, i: int) -> None:
+        if not self.old_leases:
+            return
+        lease = self.old_leases[i % len(self.old_leases)]
+        before, faults = self.doc(), self.faults()
+        now = self.clock.now()
+        current = lease.fenced and before.token == lease.token and before.live(now)
+        try:
+            expires = lease.renew()
+        except LockLostError:
+            if before.token != lease.token:
+                assert self.doc() == before, "a stale renew changed the current holder"
+            return
+        except StoreUnavailableError:
+            assert self.faults() > faults
+            return
+        assert current, "a lease that was not live was renewed"
+        assert expires == now + dt.timedelta(seconds=TTL)
+
+    @rule(i=st.integers(0, 50))
+    def ensure_held(self, i: int) -> None:
+        if not self.old_leases:
+            return
+        lease = self.old_leases[i % len(self.old_leases)]
+        before, faults = self.doc(), self.faults()
+        now = self.clock.now()
+        current = lease.fenced and before.token == lease.token and before.live(now)
+        try:
+            lease.ensure_held()
+        except LockLostError:
+            assert not current or lease.lost or lease.remaining() == dt.timedelta(0)
+            return
+        except StoreUnavailableError:
+            assert self.faults() > faults
+            return
+        assert current, "a stale holder's ensure_held() passed"
+
+    @rule(seconds=st.floats(0, 2 * TTL))
+    def pause(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule(fault=st.sampled_from(Fault), times=st.integers(1, 3))
+    def inject(self, fault: Fault, times: int) -> None:
+        self.store.fail_next(fault, times)
+
+    @rule()
+    def operator_break(self) -> None:
+        try:
+            token = break_lock(self.store, NAME, DATE)
+        except StoreUnavailableError:
+            return
+        if token is not None:
+            self.broken.add(token)
+
+    # -- invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def tokens_strictly_increase_and_leases_never_overlap(self) -> None:
+        doc, last = self.doc(), self.last
+        if doc.token != last.token:
+            assert doc.token > last.token, "fencing token went backwards"
+            assert not self.tokens or doc.token > max(self.tokens)
+            self.tokens.append(doc.token)
+            # The new lease started only after the previous one ended by store time.
+            assert doc.acquired_at is not None
+            assert not last.live(doc.acquired_at), "two leases valid at the same store time"
+        self.last = doc
+
+    @invariant()
+    def at_most_one_client_believes_it_holds_a_live_lease(self) -> None:
+        now, doc = self.clock.now(), self.doc()
+        believers = [
+            lease
+            for lease in self.old_leases
+            if lease.fenced
+            and not lease.lost
+            and lease.remaining() > dt.timedelta(0)
+            and lease.expires_at is not None
+            and lease.expires_at > now
+            and lease.token not in self.broken
+            and lease.token not in self.uncertain
+        ]
+        assert len({lease.token for lease in believers}) <= 1
+        for lease in believers:
+            assert doc.token == lease.token, "a client believes it holds a superseded lease"
+            assert doc.live(now)
+
+
+TestLockMachine = LockMachine.TestCase
