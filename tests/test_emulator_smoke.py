@@ -14,7 +14,7 @@ def test_firestore_set_get_and_transaction(firestore_project: str) -> None:
     """The Firestore emulator serves set, get and a transactional read-modify-write."""
     from google.cloud import firestore
 
-    client = firestore.Client(project=firestore_project)
+    client: Any = firestore.Client(project=firestore_project)
     try:
         ref = client.collection("smoke").document("doc")
         ref.set({"count": 1})
@@ -26,7 +26,7 @@ def test_firestore_set_get_and_transaction(firestore_project: str) -> None:
 
         increment(client.transaction())
 
-        assert {"count": 2} == ref.get().to_dict()
+        assert ref.get().to_dict() == {"count": 2}
     finally:
         client.close()
 
@@ -34,10 +34,10 @@ def test_firestore_set_get_and_transaction(firestore_project: str) -> None:
 @pytest.mark.pubsub
 def test_pubsub_publish_pull_ack(pubsub_project: str) -> None:
     """The Pub/Sub emulator serves topic and subscription creation, publish, pull and ack."""
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
     topic = publisher.topic_path(pubsub_project, "smoke-topic")
     subscription = subscriber.subscription_path(pubsub_project, "smoke-sub")
     try:
@@ -51,11 +51,11 @@ def test_pubsub_publish_pull_ack(pubsub_project: str) -> None:
         messages = list(response.received_messages)
         subscriber.acknowledge(subscription=subscription, ack_ids=[m.ack_id for m in messages])
 
-        assert [(b"hello", "smoke")] == [
+        assert [
             (m.message.data, m.message.attributes["kind"]) for m in messages
-        ]
+        ] == [(b"hello", "smoke")]
         again = subscriber.pull(subscription=subscription, max_messages=10, timeout=5, retry=None)
-        assert [] == list(again.received_messages)
+        assert list(again.received_messages) == []
     finally:
         subscriber.close()
         publisher.stop()
@@ -87,4 +87,4 @@ def test_bigquery_load_and_query(bigquery_client: Any, bigquery_dataset: str) ->
         ),
     ).result(timeout=60)
 
-    assert [(1, "a"), (2, "b")] == [(r["id"], r["name"]) for r in result]
+    assert [(r["id"], r["name"]) for r in result] == [(1, "a"), (2, "b")]

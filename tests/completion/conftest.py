@@ -113,3 +113,27 @@ def _local_exporter() -> Any:
         _EXPORTER.append(exporter)
     return _EXPORTER[0]
 
+
+
+@pytest.fixture
+def metrics(request: pytest.FixtureRequest) -> Any:
+    """The shared in-memory metric reader (or a local one until the shared fixture exists)."""
+    try:
+        return request.getfixturevalue("metric_reader")
+    except pytest.FixtureLookupError:
+        return _local_reader()
+
+
+_READER: list[Any] = []
+
+
+def _local_reader() -> Any:
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    if not _READER:
+        reader = InMemoryMetricReader()
+        otel_metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        _READER.append(reader)
+    return _READER[0]

@@ -31,7 +31,7 @@ from pipeline_reliability import MemoryStore
 from pipeline_reliability.errors import (
     LockLostError,
     LockNotAcquiredError,
-    StoreUnavailableError,
+    StoreError,
 )
 from pipeline_reliability.lock import DateLock, Lease, break_lock
 from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
@@ -47,9 +47,11 @@ class Doc:
     """The parts of the lock document the properties talk about."""
 
     holder: str | None
+    lease_id: str | None
     token: int
     expires_at: dt.datetime | None
     acquired_at: dt.datetime | None
+    released_token: int | None
 
     def live(self, now: dt.datetime) -> bool:
         """Whether a lease is live at store time ``now``."""
@@ -78,8 +80,9 @@ class LockMachine(RuleBasedStateMachine):
         ]
         self.old_leases: list[Lease] = []  # every lease ever handed out, for stale actions
         self.tokens: list[int] = []  # tokens in the order they appeared in the document
-        self.broken: set[int] = set()
-        self.uncertain: set[int] = set()  # releases that may have been applied unanswered
+        # Leases the store shows released or broken; a holder may not know yet
+        # (an operator break, or its release applied but the answer lost).
+        self.ended: set[int] = set()
         self.last = self.doc()
 
     # -- observation ---------------------------------------------------------------------
@@ -88,9 +91,11 @@ class LockMachine(RuleBasedStateMachine):
         data: dict[str, Any] = self.inner.dump().get("date_locks", {}).get(self.locks[0].key, {})
         return Doc(
             data.get("holder"),
+            data.get("lease_id"),
             data.get("token", 0),
             data.get("expires_at"),
             data.get("acquired_at"),
+            data.get("released_token"),
         )
 
     def faults(self) -> int:
@@ -111,7 +116,7 @@ class LockMachine(RuleBasedStateMachine):
             # Contention is real: the lock was live, or a conflict was injected.
             assert before.live(now) or self.faults() > faults
             return
-        except StoreUnavailableError:
+        except StoreError:
             assert self.faults() > faults
             return
         self.old_leases.append(lease)
@@ -130,7 +135,7 @@ class LockMachine(RuleBasedStateMachine):
             return
         try:
             lease = lock.acquire(timeout=timeout)
-        except (LockNotAcquiredError, StoreUnavailableError):
+        except (LockNotAcquiredError, StoreError):
             return
         self.old_leases.append(lease)
         if lease.fenced:
@@ -150,10 +155,8 @@ class LockMachine(RuleBasedStateMachine):
             if before.token != lease.token:
                 assert after == before, "a stale release changed the current holder"
             return
-        except StoreUnavailableError as exc:
+        except StoreError:
             assert self.faults() > faults
-            if exc.maybe_committed:
-                self.uncertain.add(lease.token)
             return
         if lease.fenced and self.faults() == faults:
             assert before.token == lease.token
@@ -173,7 +176,7 @@ class LockMachine(RuleBasedStateMachine):
             if before.token != lease.token:
                 assert self.doc() == before, "a stale renew changed the current holder"
             return
-        except StoreUnavailableError:
+        except StoreError:
             assert self.faults() > faults
             return
         assert current, "a lease that was not live was renewed"
@@ -192,7 +195,7 @@ class LockMachine(RuleBasedStateMachine):
         except LockLostError:
             assert not current or lease.lost or lease.remaining() == dt.timedelta(0)
             return
-        except StoreUnavailableError:
+        except StoreError:
             assert self.faults() > faults
             return
         assert current, "a stale holder's ensure_held() passed"
@@ -207,28 +210,35 @@ class LockMachine(RuleBasedStateMachine):
 
     @rule()
     def operator_break(self) -> None:
+        before = self.doc()
         try:
             token = break_lock(self.store, NAME, DATE)
-        except StoreUnavailableError:
+        except StoreError:
             return
-        if token is not None:
-            self.broken.add(token)
+        assert token == (before.token if before.holder is not None else None)
 
     # -- invariants ----------------------------------------------------------------------
 
     @invariant()
+    def safety(self) -> None:
+        # One invariant, so that the document is observed before beliefs are judged.
+        self.tokens_strictly_increase_and_leases_never_overlap()
+        self.at_most_one_client_believes_it_holds_a_live_lease()
+
     def tokens_strictly_increase_and_leases_never_overlap(self) -> None:
         doc, last = self.doc(), self.last
-        if doc.token != last.token:
-            assert doc.token > last.token, "fencing token went backwards"
-            assert not self.tokens or doc.token > max(self.tokens)
+        if doc.lease_id is not None and doc.lease_id != last.lease_id:
+            # A lease was granted in the last step (at most one grant per step).
+            assert doc.token > last.token, "fencing token did not increase"
+            assert not self.tokens or doc.token > max(self.tokens), "fencing token reused"
             self.tokens.append(doc.token)
             # The new lease started only after the previous one ended by store time.
             assert doc.acquired_at is not None
             assert not last.live(doc.acquired_at), "two leases valid at the same store time"
+        if doc.released_token is not None:
+            self.ended.add(doc.released_token)
         self.last = doc
 
-    @invariant()
     def at_most_one_client_believes_it_holds_a_live_lease(self) -> None:
         now, doc = self.clock.now(), self.doc()
         believers = [
@@ -239,8 +249,7 @@ class LockMachine(RuleBasedStateMachine):
             and lease.remaining() > dt.timedelta(0)
             and lease.expires_at is not None
             and lease.expires_at > now
-            and lease.token not in self.broken
-            and lease.token not in self.uncertain
+            and lease.token not in self.ended
         ]
         assert len({lease.token for lease in believers}) <= 1
         for lease in believers:

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline_reliability import MemoryStore
+from pipeline_reliability.completion import CompletionTracker, PhaseSpec
 from pipeline_reliability.errors import InvalidInputError, InvalidMessageError
 from pipeline_reliability.pubsub import STATUSES, CompletionMessage, parse_completion_message
 
@@ -188,6 +190,18 @@ def test_async_and_acronym_class_names_are_normalised() -> None:
     ]
 
     assert parsed == ["upcoming_player_game_context", "ml_feature_store"]
+
+
+def test_completion_kwargs_feed_the_tracker(memory_store: MemoryStore) -> None:
+    """completion_kwargs() is exactly what record_completion takes after the phase."""
+    tracker = CompletionTracker(memory_store, [PhaseSpec("phase3", {"player_game_summary"})])
+    msg = parse_completion_message(cloud_event(PHASE3_BODY))
+
+    result = tracker.record_completion("phase3", **msg.completion_kwargs())
+
+    assert result.counted
+    assert result.trigger is not None
+    assert result.trigger.correlation_id == "5f0c9e21"
 
 
 @pytest.mark.parametrize(

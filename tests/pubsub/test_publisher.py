@@ -179,10 +179,10 @@ def topic_and_pull(
     pubsub_emulator: str, pubsub_project: str
 ) -> Iterator[tuple[str, Callable[[], list[Any]]]]:
     """A fresh topic with a subscription, and a function that pulls everything from it."""
-    from google.cloud import pubsub_v1
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
 
-    publisher = pubsub_v1.PublisherClient()
-    subscriber = pubsub_v1.SubscriberClient()
+    publisher = PublisherClient()
+    subscriber = SubscriberClient()
     topic = publisher.topic_path(pubsub_project, "phase4-trigger")
     subscription = subscriber.subscription_path(pubsub_project, "phase4-trigger-sub")
     publisher.create_topic(name=topic)

@@ -46,9 +46,9 @@ def test_row_encoding_sends_metadata_as_json_text() -> None:
     assert encoded["event_time"] == "2026-01-25T12:00:00+00:00"
 
 
-def test_row_id_is_stable_and_ignores_recorded_time() -> None:
-    """A retried append of the same completion gets the same insertId."""
-    again = row(recorded_time=T0 + timedelta(minutes=5))
+def test_row_id_is_the_completion_not_its_times() -> None:
+    """A retried or redelivered append of the same completion gets the same insertId."""
+    again = row(event_time=T0 + timedelta(minutes=1), recorded_time=T0 + timedelta(minutes=5))
 
     assert ledger_row_id(again) == ledger_row_id(row())
     assert ledger_row_id(row(status="partial")) != ledger_row_id(row())
@@ -122,7 +122,8 @@ def test_read_filters_by_phase_and_dates(ledger: BigQueryLedger) -> None:
 def test_repeated_append_reads_once(ledger: BigQueryLedger) -> None:
     """Appending the same completion twice reads back once (the emulator ignores insertId)."""
     ledger.append(row())
-    ledger.append(row(recorded_time=T0 + timedelta(seconds=30)))
+    later = T0 + timedelta(seconds=30)
+    ledger.append(row(event_time=later, recorded_time=later))
 
     assert ledger.read("phase3", ["2026-01-25"]) == [row()]
 

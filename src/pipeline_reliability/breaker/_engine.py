@@ -255,7 +255,7 @@ class Engine:
         if circuit.state is not CLOSED:
             return
         self._window.failure(mono)
-        if not self._window.tripped(mono) and len(self._window._failures) < 2:
+        if not self._window.tripped(mono):
             return
         if self._store_error is not None and mono < self._fresh_until:
             return  # backing off a failing store; the trip is retried after cache_ttl

@@ -46,9 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
         "run the chaos simulation, or inspect and repair a pipeline's state.",
     )
     add_global_options(parser)
-    parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)"
-    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
     _simulate.register(commands)
@@ -74,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except SystemExit as exc:  # --help and --version end parsing this way
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    with _logging_to_stderr(int(args.verbose), int(getattr(args, "log_floor", logging.WARNING))):
+    verbosity = int(getattr(args, "verbose", 0))
+    with _logging_to_stderr(verbosity, int(getattr(args, "log_floor", logging.WARNING))):
         return _run(args)
 
 
@@ -86,9 +84,8 @@ def _run(args: argparse.Namespace) -> int:
         return exc.status
     except Exception as exc:
         if is_credentials_error(exc) or is_input_error(exc):
-            print(f"{_PROG}: error: {describe_error(exc)}", file=sys.stderr)
-            return EXIT_USAGE
-        if type(exc).__name__ == "MissingDependencyError":
+            # The command could not run as asked (bad input or environment):
+            # one line, exit 2, and nothing was written.
             print(f"{_PROG}: error: {describe_error(exc)}", file=sys.stderr)
             return EXIT_USAGE
         # Anything else failed while running: say what in one line, keep the

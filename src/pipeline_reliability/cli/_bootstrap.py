@@ -1,9 +1,49 @@
-"""Placeholder."""
+"""``pipeline-reliability bootstrap``: create the BigQuery dataset and tables."""
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from ._common import EXIT_OK, CliError, add_global_options, emit_json
+
+__all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    """Add nothing yet."""
+    """Add ``bootstrap``."""
+    p = commands.add_parser(
+        "bootstrap", help="create the BigQuery dataset and tables (idempotent)",
+        description="Create the dataset and every table whose schema ships with the package "
+        "(fallback ledger, execution log, ...). Existing ones are left alone.",
+    )
+    add_global_options(p)
+    p.add_argument("--dataset", required=True, help="[project.]dataset to create the tables in")
+    p.add_argument("--location", default=None, help="location of a new dataset, e.g. US")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create what is missing and say what was created."""
+    from ..sinks.bootstrap import TableId, bootstrap, schema_names
+
+    try:
+        TableId.parse(f"{args.dataset}.placeholder", "dataset")
+    except ValueError as exc:
+        raise CliError(f"--dataset {args.dataset!r}: {exc}") from exc
+    client = None
+    project = getattr(args, "project", None)
+    if project is not None:
+        from ..sinks._bigquery import make_client
+
+        client = make_client(project)
+    created = bootstrap(client, args.dataset, location=args.location)
+    if args.json:
+        emit_json({"dataset": args.dataset, "created": created, "tables": schema_names()})
+    elif created:
+        for name in created:
+            print(f"created {name}")
+    else:
+        print(f"nothing to create: {args.dataset} and its {len(schema_names())} tables exist")
+    return EXIT_OK

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, NoReturn
 
-from ..errors import InvalidInputError, ReliabilityError
+from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
 from ..stores._protocol import StateStore
 
 __all__ = [
@@ -32,7 +32,6 @@ __all__ = [
     "open_store",
     "parse_date",
     "parse_dates",
-    "prefixed",
 ]
 
 EXIT_OK = 0
@@ -60,7 +59,7 @@ class Parser(argparse.ArgumentParser):
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
     """
-    Add ``--project``, ``--database`` and ``--prefix``.
+    Add ``--project``, ``--database``, ``--prefix`` and ``-v``.
 
     They are accepted before or after the command name, so every subparser
     gets them too (with ``SUPPRESS`` defaults, so a value given before the
@@ -80,17 +79,16 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
         default=suppress,
         help="prefix of every collection name, e.g. 'staging_' (default: none)",
     )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=suppress,
+        help="log more (-v, -vv); the library's log goes to stderr",
+    )
 
 
 def global_option(args: argparse.Namespace, name: str) -> str | None:
     """Return a global option's value, ``None`` when not given."""
     value = getattr(args, name, None)
     return None if value is None else str(value)
-
-
-def prefixed(args: argparse.Namespace, collection: str) -> str:
-    """Return ``collection`` with the ``--prefix`` applied."""
-    return f"{global_option(args, 'prefix') or ''}{collection}"
 
 
 def parse_date(text: str) -> str:
@@ -157,6 +155,8 @@ def open_store(args: argparse.Namespace) -> StateStore:
         kwargs["project"] = global_option(args, "project")
     if global_option(args, "database") is not None:
         kwargs["database"] = global_option(args, "database")
+    if global_option(args, "prefix") is not None:
+        kwargs["prefix"] = global_option(args, "prefix")
     store: StateStore = FirestoreStore(**kwargs)
     return store
 
@@ -187,7 +187,7 @@ def is_credentials_error(exc: BaseException) -> bool:
 
 def is_input_error(exc: BaseException) -> bool:
     """Whether ``exc`` is the user's input being rejected (exit status 2)."""
-    return isinstance(exc, InvalidInputError | CliError)
+    return isinstance(exc, InvalidInputError | ConfigurationError | CliError)
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -220,6 +220,6 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]  # fmt: skip
+             for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -26,20 +26,20 @@ def register(commands: Any) -> None:
     add_global_options(p)
     p.add_argument("--dates", type=int, default=7, help="how many dates (default 7)")
     p.add_argument("--workers", type=int, default=None,
-                   help="instances (threads) (default 4; 2 with --emulators)")  # fmt: skip
+                   help="instances (threads) (default 4; 2 with --emulators)")
     p.add_argument("--chaos", choices=("none", "low", "medium", "high"), default="medium",
-                   help="how much goes wrong (default medium)")  # fmt: skip
+                   help="how much goes wrong (default medium)")
     p.add_argument("--seed", type=int, default=0, help="the same seed prints the same report")
     p.add_argument("--start", default="2026-01-25", help="first date (default 2026-01-25)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--emulators", action="store_true",
                    help="run on the Firestore/Pub/Sub/BigQuery emulators (taken from "
-                   "*_EMULATOR_HOST, or started)")  # fmt: skip
+                   "*_EMULATOR_HOST, or started)")
     progress = p.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="always draw the progress bar on stderr")  # fmt: skip
+                          help="always draw the progress bar on stderr")
     progress.add_argument("--no-progress", dest="progress", action="store_false",
-                          help="never draw it (default: only when stderr is a terminal)")  # fmt: skip
+                          help="never draw it (default: only when stderr is a terminal)")
     # The run injects failures on purpose; the library logs each one with its
     # traceback. Show them with -v.
     p.set_defaults(handler=run, log_floor=logging.CRITICAL)
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     config = SimulationConfig(
         dates=args.dates, workers=workers, chaos=args.chaos, seed=args.seed, start=start,
         emulators=args.emulators,
-    )  # fmt: skip
+    )
     show = sys.stderr.isatty() if args.progress is None else bool(args.progress)
     bar = ProgressBar(sys.stderr) if show else None
     try:

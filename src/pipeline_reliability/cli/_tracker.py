@@ -1,9 +1,318 @@
-"""Placeholder."""
+"""
+The completion tracker's operator commands: ``status``, ``sweep``,
+``reconcile``, ``replay``.
+
+Input is validated (phase, dates, tables) before the store is opened, so a
+bad command line writes nothing.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import socket
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from . import _common
+from ._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    add_global_options,
+    emit_json,
+    parse_date,
+    parse_dates,
+)
+from ._phases import PhaseConfig, add_phase_options, resolve_phase
+
+__all__ = ["register"]
 
 
 def register(commands: Any) -> None:
-    """Add nothing yet."""
+    """Add ``status``, ``sweep``, ``reconcile`` and ``replay``."""
+    status = _command(commands, "status", cmd_status,
+                      "which processors of a phase finished for a date, and the trigger state")
+    status.add_argument("phase", help="the phase, e.g. phase3")
+    status.add_argument("date", help="the date, YYYY-MM-DD")
+    status.add_argument("--check", action="store_true",
+                        help="exit 1 unless the phase's trigger is confirmed")
+
+    sweep = _command(commands, "sweep", cmd_sweep,
+                     "trigger dates whose trigger is due (deadlines, released or stale claims)")
+    sweep.add_argument("phase")
+    sweep.add_argument(
+        "dates", nargs="+", help="dates or ranges: 2026-01-30 2026-01-01..2026-01-07"
+    )
+    _add_topic(sweep)
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="only show what is due; claim and publish nothing")
+
+    reconcile = _command(commands, "reconcile", cmd_reconcile,
+                         "record missing processors whose output rows exist in BigQuery")
+    reconcile.add_argument("phase")
+    reconcile.add_argument("date")
+    reconcile.add_argument("--output", action="append", default=[], metavar="PROCESSOR=TABLE",
+                           help="a processor's output table (repeatable; default: the "
+                           "config's outputs)")
+    reconcile.add_argument("--date-column", default=None, help="the tables' DATE column")
+    _add_topic(reconcile)
+
+    replay = _command(commands, "replay", cmd_replay,
+                      "bring the store up to the BigQuery fallback ledger for some dates")
+    replay.add_argument("phase")
+    replay.add_argument("dates", nargs="+")
+    replay.add_argument("--ledger-table", required=True, metavar="DATASET.TABLE",
+                        help="the fallback ledger table")
+    _add_topic(replay)
+
+
+def _command(commands: Any, name: str, handler: Callable[..., int], text: str) -> Any:
+    p = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    add_global_options(p)
+    add_phase_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=handler)
+    return p
+
+
+def _add_topic(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--topic", help="Pub/Sub topic for triggers (projects/P/topics/T or a name)")
+
+
+def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger: Any = None) -> Any:
+    from ..completion import CompletionTracker
+
+    owner = f"cli:{socket.gethostname()}:{os.getpid()}"
+    return CompletionTracker(_common.open_store(args), [phase.spec], ledger=ledger, owner=owner)
+
+
+def _publisher(args: argparse.Namespace) -> Callable[[Any], object] | None:
+    if not args.topic:
+        return None
+    from ..pubsub import PubSubTriggerPublisher
+
+    project = getattr(args, "project", None)
+    publisher: Callable[[Any], object] = PubSubTriggerPublisher(args.topic, project=project)
+    return publisher
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``status PHASE DATE``."""
+    phase = resolve_phase(args, args.phase)
+    date = parse_date(args.date)
+    status = _tracker(args, phase).status(phase.spec.name, date)
+    if args.json:
+        emit_json(_status_json(status))
+    else:
+        print(_status_text(status))
+    return EXIT_FAILED if args.check and not status.triggered else EXIT_OK
+
+
+def _status_json(status: Any) -> dict[str, Any]:
+    return {
+        "phase": status.phase, "date": status.date, "count": status.count,
+        "expected": sorted(status.expected), "completed": sorted(status.completed),
+        "missing": sorted(status.missing), "ignored": sorted(status.ignored),
+        "trigger": {"state": status.trigger_state, "reason": status.trigger_reason,
+                    "attempt": status.trigger_attempt, "owner": status.trigger_owner,
+                    "lease_expires_at": status.lease_expires_at},
+        "deadline_at": status.deadline_at, "deadline_exceeded": status.deadline_exceeded,
+        "records": {name: {"status": r.status, "execution_id": r.execution_id,
+                           "reported_at": r.reported_at, "runs": r.runs,
+                           "record_count": r.record_count}
+                    for name, r in sorted(status.records.items())},
+        "from_ledger": status.from_ledger,
+    }
+
+
+def _status_text(status: Any) -> str:
+    done = "COMPLETE" if not status.missing else "INCOMPLETE"
+    lines = [f"{status.phase} {status.date}: {done} ({status.count}/{len(status.expected)})"]
+    if status.from_ledger:
+        lines.append("  (the store was unreachable: rebuilt from the fallback ledger)")
+    for name in sorted(status.expected):
+        record = status.records.get(name)
+        if name in status.completed and record is not None:
+            when = record.reported_at.isoformat() if record.reported_at else "?"
+            lines.append(f"  done     {name}  {record.status}  run {record.execution_id}  {when}")
+        else:
+            lines.append(f"  missing  {name}")
+    for name in sorted(status.ignored):
+        lines.append(f"  ignored  {name}  (not expected by {status.phase})")
+    trigger = f"trigger: {status.trigger_state}"
+    if status.trigger_reason:
+        trigger += f" ({status.trigger_reason}, attempt {status.trigger_attempt})"
+    if status.trigger_state == "claimed" and status.lease_expires_at is not None:
+        until = status.lease_expires_at.isoformat()
+        trigger += f", claimed by {status.trigger_owner} until {until}"
+    lines.append(trigger)
+    if status.deadline_at is not None:
+        exceeded = " (EXCEEDED)" if status.deadline_exceeded else ""
+        lines.append(f"deadline: {status.deadline_at.isoformat()}{exceeded}")
+    return "\n".join(lines)
+
+
+# -- sweep ----------------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``sweep PHASE DATES...``."""
+    phase = resolve_phase(args, args.phase)
+    dates = parse_dates(args.dates)
+    if not args.dry_run and not args.topic:
+        raise CliError("sweep needs --topic to publish the triggers it claims (or --dry-run)")
+    tracker = _tracker(args, phase)
+    if args.dry_run:
+        rows = [_due(tracker.status(phase.spec.name, d)) for d in dates]
+        ok = True
+    else:
+        publish = _publisher(args)
+        assert publish is not None
+        report = tracker.sweep_and_trigger(phase.spec.name, dates, publish)
+        published = {c.claim.date for c in report.published}
+        rows = [{"date": o.date, "action": "published" if o.date in published else o.action,
+                 "missing": sorted(o.missing),
+                 "error": o.error or report.publish_errors.get(o.date)}
+                for o in report.outcomes]
+        ok = report.ok
+    _print_rows(args, phase, rows)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _due(status: Any) -> dict[str, Any]:
+    if status.triggered:
+        action = "triggered"
+    elif status.trigger_state == "claimed":
+        action = "in_flight"
+    elif not status.missing:
+        action = "due"
+    elif status.deadline_exceeded:
+        action = "deadline_exceeded"
+    else:
+        action = "waiting"
+    return {"date": status.date, "action": action, "missing": sorted(status.missing),
+            "error": None}
+
+
+def _print_rows(args: argparse.Namespace, phase: PhaseConfig, rows: list[dict[str, Any]]) -> None:
+    if args.json:
+        emit_json({"phase": phase.spec.name, "dates": rows})
+        return
+    for row in rows:
+        extra = f"  missing: {', '.join(row['missing'])}" if row["missing"] else ""
+        error = f"  ERROR: {row['error']}" if row.get("error") else ""
+        print(f"{phase.spec.name} {row['date']}: {row['action']}{extra}{error}")
+
+
+# -- reconcile ------------------------------------------------------------------------------
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    """``reconcile PHASE DATE``."""
+    phase = resolve_phase(args, args.phase)
+    date = parse_date(args.date)
+    outputs = _outputs(args, phase)
+    from ..sinks.evidence import bigquery_output_evidence
+
+    column = args.date_column or phase.date_column
+    # Asked before anything is written: a missing table stops the command here.
+    evidence = bigquery_output_evidence(outputs, date, date_column=column)
+    tracker = _tracker(args, phase)
+    publish = _publisher(args)
+    if publish is not None:
+        report = tracker.reconcile_and_trigger(phase.spec.name, date, evidence.get, publish)
+    else:
+        report = tracker.reconcile(phase.spec.name, date, evidence.get)
+        if report.claim is not None:
+            # Nobody will publish it here: free it at once for a sweep with a topic.
+            tracker.release_trigger(report.claim, "reconcile ran without --topic")
+    result = {
+        "phase": report.phase, "date": report.date, "reconciled": sorted(report.reconciled),
+        "still_missing": sorted(report.still_missing), "count": report.count,
+        "triggered": report.confirmation is not None, "publish_error": report.publish_error,
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        reconciled = sorted(report.reconciled) or "nothing"
+        missing = sorted(report.still_missing) or "nothing"
+        published = "; trigger published" if result["triggered"] else ""
+        print(f"{report.phase} {report.date}: reconciled {reconciled}; still missing "
+              f"{missing}; count {report.count}{published}")
+    return EXIT_FAILED if report.publish_error else EXIT_OK
+
+
+def _outputs(args: argparse.Namespace, phase: PhaseConfig) -> Mapping[str, str]:
+    outputs = dict(phase.outputs)
+    for item in args.output:
+        name, sep, table = item.partition("=")
+        if not sep or not name or not table:
+            raise CliError(f"--output {item!r}: expected PROCESSOR=TABLE")
+        outputs[name] = table
+    unknown = sorted(set(outputs) - phase.spec.expected)
+    if unknown:
+        raise CliError(f"--output names processors {phase.spec.name} does not expect: {unknown}")
+    if not outputs:
+        raise CliError("reconcile needs output tables: --output PROCESSOR=TABLE or a --config "
+                       "with [phases.NAME.outputs]")
+    return outputs
+
+
+# -- replay ---------------------------------------------------------------------------------
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``replay PHASE DATES... --ledger-table T``."""
+    phase = resolve_phase(args, args.phase)
+    dates = parse_dates(args.dates)
+    from ..sinks.bootstrap import TableId
+    from ..sinks.ledger import BigQueryLedger
+
+    try:
+        TableId.parse(args.ledger_table)
+    except ValueError as exc:
+        raise CliError(f"--ledger-table: {exc}") from exc
+    _require_table(args.ledger_table)
+    tracker = _tracker(args, phase, ledger=BigQueryLedger(args.ledger_table))
+    publish = _publisher(args)
+    if publish is not None:
+        report = tracker.replay_and_trigger(phase.spec.name, dates, publish)
+    else:
+        report = tracker.replay_ledger(phase.spec.name, dates)
+        for claim in report.claims:
+            tracker.release_trigger(claim, "replay ran without --topic")
+    result = {
+        "phase": report.phase, "dates": list(report.dates), "rows": report.rows,
+        "applied": report.applied, "duplicates": report.duplicates,
+        "triggered": sorted(c.claim.date for c in report.published),
+        "publish_errors": dict(report.publish_errors),
+        "due_without_topic": [] if publish else sorted(c.date for c in report.claims),
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{report.phase}: {report.rows} ledger row(s), {report.applied} applied, "
+              f"{report.duplicates} already in the store; "
+              f"triggered {result['triggered'] or 'none'}")
+        if result["due_without_topic"]:
+            print(f"due but not published (no --topic): {result['due_without_topic']}")
+    return EXIT_FAILED if report.publish_errors else EXIT_OK
+
+
+def _require_table(table: str) -> None:
+    """Raise :class:`CliError` (exit 2) unless the BigQuery ``table`` exists."""
+    from google.api_core import exceptions as gexc
+
+    from ..sinks._bigquery import make_client
+
+    client = make_client()
+    try:
+        client.get_table(table)
+    except gexc.NotFound as exc:
+        raise CliError(f"table {table} does not exist (run bootstrap?)") from exc
+    finally:
+        client.close()

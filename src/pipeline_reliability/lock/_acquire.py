@@ -28,12 +28,24 @@ def acquire_lease(
     on_store_error: OnStoreError,
     rng: random.Random,
 ) -> Lease:
-    """Try until granted, or until not blocking / past ``limit`` seconds (then raise)."""
+    """
+    Try until granted, or until not blocking / past ``limit`` seconds (then raise).
+
+    The first attempt is the transaction itself (an uncontended acquire costs
+    one). While the lock is held, polls are plain reads, and the transaction
+    runs only once a read shows the lock free: a waiter's transaction would
+    hold a read lock on the document (Firestore locks pessimistically) and
+    slow down the holder's renewals and release.
+    """
     clock = target.clock
     deadline = None if limit is None else clock.monotonic() + limit
     delay = _POLL_INITIAL
+    outcome: Lease | Busy | StoreConflictError | None = None
     while True:
-        outcome = _attempt(target, on_store_error)
+        if outcome is not None:
+            outcome = _peek(target)
+        if outcome is None:
+            outcome = _attempt(target, on_store_error)
         if isinstance(outcome, Lease):
             return outcome
         counter("lock.contention", "Acquire attempts that found the lock held").add(
@@ -48,6 +60,20 @@ def acquire_lease(
             raise _not_acquired(target, outcome)
         clock.sleep(wait if left is None else min(wait, left))
         delay = min(delay * 2, _POLL_MAX)
+
+
+def _peek(t: LockTarget) -> Busy | None:
+    """A read without a transaction: the live lease, or ``None`` when worth a try."""
+    try:
+        snap = t.store.get(t.collection, t.key)
+    except StoreError:
+        return None  # let the transaction meet (and report) the failure
+    rec = Record.parse(snap)
+    if not rec.live(snap.now):
+        return None
+    assert rec.holder is not None
+    assert rec.expires_at is not None
+    return Busy(rec.holder, rec.token, rec.expires_at, snap.now)
 
 
 def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | StoreConflictError:

@@ -92,6 +92,7 @@ class Lease:
         self._local_deadline = local_deadline
         self._lost: str | None = None
         self._ended = False
+        self._released_at: datetime | None = None
 
     def __repr__(self) -> str:
         state = "lost" if self._lost else ("ended" if self._ended else "held")
@@ -106,6 +107,12 @@ class Lease:
         """When the lease ends unless renewed, in the store's time (last known)."""
         with self._state:
             return self._expires_at
+
+    @property
+    def released_at(self) -> datetime | None:
+        """When the release took effect, in the store's time (``None`` until released)."""
+        with self._state:
+            return self._released_at
 
     @property
     def lost(self) -> bool:
@@ -223,10 +230,11 @@ class Lease:
         with self._state:
             return self._local_deadline - self._target.clock.monotonic()
 
-    def mark_ended(self) -> None:
-        """Record that the lease was released: it can no longer be renewed."""
+    def mark_ended(self, at: datetime | None = None) -> None:
+        """Record that the lease was released (at store time ``at``): no more renewals."""
         with self._state:
             self._ended = True
+            self._released_at = at
 
     def mark_lost(self, kind: str, reason: str) -> bool:
         """Record that the lease is lost; returns ``True`` the first time only."""

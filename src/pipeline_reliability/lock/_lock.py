@@ -249,7 +249,7 @@ class DateLock:
                 f"{self.name}/{self.date}: lease {lease.token} expired before release "
                 "(nobody took it over; the record is cleared)"
             )
-        lease.mark_ended()
+        lease.mark_ended(result.at)
 
     def _forget(self, lease: Lease) -> None:
         with self._state:

@@ -89,6 +89,7 @@ class Record:
     expires_at: datetime | None
     released_token: int | None
     released_by: str | None
+    released_at: datetime | None
 
     @classmethod
     def parse(cls, snap: Snapshot) -> Record:
@@ -103,6 +104,7 @@ class Record:
                 expires_at=_opt(data, "expires_at", datetime),
                 released_token=_opt(data, "released_token", int),
                 released_by=_opt(data, "released_by", str),
+                released_at=_opt(data, "released_at", datetime),
             )
         except TypeError as exc:
             raise StoreError(f"lock document {snap.collection}/{snap.key} is malformed") from exc
@@ -153,9 +155,10 @@ class Renewed:
 
 @dataclass(frozen=True, slots=True)
 class Released:
-    """The lease is no longer recorded; ``expired`` says it had lapsed before release."""
+    """The lease is no longer recorded (since store time ``at``); ``expired``: it had lapsed."""
 
     expired: bool
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,9 +256,9 @@ def decide_release(
         data = dict(snap.data or {})
         data.update(_lease_fields(rec, now=snap.now, holder=None, lease_id=None, expires=None))
         data.update(released_token=token, released_by=owner, released_at=snap.now)
-        return Outcome(Released(expired=not rec.live(snap.now)), Put(data))
+        return Outcome(Released(not rec.live(snap.now), snap.now), Put(data))
     if rec.released_token == token and rec.released_by == owner:
-        return Outcome(Released(expired=False))
+        return Outcome(Released(False, rec.released_at or snap.now))
     return Outcome(lost(rec, token, snap.now))
 
 

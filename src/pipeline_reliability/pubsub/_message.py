@@ -71,6 +71,27 @@ class CompletionMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    def completion_kwargs(self) -> dict[str, Any]:
+        """
+        Return the keyword arguments of ``CompletionTracker.record_completion``.
+
+        Everything but the phase, which is the tracker's ``PhaseSpec`` name and
+        need not be the publisher's ``phase`` string::
+
+            msg = parse_completion_message(cloud_event)
+            tracker.record_and_trigger("phase3", **msg.completion_kwargs(), publish=publisher)
+        """
+        return {
+            "date": self.game_date,
+            "processor": self.processor_name,
+            "execution_id": self.execution_id,
+            "message_id": self.message_id,
+            "status": self.status,
+            "record_count": self.record_count,
+            "metadata": dict(self.metadata),
+            "correlation_id": self.correlation_id,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """
         Return the completion as a unified completion message (JSON-safe).

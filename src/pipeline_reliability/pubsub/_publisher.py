@@ -157,10 +157,10 @@ class PubSubTriggerPublisher:
         with self._lock:
             if self._client is None:
                 try:
-                    from google.cloud import pubsub_v1
+                    from google.cloud.pubsub_v1 import PublisherClient
                 except ImportError as exc:  # pragma: no cover - only without the extra
                     raise MissingDependencyError("google-cloud-pubsub", "pubsub") from exc
-                self._client = pubsub_v1.PublisherClient()
+                self._client = PublisherClient()
             return self._client
 
 

@@ -10,9 +10,9 @@ Rows are written with the streaming API (``insert_rows_json``), not load jobs:
 - streamed rows are visible to queries at once, so ``replay_ledger`` can read
   them right after the outage;
 - each row carries a deterministic ``insertId``, so a retried insert is
-  deduplicated by BigQuery (best effort, about a minute). ``read`` also drops
-  exact repeats, so replays stay idempotent where that dedup does not hold
-  (the BigQuery emulator ignores ``insertId``).
+  deduplicated by BigQuery (best effort, about a minute). ``read`` also
+  returns each completion once, so what is replayed does not depend on that
+  dedup (the BigQuery emulator ignores ``insertId``).
 
 The ledger is append-only: no DML ever touches it, so the streaming buffer's
 restrictions on UPDATE/DELETE do not matter.
@@ -190,7 +190,11 @@ class BigQueryLedger:
 
     def read(self, phase: str, dates: Sequence[str]) -> list[LedgerRow]:
         """
-        Return the rows of ``phase`` for ``dates``, oldest first, exact repeats dropped.
+        Return the rows of ``phase`` for ``dates``, oldest first, each completion once.
+
+        Rows with the same :func:`ledger_row_id` (the same completion appended
+        again) are returned once, the oldest. BigQuery's own ``insertId``
+        dedup is best effort (about a minute) and the emulator has none.
 
         Raises:
             InvalidInputError: A date is not ``YYYY-MM-DD``.
@@ -268,10 +272,13 @@ def ledger_row_from_record(record: Any) -> LedgerRow:
 
 def ledger_row_id(row: LedgerRow) -> str:
     """
-    Return the deterministic ``insertId`` of ``row``.
+    Return the deterministic ``insertId`` of ``row``: the identity of the completion.
 
-    Two appends of the same completion (a retried insert) get the same id;
-    ``recorded_time`` is left out because a retry may stamp it again.
+    A completion is identified by what was reported (phase, date, processor,
+    execution id, message id, status, record count, ``primary_ok``), not by
+    when: a retried append, or a redelivery of the same message that was
+    degraded again, carries a later ``event_time``/``recorded_time`` but is
+    the same completion, and is kept once.
     """
     return content_id(
         row.phase,
@@ -282,7 +289,6 @@ def ledger_row_id(row: LedgerRow) -> str:
         row.status,
         row.record_count,
         row.primary_ok,
-        row.event_time.isoformat(),
     )
 
 

@@ -124,6 +124,20 @@ class MemoryStore:
                     self._writes += 1
                 return True
             assert data is not None
-            self._docs[(collection, key)] = (next(self._versions), data)
+            # Firestore keeps update_time when a write changes nothing; so do we.
+            unchanged = entry is not None and _identical(entry[1], data)
+            version = entry[0] if entry is not None and unchanged else next(self._versions)
+            self._docs[(collection, key)] = (version, data)
             self._writes += 1
             return True
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal as Firestore compares values: 1, 1.0 and True differ."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_identical, a, b))
+    return bool(a == b)

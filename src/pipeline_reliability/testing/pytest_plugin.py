@@ -120,7 +120,9 @@ def reliability_firestore_emulator(request: pytest.FixtureRequest) -> Iterator[s
 
 
 @pytest.fixture
-def reliability_firestore_store(reliability_firestore_emulator: str) -> FirestoreStore:
+def reliability_firestore_store(
+    reliability_firestore_emulator: str,  # noqa: ARG001 - requested so that the emulator runs
+) -> FirestoreStore:
     """
     A FirestoreStore on the emulator, isolated from every other test by a
     project id of its own (the emulator keeps projects apart).

@@ -9,14 +9,12 @@ dedup that keeps duplicates) and ``simulate`` must then report violations.
 
 from __future__ import annotations
 
-import contextlib
-import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
-from ..._clock import Clock, SystemClock
+from ..._clock import Clock
 from ...breaker import CircuitBreaker
 from ...completion import CompletionLedger, CompletionTracker, MemoryLedger, PhaseSpec
 from ...lock import DateLock
@@ -167,14 +165,14 @@ def common_components(
         return CompletionTracker(
             instance_store, phases, ledger=ledger, clock=clock, owner=owner,
             retry=_no_sleep_retry(clock),
-        )  # fmt: skip
+        )
 
     def make_breaker(owner: str) -> CircuitBreaker:
         return CircuitBreaker(
             BREAKER_NAME, breaker_store, failure_threshold=3, minimum_calls=3,
             window=timing.breaker_window, reset_timeout=timing.breaker_reset,
             cache_ttl=timing.breaker_cache, clock=clock, instance_id=owner,
-        )  # fmt: skip
+        )
 
     def make_lock(lock_store: StateStore, name: str, date: str, owner: str) -> DateLock:
         return DateLock(lock_store, name, date, ttl=timing.lock_ttl, owner=owner, clock=clock)
@@ -186,17 +184,5 @@ def common_components(
         clock=clock, store=store, breaker_store=breaker_store, ledger=ledger, table=table,
         phases=phases, make_tracker=make_tracker, make_breaker=make_breaker,
         make_lock=make_lock, dedup=deduplicate_rows, instance_store=instance_store,
-    )  # fmt: skip
+    )
 
-
-def unique_project(prefix: str = "sim") -> str:
-    """A fresh project id, so that an emulator run starts from empty state."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def real_clock() -> Clock:
-    """The system clock (emulator runs: Firestore judges leases by its own time)."""
-    return SystemClock()
-
-
-suppress = contextlib.suppress

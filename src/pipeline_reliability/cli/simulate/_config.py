@@ -83,17 +83,17 @@ CHAOS_LEVELS: dict[str, Chaos] = {
         duplicate=0.2, same_tick_duplicate=0.3, late=0.1, rerun=0.05, unknown_name=0.1,
         publish_failure=0.2, outage_ticks=1, downstream_outage_ticks=3, lock_races=1,
         stale_holders=1, duplicate_rows=0.05,
-    ),  # fmt: skip
+    ),
     "medium": Chaos(
         duplicate=0.4, same_tick_duplicate=0.4, late=0.25, rerun=0.1, unknown_name=0.25,
         publish_failure=0.35, publish_crash=0.1, outage_ticks=2, downstream_outage_ticks=4,
         lock_races=2, stale_holders=2, duplicate_rows=0.1,
-    ),  # fmt: skip
+    ),
     "high": Chaos(
         duplicate=0.7, same_tick_duplicate=0.5, late=0.4, rerun=0.25, unknown_name=0.5,
         publish_failure=0.5, publish_crash=0.2, outage_ticks=3, downstream_outage_ticks=6,
         lock_races=4, stale_holders=3, duplicate_rows=0.25,
-    ),  # fmt: skip
+    ),
 }
 
 
@@ -118,7 +118,7 @@ MEMORY_TIMING = Timing()
 EMULATOR_TIMING = Timing(
     tick=1.5, lock_ttl=2.5, trigger_lease=2.5, breaker_reset=2.5, breaker_cache=0.2,
     breaker_window=10.0,
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True, slots=True)

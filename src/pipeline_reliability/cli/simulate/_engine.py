@@ -7,6 +7,7 @@ trigger was published.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import defaultdict
@@ -103,25 +104,28 @@ class Simulation:
         for tick, delivery in self.planner.deliveries(phase, date, start):
             self.schedule.add(tick, delivery)
 
-    def _tick(self, pool: ThreadPoolExecutor, tick: int, items: Sequence[Delivery | Resume]) -> None:
+    def _tick(
+        self, pool: ThreadPoolExecutor, tick: int, items: Sequence[Delivery | Resume]
+    ) -> None:
         queues: dict[int, list[Delivery]] = defaultdict(list)
         resumes: dict[int, list[Resume]] = defaultdict(list)
         for item in items:
             if isinstance(item, Resume):
-                resumes[self.planner.worker_for(tick, item.delivery)].append(item)
+                # The stalled instance itself wakes up (its lock object is its own).
+                resumes[item.instance].append(item)
             else:
                 second = item.race and item.kind == "duplicate"
                 queues[self.planner.worker_for(tick, item, second)].append(item)
         barriers = {
             (d.phase, d.date, d.processor): threading.Barrier(2)
             for d in items if isinstance(d, Delivery) and d.race and d.kind == "duplicate"
-        }  # fmt: skip
+        }
         for instance in self.instances:
             instance.race_barriers = barriers
         futures = [
             pool.submit(self._work, tick, instance,
                         [*self.planner.order(tick, instance.index, queues[instance.index]),
-                         *resumes[instance.index]])  # fmt: skip
+                         *resumes[instance.index]])
             for instance in self.instances
         ]
         for future in futures:
@@ -158,27 +162,31 @@ class Simulation:
     def _replay(self, tick: int) -> None:
         for phase, days in self.schedule.started.items():
             for date in sorted(days):
-                report = self._guard(lambda p=phase, d=date: self.scheduler.replay_ledger(p, [d]))
+                replay = functools.partial(self.scheduler.replay_ledger, phase, [date])
+                report = self._guard(replay)
                 if report is None:
                     continue
                 with self.obs.edit(phase, date) as stats:
                     stats.replayed += report.applied
                 for claim in report.claims:
-                    self.desk.handle(self.scheduler, claim, tick)
+                    self._guard(functools.partial(self.desk.handle, self.scheduler, claim, tick))
 
     def _sweep(self, tick: int) -> bool:
         settled = True
         for phase, days in self.schedule.started.items():
             if not days:
                 continue
-            report = self._guard(lambda p=phase, d=days: self.scheduler.sweep(p, sorted(d)))
+            report = self._guard(functools.partial(self.scheduler.sweep, phase, sorted(days)))
             if report is None:
                 settled = False
                 continue
             for outcome in report.outcomes:
                 if outcome.claim is not None:
                     settled = False
-                    self.desk.handle(self.scheduler, outcome.claim, tick)
+                    publish = functools.partial(
+                        self.desk.handle, self.scheduler, outcome.claim, tick
+                    )
+                    self._guard(publish)
                 elif outcome.action == "in_flight":
                     settled = False
         return settled

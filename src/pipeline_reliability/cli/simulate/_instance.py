@@ -45,6 +45,7 @@ class Resume:
     """A paused lock holder wakes up and tries to finish its write."""
 
     delivery: Delivery
+    instance: int
     lock: DateLock
     lease: Lease
     rows: tuple[Row, ...]
@@ -64,7 +65,7 @@ class TriggerDesk:
     def __init__(
         self, planner: Planner, obs: Observations, expected: dict[str, frozenset[str]],
         publish: Callable[[Any], None] | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.planner = planner
         self.obs = obs
         self.expected = expected
@@ -122,7 +123,7 @@ class Instance:
     def __init__(
         self, index: int, components: Components, planner: Planner, obs: Observations,
         desk: TriggerDesk,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.index = index
         self.owner = f"instance-{index}"
         self.c = components
@@ -148,6 +149,26 @@ class Instance:
     # -- one delivery ------------------------------------------------------------------------
 
     def _deliver(self, tick: int, d: Delivery) -> list[FollowUp]:
+        if not d.race:
+            return self._process(tick, d)
+        try:
+            return self._process(tick, d)
+        finally:
+            # The loser waits for the winner to finish, so that the next copy
+            # of this message on the loser's instance never meets the
+            # winner's lease: only the planned race contends.
+            self._rendezvous(d)
+
+    def _rendezvous(self, d: Delivery) -> None:
+        barrier = self.race_barriers.get((d.phase, d.date, d.processor))
+        if barrier is None:
+            return
+        try:
+            barrier.wait(timeout=30)
+        except threading.BrokenBarrierError:
+            self.obs.violate(f"{d.phase} {d.date} {d.processor}: the lock race stalled")
+
+    def _process(self, tick: int, d: Delivery) -> list[FollowUp]:
         with self.obs.edit(d.phase, d.date) as stats:
             stats.deliveries += 1
             stats.calls += 1
@@ -165,7 +186,8 @@ class Instance:
             # Pub/Sub redelivers to another instance, which takes the lock
             # with a newer token; the stalled holder wakes up after that.
             redeliver = tick + self.planner.lease_ticks + 1
-            return [(redeliver, d.redelivered()), (redeliver + 1, Resume(d, lock, lease, rows))]
+            resume = Resume(d, self.index, lock, lease, rows)
+            return [(redeliver, d.redelivered()), (redeliver + 1, resume)]
         try:
             self.c.table.upsert(rows, fence=lease.token, fence_key=(lock.name, d.date))
         except StaleFenceError as exc:
@@ -202,12 +224,7 @@ class Instance:
             self.obs.race(d.phase, d.date, d.processor, lease is not None)
             # Both racers attempt before either goes on, so the winner still
             # holds the lease when the loser tries: exactly one must get it.
-            barrier = self.race_barriers.get((d.phase, d.date, d.processor))
-            if barrier is not None:
-                try:
-                    barrier.wait(timeout=30)
-                except threading.BrokenBarrierError:
-                    self.obs.violate(f"{d.phase} {d.date} {d.processor}: the lock race stalled")
+            self._rendezvous(d)
         if lease is not None:
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.leases += 1
@@ -253,7 +270,7 @@ class Instance:
                 result = self.tracker.record_completion(
                     d.phase, d.date, d.processor, execution_id=d.execution_id,
                     message_id=d.message_id, record_count=self.planner.config.rows,
-                )  # fmt: skip
+                )
         except StoreError:
             # Raising is allowed (F2: recorded, degraded, or raised): the
             # message is nacked and Pub/Sub delivers it again.

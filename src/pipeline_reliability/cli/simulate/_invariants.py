@@ -58,7 +58,7 @@ def check_run(sim: Simulation) -> Verdict:
     reached = {phase: len(dates) for phase, dates in sim.dates.items()}
     for phase, count in reached.items():
         verdict.add("trigger_chain", phase, count == sim.config.dates,
-                    f"{phase} reached {count} of {sim.config.dates} dates")  # fmt: skip
+                    f"{phase} reached {count} of {sim.config.dates} dates")
     _check_races(sim, verdict)
     _check_breaker(sim, verdict)
     _check_table(sim, verdict)
@@ -76,45 +76,46 @@ def _check_phase_date(sim: Simulation, verdict: Verdict, phase: str, date: str) 
         return
     # F1: the count is what the records say, and every processor that reported is in it.
     verdict.add("count_complete", subject, status.count == len(expected),
-                f"count {status.count}, expected {len(expected)}")  # fmt: skip
+                f"count {status.count}, expected {len(expected)}")
     verdict.add("count_matches_records", subject,
                 status.count == len(status.completed) and status.completed <= expected,
-                f"count {status.count} vs records {sorted(status.completed)}")  # fmt: skip
+                f"count {status.count} vs records {sorted(status.completed)}")
     reported = stats.accepted | stats.degraded_processors
     verdict.add("reported_are_counted", subject, (reported & expected) <= status.completed,
-                f"reported {sorted(reported & expected)} but counted {sorted(status.completed)}")  # fmt: skip
+                f"reported {sorted(reported & expected)} but counted {sorted(status.completed)}")
     # F3: exactly one published and confirmed trigger, all with the stable id.
     published = stats.published
     verdict.add("trigger_exactly_once", subject, len(published) == 1,
-                f"{len(published)} successful trigger publishes")  # fmt: skip
+                f"{len(published)} successful trigger publishes")
     verdict.add("trigger_confirmed", subject, status.triggered,
-                f"trigger state {status.trigger_state!r}")  # fmt: skip
+                f"trigger state {status.trigger_state!r}")
     verdict.add("trigger_complete_set", subject,
                 all(p.completed == expected for p in published),
-                "a trigger was published for an incomplete set")  # fmt: skip
+                "a trigger was published for an incomplete set")
     # F2: nothing reported was lost: degraded completions reached the store by replay.
     degraded = stats.degraded_processors & expected
     verdict.add("degraded_replayed", subject, degraded <= status.completed,
-                f"degraded {sorted(degraded - status.completed)} not in the store after replay")  # fmt: skip
+                f"degraded {sorted(degraded - status.completed)} not in the store after replay")
     # F4: unknown names never count.
     verdict.add("unknown_ignored", subject, not (status.ignored & expected),
-                f"ignored {sorted(status.ignored)}")  # fmt: skip
+                f"ignored {sorted(status.ignored)}")
     # F7: a stalled holder's late write is refused and its release fails.
     planned = (phase, date) in {(p, d) for p, d, _ in sim.planner.stale}
     stale = sum(1 for p, d, _ in sim.planner.stale if (p, d) == (phase, date))
     if planned:
         verdict.add("stale_write_fenced", subject,
                     stats.stale_rejected == stale and stats.stale_accepted == 0,
-                    f"{stats.stale_accepted} stale write(s) accepted, {stats.stale_rejected} refused")  # fmt: skip
+                    f"{stats.stale_accepted} stale write(s) accepted, "
+                    f"{stats.stale_rejected} refused")
         verdict.add("stale_release_refused", subject, stats.lost_releases == stale,
-                    f"{stats.lost_releases} of {stale} stale releases refused")  # fmt: skip
+                    f"{stats.lost_releases} of {stale} stale releases refused")
 
 
 def _check_races(sim: Simulation, verdict: Verdict) -> None:
     for phase, date, processor in sorted(sim.planner.races):
         won = sim.obs.race_winners.get((phase, date, processor))
         verdict.add("lock_race_one_winner", f"{phase} {date} {processor}", won == 1,
-                    f"{won} of 2 racing instances got the lease")  # fmt: skip
+                    f"{won} of 2 racing instances got the lease")
 
 
 def _check_breaker(sim: Simulation, verdict: Verdict) -> None:
@@ -122,13 +123,13 @@ def _check_breaker(sim: Simulation, verdict: Verdict) -> None:
     transitions = sim.obs.breaker_transitions
     # F6: the shared breaker writes on transitions only: a healthy circuit costs nothing.
     verdict.add("breaker_writes_are_transitions", "breaker", writes == transitions,
-                f"{writes} store writes for {transitions} transitions")  # fmt: skip
+                f"{writes} store writes for {transitions} transitions")
     if not sim.planner.downstream_outage:
         verdict.add("breaker_healthy_no_writes", "breaker", writes == 0,
-                    f"{writes} writes without any outage")  # fmt: skip
+                    f"{writes} writes without any outage")
     states = {instance.breaker.state for instance in sim.instances}
     verdict.add("breaker_recovered", "breaker", states == {BreakerState.CLOSED},
-                f"instances see {sorted(s.value for s in states)}")  # fmt: skip
+                f"instances see {sorted(s.value for s in states)}")
 
 
 def _check_table(sim: Simulation, verdict: Verdict) -> None:
@@ -140,9 +141,9 @@ def _check_table(sim: Simulation, verdict: Verdict) -> None:
     per_output = Counter((r.get("processor"), r.get("game_date")) for r in rows)
     wrong = {k: n for k, n in per_output.items() if n != sim.config.rows}
     verdict.add("table_rows_complete", "table", not wrong,
-                f"outputs with the wrong row count: {sorted(wrong.items())[:3]}")  # fmt: skip
+                f"outputs with the wrong row count: {sorted(wrong.items())[:3]}")
     written = {(p, d) for (p, d) in per_output}
     for phase, dates in sim.dates.items():
         missing = [(p, d) for d in dates for p in sim.expected[phase] if (p, d) not in written]
         verdict.add("table_outputs_written", phase, not missing,
-                    f"no rows for {missing[:3]}")  # fmt: skip
+                    f"no rows for {missing[:3]}")

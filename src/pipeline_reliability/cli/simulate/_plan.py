@@ -71,7 +71,7 @@ class Planner:
         self.seed = config.seed
         self.dates = config.date_list
         combos = [(phase, date, p) for phase, procs in PHASES.items()
-                  for date in self.dates for p in procs]  # fmt: skip
+                  for date in self.dates for p in procs]
         pick = rng(self.seed, "scenarios")
         races = self.chaos.lock_races if config.workers >= 2 else 0
         chosen = pick.sample(combos, min(len(combos), races + self.chaos.stale_holders))
@@ -84,14 +84,16 @@ class Planner:
         outage = rng(self.seed, "outage")
         self.outage = _window(outage.randint(2, 4), self.chaos.outage_ticks)
         downstream = rng(self.seed, "downstream")
-        self.downstream_outage = _window(downstream.randint(1, 3), self.chaos.downstream_outage_ticks)
+        self.downstream_outage = _window(
+            downstream.randint(1, 3), self.chaos.downstream_outage_ticks
+        )
 
     def phase_start(self, date: str) -> int:
         """The tick at which phase 3 of ``date`` starts (dates are staggered)."""
         return self.dates.index(date)
 
     def deliveries(self, phase: str, date: str, start: int) -> list[tuple[int, Delivery]]:
-        """Every planned delivery of ``phase`` for ``date`` whose phase starts at tick ``start``."""
+        """Every planned delivery of ``phase`` for ``date``; the phase starts at ``start``."""
         out: list[tuple[int, Delivery]] = []
         for processor in PHASES[phase]:
             out.extend(self._processor(phase, date, processor, start))
@@ -100,7 +102,7 @@ class Planner:
             name = _misspell(odd.choice(PHASES[phase]), odd)
             ident = f"{name}-{date}-r1"
             out.append((start + odd.randint(0, 4),
-                        Delivery(phase, date, name, ident, f"m-{phase}-{ident}", "unknown")))  # fmt: skip
+                        Delivery(phase, date, name, ident, f"m-{phase}-{ident}", "unknown")))
         return out
 
     def _processor(
@@ -108,7 +110,7 @@ class Planner:
     ) -> Iterable[tuple[int, Delivery]]:
         r = rng(self.seed, phase, date, processor)
         first = Delivery(phase, date, processor, f"{processor}-{date}-r1",
-                         f"m-{phase}-{processor}-{date}-1", "first")  # fmt: skip
+                         f"m-{phase}-{processor}-{date}-1", "first")
         tick = start + r.randint(0, 2)
         if r.random() < self.chaos.late:
             tick += r.randint(3, 5)
@@ -126,7 +128,7 @@ class Planner:
             yield tick + (0 if same else r.randint(1, 3)), replace(first, kind="duplicate")
         if r.random() < self.chaos.rerun:
             rerun = Delivery(phase, date, processor, f"{processor}-{date}-r2",
-                             f"m-{phase}-{processor}-{date}-2", "rerun")  # fmt: skip
+                             f"m-{phase}-{processor}-{date}-2", "rerun")
             yield tick + r.randint(6, 9), rerun
 
     def worker_for(self, tick: int, delivery: Delivery, second: bool = False) -> int:
@@ -181,14 +183,15 @@ class Planner:
         # How many duplicates are planted depends on (phase, date) only, so
         # the report does not depend on which copy of a message ran where.
         count = rng(self.seed, "planted", delivery.phase, delivery.date)
-        planted = sum(1 for _ in range(self.config.rows) if count.random() < self.chaos.duplicate_rows)
+        share = self.chaos.duplicate_rows
+        planted = sum(1 for _ in range(self.config.rows) if count.random() < share)
         r = rng(self.seed, "rows", delivery.phase, delivery.date, delivery.processor)
         rows: list[Row] = [
             {"game_date": delivery.date, "processor": delivery.processor, "entity_id": f"e{i:03d}",
              "value": round(r.random(), 6), "processed_at": processed_at,
              "execution_id": delivery.execution_id}
             for i in range(self.config.rows)
-        ]  # fmt: skip
+        ]
         for i in range(planted):
             copy = dict(rows[i])
             copy["value"] = round(r.random(), 6)

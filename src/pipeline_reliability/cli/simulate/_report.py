@@ -99,7 +99,7 @@ def build_report(sim: Simulation, verdict: Verdict) -> Report:
                 ignored=stats.ignored, rows_dropped=stats.rows_dropped, calls=stats.calls,
                 leases=stats.leases, contended=stats.contended,
                 stale_refused=stats.stale_rejected,
-            ))  # fmt: skip
+            ))
     config = sim.config
     return Report(
         config={"dates": config.dates, "workers": config.workers, "chaos": config.chaos,
@@ -113,12 +113,12 @@ def build_report(sim: Simulation, verdict: Verdict) -> Report:
         ticks=sim.ticks,
         checked=len(verdict.checks),
         violations=tuple(f"{c.name} [{c.subject}]: {c.detail}" for c in verdict.violated),
-    )  # fmt: skip
+    )
 
 
 _HEADERS = ("phase", "date", "count", "trigger", "publishes", "degraded/replayed",
             "dup msgs", "reruns", "ignored", "rows dropped", "breaker calls",
-            "leases", "lock busy", "stale writes refused")  # fmt: skip
+            "leases", "lock busy", "stale writes refused")
 
 
 def render_text(report: Report) -> str:
@@ -136,13 +136,13 @@ def render_text(report: Report) -> str:
          r.publish_attempts, f"{r.degraded}/{r.replayed}", r.duplicates, r.reruns, r.ignored,
          r.rows_dropped, r.calls, r.leases, r.contended, r.stale_refused)
         for r in report.rows
-    ]  # fmt: skip
+    ]
     lines.append(format_table(_HEADERS, cells))
     lines.append("")
     ratio = (
         f"{report.naive_writes / report.breaker_writes:.0f}x fewer"
         if report.breaker_writes else "none at all"
-    )  # fmt: skip
+    )
     lines.append(
         f"breaker {BREAKER_NAME!r} shared by {cfg['workers']} instance(s): "
         f"{report.breaker_writes} store writes for {report.breaker_transitions} transitions; "

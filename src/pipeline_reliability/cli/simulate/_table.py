@@ -62,8 +62,8 @@ class MemoryTable:
                 # token column in the same statement.
                 self.fence.check(fence, key=fence_key)
             index: dict[Key, list[int]] = {}
-            for i, row in enumerate(self._rows):
-                index.setdefault(self._key(row), []).append(i)
+            for i, existing in enumerate(self._rows):
+                index.setdefault(self._key(existing), []).append(i)
             source = Counter(self._key(r) for r in rows)
             clash = [k for k, n in source.items() if n > 1 and k in index]
             if clash:

@@ -1,0 +1,325 @@
+"""
+Stateful test of the tracker: random deliveries, duplicates, re-runs, unknown
+names, store faults and outages, ledger outages, publish failures, crashed
+claim holders, clock jumps, sweeps, replays and reconciles, against the
+invariants of DESIGN F1-F5.
+
+The checks read the raw documents of the MemoryStore behind the fault
+injector and recompute everything from the processor records themselves, so
+they do not trust the tracker's own counting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from pipeline_reliability import MemoryStore
+from pipeline_reliability.completion import (
+    CompletionTracker,
+    LedgerRow,
+    MemoryExecutionLog,
+    MemoryLedger,
+    PhaseSpec,
+    TriggerClaim,
+    TriggerConfirmation,
+    TriggerEvent,
+)
+from pipeline_reliability.errors import (
+    CompletionNotRecordedError,
+    PublishFailedError,
+    RetryExhaustedError,
+    StoreError,
+    TriggerClaimLostError,
+    WriteFailedError,
+)
+from pipeline_reliability.retry import RetryPolicy
+from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+
+PHASE = "p3"
+DATES = ("2026-01-30", "2026-01-31")
+EXPECTED = frozenset({"a", "b", "c"})
+SPEC = PhaseSpec(
+    PHASE, EXPECTED, min_to_trigger=2, critical={"a"}, done_empty_statuses={"no_data"},
+    deadline=timedelta(hours=2), trigger_lease=timedelta(minutes=5), next_phase="p4",
+)
+DONE = SPEC.done_statuses
+STORE_DOWN = (StoreError, RetryExhaustedError)
+FAULTS = st.none() | st.sampled_from(list(Fault))
+
+
+class _Ledger(MemoryLedger):
+    down: bool = False
+
+    def append(self, row: LedgerRow) -> None:
+        if self.down:
+            raise WriteFailedError("ledger table unavailable")
+        super().append(row)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One accepted completion report."""
+
+    date: str
+    processor: str
+    execution_id: str
+    message_id: str
+    status: str
+
+
+class TrackerMachine(RuleBasedStateMachine):
+    """Two tracker instances sharing one faulty store, ledger and execution log."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.inner = MemoryStore(clock=self.clock)
+        self.store = FaultyStore(self.inner)
+        self.ledger = _Ledger()
+        self.log = MemoryExecutionLog()
+        retry = RetryPolicy(attempts=3, deadline=None, initial=0.0, maximum=0.0, clock=self.clock)
+        self.trackers = [
+            CompletionTracker(self.store, [SPEC], self.ledger, self.clock,
+                              execution_log=self.log, owner=f"w{i}", retry=retry)
+            for i in range(2)
+        ]
+        self.publish_fails = False
+        self.events: list[TriggerEvent] = []
+        self.accepted: list[Delivery] = []
+        self.status_of: dict[tuple[str, str, int], str] = {}
+        self.held: list[TriggerClaim] = []  # claims of "crashed" holders, never published
+        self.confirmed: dict[str, int] = dict.fromkeys(DATES, 0)
+        self.rule_met: dict[str, bool] = dict.fromkeys(DATES, False)
+
+    # -- helpers -------------------------------------------------------------
+
+    def publish(self, event: TriggerEvent) -> None:
+        if self.publish_fails:
+            raise PublishFailedError("injected publish failure")
+        self.events.append(event)
+
+    def doc(self, date: str) -> dict[str, Any]:
+        return self.inner.dump().get(SPEC.collection, {}).get(date) or {}
+
+    def done(self, date: str) -> set[str]:
+        records = self.doc(date).get("processors", {})
+        return {p for p, r in records.items() if p in EXPECTED and r["status"] in DONE}
+
+    def rule_holds(self, date: str) -> bool:
+        done, meta = self.done(date), self.doc(date).get("meta", {})
+        if done == EXPECTED:
+            return True
+        first: datetime | None = meta.get("first_completion_at")
+        overdue = meta.get("deadline_exceeded_at") is not None or (
+            first is not None and self.clock.now() >= first + SPEC.deadline
+        )
+        return overdue and len(done) >= 2 and "a" in done
+
+    def saw(self, confirmations: Any) -> None:
+        for c in confirmations:
+            if isinstance(c, TriggerConfirmation) and c.newly_confirmed:
+                self.confirmed[c.claim.date] += 1
+
+    def check_claim(self, claim: TriggerClaim | None) -> None:
+        if claim is not None and claim.attempt == 1:
+            assert self.rule_holds(claim.date), f"claimed before the rule held: {claim}"
+
+    # -- rules ---------------------------------------------------------------
+
+    @rule(
+        who=st.integers(0, 1), date=st.sampled_from(DATES),
+        processor=st.sampled_from(["a", "b", "c", "x"]), run=st.integers(0, 3),
+        status=st.sampled_from(["success", "partial", "no_data", "failed"]),
+        and_trigger=st.booleans(), fault=FAULTS,
+    )
+    def deliver(
+        self, who: int, date: str, processor: str, run: int, status: str,
+        and_trigger: bool, fault: Fault | None,
+    ) -> None:
+        """A processor's completion arrives (again, possibly), on one of the instances."""
+        status = self.status_of.setdefault((date, processor, run), status)
+        d = Delivery(date, processor, f"{processor}-{run}", f"m-{date}-{processor}-{run}", status)
+        self.clock.advance(1)
+        if fault is not None:
+            self.store.fail_next(fault)
+        tracker = self.trackers[who]
+        args: dict[str, Any] = {"execution_id": d.execution_id, "message_id": d.message_id,
+                                "status": d.status}
+        try:
+            if and_trigger:
+                result = tracker.record_and_trigger(PHASE, date, processor, publish=self.publish,
+                                                    **args)
+                self.saw([result.confirmation])
+            else:
+                result = tracker.record_completion(PHASE, date, processor, **args)
+                if result.trigger is not None:
+                    self.held.append(result.trigger)  # this holder "crashes" before publishing
+        except PublishFailedError:
+            self.accepted.append(d)  # recorded; only the publish failed (and was released)
+            return
+        except CompletionNotRecordedError:
+            assert self.ledger.down
+            return
+        self.accepted.append(d)
+        self.check_claim(result.trigger)
+        if result.degraded:
+            assert any(r.execution_id == d.execution_id for r in self.ledger.rows)
+
+    @rule(active=st.booleans())
+    def store_outage(self, active: bool) -> None:
+        """Firestore goes down, or comes back."""
+        self.store.set_outage(active)
+
+    @rule(down=st.booleans())
+    def ledger_outage(self, down: bool) -> None:
+        """The fallback ledger goes down, or comes back."""
+        self.ledger.down = down
+
+    @rule(fails=st.booleans())
+    def publishing_fails(self, fails: bool) -> None:
+        """The trigger topic starts or stops failing."""
+        self.publish_fails = fails
+
+    @rule(seconds=st.sampled_from([1, 60, 301, 3600, 7300]))
+    def time_passes(self, seconds: int) -> None:
+        """The clock jumps (past leases and deadlines, sometimes)."""
+        self.clock.advance(seconds)
+
+    @rule(who=st.integers(0, 1), and_trigger=st.booleans(), fault=FAULTS)
+    def sweep(self, who: int, and_trigger: bool, fault: Fault | None) -> None:
+        """The scheduler sweeps both dates."""
+        if fault is not None:
+            self.store.fail_next(fault)
+        tracker = self.trackers[who]
+        if and_trigger:
+            report = tracker.sweep_and_trigger(PHASE, DATES, self.publish)
+            self.saw(report.published)
+        else:
+            report = tracker.sweep(PHASE, DATES)
+            self.held.extend(report.claims)
+        for claim in report.claims:
+            self.check_claim(claim)
+
+    @rule(who=st.integers(0, 1), fault=FAULTS)
+    def replay(self, who: int, fault: Fault | None) -> None:
+        """An operator replays the ledger (it may fail while the store is down)."""
+        if fault is not None:
+            self.store.fail_next(fault)
+        try:
+            report = self.trackers[who].replay_and_trigger(PHASE, DATES, self.publish)
+        except STORE_DOWN:
+            return
+        self.saw(report.published)
+        for claim in report.claims:
+            self.check_claim(claim)
+
+    @rule(who=st.integers(0, 1), date=st.sampled_from(DATES),
+          outputs=st.frozensets(st.sampled_from(sorted(EXPECTED))))
+    def reconcile(self, who: int, date: str, outputs: frozenset[str]) -> None:
+        """Reconcile against output tables that hold some processors' data."""
+        try:
+            report = self.trackers[who].reconcile_and_trigger(PHASE, date, dict.fromkeys(outputs,
+                                                              True), self.publish)
+        except (*STORE_DOWN, PublishFailedError):
+            return
+        self.saw([report.confirmation])
+        self.check_claim(report.claim)
+
+    @precondition(lambda self: bool(self.held))
+    @rule(confirm=st.booleans(), fault=FAULTS)
+    def late_holder(self, confirm: bool, fault: Fault | None) -> None:
+        """A holder that was presumed dead comes back and confirms or releases its claim."""
+        claim = self.held.pop(0)
+        if fault is not None:
+            self.store.fail_next(fault)
+        tracker = self.trackers[0]
+        try:
+            if confirm:
+                self.saw([tracker.confirm_trigger(claim)])
+            else:
+                tracker.release_trigger(claim, "late holder gives up")
+        except (*STORE_DOWN, TriggerClaimLostError):
+            return
+
+    @rule()
+    def settle(self) -> None:
+        """Faults stop, leases run out, replay and sweep: every due trigger gets confirmed."""
+        self.store.set_outage(False)
+        self.ledger.down = False
+        self.publish_fails = False
+        self.clock.advance(SPEC.trigger_lease + timedelta(seconds=1))
+        tracker = self.trackers[1]
+        replayed = tracker.replay_and_trigger(PHASE, DATES, self.publish)
+        swept = tracker.sweep_and_trigger(PHASE, DATES, self.publish)
+        self.saw([*replayed.published, *swept.published])
+        assert not replayed.publish_errors
+        assert swept.ok
+        self.rule_met = {d: self.rule_met[d] or self.rule_holds(d) for d in DATES}
+        for date in DATES:
+            trigger = self.doc(date).get("trigger")
+            if self.rule_holds(date):
+                assert trigger is not None
+                assert trigger["state"] == "confirmed"
+            executions = {
+                e for group in ("processors", "ignored")
+                for r in self.doc(date).get(group, {}).values() for e in r["executions"]
+            }
+            for d in self.accepted:
+                if d.date == date:
+                    assert d.execution_id in executions, d
+
+    # -- invariants ----------------------------------------------------------
+
+    @invariant()
+    def recount_matches_records(self) -> None:
+        """The mirrored count equals the processors whose stored status counts (F1)."""
+        for date in DATES:
+            doc = self.doc(date)
+            if doc:
+                assert doc["meta"]["count"] == len(self.done(date))
+
+    @invariant()
+    def triggers_only_after_the_rule_and_confirmed_once(self) -> None:
+        """No claim without the rule having held; never two confirmations (F3)."""
+        for date in DATES:
+            self.rule_met[date] = self.rule_met[date] or self.rule_holds(date)
+            if self.doc(date).get("trigger") is not None:
+                assert self.rule_met[date]
+            assert self.confirmed[date] <= 1
+            if self.confirmed[date]:
+                assert self.doc(date)["trigger"]["state"] == "confirmed"
+            logged = [r for r in self.log.rows
+                      if r.game_date == date and r.status != "deadline_exceeded"]
+            assert len(logged) <= 1
+        assert {e.trigger_id for e in self.events} <= {f"{PHASE}:{d}" for d in DATES}
+
+    @invariant()
+    def unknown_names_never_count(self) -> None:
+        """'x' is never in the processors map, only among the ignored (F4)."""
+        for date in DATES:
+            assert "x" not in self.doc(date).get("processors", {})
+
+    @invariant()
+    def accepted_completions_are_in_the_store_or_the_ledger(self) -> None:
+        """No silent loss: each accepted report is stored or in the ledger (F2)."""
+        ledgered = {(r.date, r.processor, r.execution_id) for r in self.ledger.rows}
+        for d in self.accepted:
+            doc = self.doc(d.date)
+            stored = any(
+                d.execution_id in r["executions"]
+                for group in ("processors", "ignored")
+                for name, r in doc.get(group, {}).items() if name == d.processor
+            )
+            assert stored or (d.date, d.processor, d.execution_id) in ledgered, d
+
+    def teardown(self) -> None:
+        """Every run ends settled."""
+        self.settle()
+
+
+TestTrackerMachine = TrackerMachine.TestCase

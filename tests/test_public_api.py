@@ -1,0 +1,156 @@
+"""
+Import hygiene and the shape of the public API (DESIGN F10).
+
+``import pipeline_reliability`` must load no Google library, read no
+environment variable, open no connection and start no thread; the public
+names are one sorted, complete ``__all__``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+import types
+from typing import Any
+
+import pytest
+
+import pipeline_reliability
+
+SUBPACKAGES = [
+    "breaker",
+    "completion",
+    "dedup",
+    "lock",
+    "pubsub",
+    "retry",
+    "sinks",
+    "stores",
+    "testing",
+]
+PRESENT = [
+    name
+    for name in SUBPACKAGES
+    if importlib.util.find_spec(f"pipeline_reliability.{name}") is not None
+]
+
+# Runs in a fresh interpreter. The package's runtime dependencies are imported
+# first: what they do at import is theirs. Then os.environ is replaced by a
+# mapping that records every access (os.getenv goes through it too), sockets
+# and threads are watched, and the package is imported.
+PROBE = textwrap.dedent(
+    """
+    import json, os, socket, sys, threading
+    from collections.abc import MutableMapping
+
+    import opentelemetry.metrics, opentelemetry.trace, tenacity  # noqa: F401
+
+    class Recorder(MutableMapping):
+        def __init__(self, inner):
+            self.inner, self.reads = inner, []
+        def __getitem__(self, key):
+            self.reads.append(key)
+            return self.inner[key]
+        def __setitem__(self, key, value):
+            self.reads.append(key)
+            self.inner[key] = value
+        def __delitem__(self, key):
+            self.reads.append(key)
+            del self.inner[key]
+        def __iter__(self):
+            self.reads.append("<iteration>")
+            return iter(self.inner)
+        def __len__(self):
+            return len(self.inner)
+        def __contains__(self, key):
+            self.reads.append(key)
+            return key in self.inner
+
+    recorder = Recorder(os.environ)
+    os.environ = recorder
+    sockets = []
+    real_socket = socket.socket
+    class Socket(real_socket):
+        def __init__(self, *args, **kwargs):
+            sockets.append(args)
+            super().__init__(*args, **kwargs)
+    socket.socket = Socket
+    threads = threading.active_count()
+
+    for module in MODULES:
+        __import__(module)
+
+    print(json.dumps({
+        "google": sorted(m for m in sys.modules if m == "google" or m.startswith("google.")),
+        "grpc": sorted(m for m in sys.modules if m == "grpc" or m.startswith("grpc.")),
+        "env": recorder.reads,
+        "sockets": len(sockets),
+        "threads": threading.active_count() - threads,
+    }))
+    """
+)
+
+
+def _probe(modules: list[str]) -> dict[str, Any]:
+    code = f"MODULES = {modules!r}\n{PROBE}"
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=120
+    ).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def test_import_loads_no_google_module_reads_no_env_and_connects_nowhere() -> None:
+    """`import pipeline_reliability` loads no google.* or grpc module, reads no env variable."""
+    result = _probe(["pipeline_reliability"])
+
+    assert result == {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0}
+
+
+def test_importing_every_public_subpackage_stays_lazy() -> None:
+    """Importing each public subpackage also loads no Google library and reads no env variable."""
+    result = _probe([f"pipeline_reliability.{name}" for name in PRESENT])
+
+    assert result == {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0}
+
+
+def test_all_is_sorted_public_and_resolvable() -> None:
+    """The top-level __all__ is sorted, has no private names, and every name resolves."""
+    names = pipeline_reliability.__all__
+
+    assert names == sorted(names)
+    assert len(names) == len(set(names))
+    assert [n for n in names if n.startswith("_")] == []
+    for name in names:
+        assert getattr(pipeline_reliability, name) is not None, name
+
+
+def test_version_is_available() -> None:
+    """__version__ is a non-empty string and is listed by dir()."""
+    assert isinstance(pipeline_reliability.__version__, str)
+    assert pipeline_reliability.__version__
+    assert "__version__" in dir(pipeline_reliability)
+
+
+def test_unknown_attribute_raises_attribute_error() -> None:
+    """A misspelt name fails like any module attribute."""
+    with pytest.raises(AttributeError):
+        _ = pipeline_reliability.NoSuchName
+
+
+@pytest.mark.parametrize("name", PRESENT)
+def test_subpackage_names_are_all_exported_at_top_level(name: str) -> None:
+    """Each public subpackage has a sorted __all__, and all of it is in the top-level __all__."""
+    module: types.ModuleType = importlib.import_module(f"pipeline_reliability.{name}")
+    exported: list[str] = list(getattr(module, "__all__", []))
+
+    assert exported == sorted(exported)
+    assert [n for n in exported if n.startswith("_")] == []
+    missing = sorted(set(exported) - set(pipeline_reliability.__all__))
+    assert missing == [], f"pipeline_reliability.{name} exports names missing at top level"
+    for item in exported:
+        assert getattr(module, item) is getattr(pipeline_reliability, item), item
