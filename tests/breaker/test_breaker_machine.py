@@ -6,6 +6,7 @@ and operator actions; every committed write is checked against the spec.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,11 +45,11 @@ ALLOWED = {
 }
 
 
-class Downstream(Exception):
+class DownstreamError(Exception):
     """The failure the protected call raises."""
 
 
-class Ignored(Exception):
+class IgnoredError(Exception):
     """An excluded exception: neither success nor failure."""
 
 
@@ -123,7 +124,7 @@ class BreakerMachine(RuleBasedStateMachine):
         quorum=st.integers(1, INSTANCES),
         policy=st.sampled_from(["fail_open", "fail_closed"]),
     )
-    def setup(
+    def setup(  # noqa: PLR0917  (hypothesis passes the drawn values by keyword)
         self,
         failure_threshold: int,
         extra_calls: int | None,
@@ -159,7 +160,7 @@ class BreakerMachine(RuleBasedStateMachine):
                 reset_timeout=reset_timeout,
                 half_open_probes=probes,
                 success_threshold=min(probes, 1 + success_share),
-                excluded=(Ignored,),
+                excluded=(IgnoredError,),
                 cache_ttl=cache_ttl,
                 on_store_error=policy,
                 open_quorum=quorum,
@@ -171,9 +172,10 @@ class BreakerMachine(RuleBasedStateMachine):
             self.model.outcomes[breaker.instance_id] = []
 
     def _on_event(self, event: BreakerEvent) -> None:
-        if isinstance(event, TransitionEvent) and event.local:
-            self.model.local_events += 1
-        elif isinstance(event, TripReportEvent):
+        # Writes this instance made: its local transitions and its trip reports.
+        if isinstance(event, TripReportEvent) or (
+            isinstance(event, TransitionEvent) and event.local
+        ):
             self.model.local_events += 1
 
     @rule(i=st.integers(0, INSTANCES - 1), repeat=st.integers(1, 4))
@@ -212,9 +214,9 @@ class BreakerMachine(RuleBasedStateMachine):
                     assert doc["probe"]["holder"] == breaker.instance_id
             ran.append(True)
             if kind == "fail":
-                raise Downstream
+                raise DownstreamError
             if kind == "ignored":
-                raise Ignored
+                raise IgnoredError
             return "ok"
 
         try:
@@ -222,7 +224,7 @@ class BreakerMachine(RuleBasedStateMachine):
         except CircuitOpenError:
             assert not ran, "a rejected call must not run"
             return
-        except (Downstream, Ignored):
+        except (DownstreamError, IgnoredError):
             pass
         if kind != "ignored":
             self.model.outcomes[breaker.instance_id].append((self.clock.monotonic(), kind))
@@ -251,10 +253,8 @@ class BreakerMachine(RuleBasedStateMachine):
         """Now and then an operator forces the circuit (store errors raise to the operator)."""
         if chance != 7:  # hypothesis favours 0 and the bounds: pick an inner value
             return
-        try:
+        with contextlib.suppress(StoreError):
             getattr(self.breakers[i], action)()
-        except StoreError:
-            pass
 
     @rule(i=st.integers(0, INSTANCES - 1))
     def read_state(self, i: int) -> None:
@@ -264,11 +264,12 @@ class BreakerMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ invariants
 
     def _doc(self) -> dict[str, Any] | None:
-        return self.recording.inner.dump().get("circuit_breakers", {}).get(NAME.replace("/", "%2F"))
+        docs = self.recording.inner.dump().get("circuit_breakers", {})
+        return docs.get(NAME.replace("/", "%2F"))
 
     @invariant()
     def every_write_is_a_transition_or_a_trip_report(self) -> None:
-        """Each committed write moves the generation by one along an allowed edge, or is a report."""
+        """Each write moves the generation by one along an allowed edge, or is a trip report."""
         model = self.model
         for write in self.recording.writes[model.checked:]:
             before = write.before or {"state": "closed", "generation": 0, "trip_reports": 0,
@@ -316,7 +317,7 @@ class BreakerMachine(RuleBasedStateMachine):
 
     @invariant()
     def writes_match_announced_transitions(self) -> None:
-        """Every write was announced by exactly one listener event (unless its response was lost)."""
+        """Each write was announced by one listener event (unless its response was lost)."""
         writes = self.store.stats.writes
         lost = any(f is Fault.LOST_RESPONSE and op == "transact"
                    for _, op, f in self.store.injected)

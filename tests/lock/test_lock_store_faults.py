@@ -83,9 +83,10 @@ def test_blocking_acquire_retries_through_conflicts(
     faulty: FaultyStore, fake_clock: FakeClock
 ) -> None:
     """A blocking acquire keeps polling through transaction conflicts and then succeeds."""
-    faulty.fail_next(Fault.CONTENTION, times=3)
+    only_transactions = FaultyStore(faulty.inner, operations=("transact",))
+    only_transactions.fail_next(Fault.CONTENTION, times=3)
 
-    lease = _lock(faulty, fake_clock, "a").acquire(timeout=30)
+    lease = _lock(only_transactions, fake_clock, "a").acquire(timeout=30)
 
     assert lease.fenced
     assert len(fake_clock.sleeps) == 3

@@ -256,6 +256,31 @@ def test_invalid_message_is_permanent_input_error() -> None:
     assert info.value.transient is False
 
 
+@pytest.mark.pubsub
+def test_real_pulled_messages_parse(pubsub_emulator: str, pubsub_project: str) -> None:
+    """Messages pulled from the emulator parse, as PubsubMessage and as subscriber Message."""
+    import queue
+
+    from google.cloud.pubsub_v1 import PublisherClient, SubscriberClient
+    from google.cloud.pubsub_v1.subscriber.message import Message
+
+    publisher, subscriber = PublisherClient(), SubscriberClient()
+    topic = publisher.topic_path(pubsub_project, "phase3-complete")
+    subscription = subscriber.subscription_path(pubsub_project, "phase3-complete-sub")
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic)
+    sent = publisher.publish(topic, json.dumps(PHASE3_BODY).encode(), origin="test").result(10)
+    response = subscriber.pull(subscription=subscription, max_messages=1, timeout=10)
+    [received] = response.received_messages
+    streamed = Message(received.message._pb, received.ack_id, 0, queue.Queue())
+    subscriber.close()
+
+    for message in (received.message, streamed):
+        msg = parse_completion_message(message)
+        assert (msg.message_id, msg.processor_name) == (sent, "player_game_summary")
+        assert msg.attributes == {"origin": "test"}
+
+
 # --- properties -------------------------------------------------------------
 
 json_values = st.recursive(

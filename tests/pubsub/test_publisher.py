@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
-from pipeline_reliability.completion import TriggerEvent
+from pipeline_reliability import MemoryStore
+from pipeline_reliability.completion import CompletionTracker, PhaseSpec, TriggerEvent
 from pipeline_reliability.errors import ConfigurationError, PublishFailedError, RetryExhaustedError
 from pipeline_reliability.pubsub import PubSubTriggerPublisher
 from pipeline_reliability.retry import RetryPolicy
@@ -160,6 +163,44 @@ def test_failure_is_logged_with_traceback(
     record = next(r for r in caplog.records if r.name == "pipeline_reliability.pubsub")
     assert record.levelname == "ERROR"
     assert record.exc_info is not None
+
+
+def test_failed_publish_marks_its_span(
+    fake_clock: FakeClock, span_exporter: InMemorySpanExporter
+) -> None:
+    """The publish span carries the trigger id and is marked as an error when it fails."""
+    client = ScriptedPublisher([ValueError("bad")])
+    publisher = PubSubTriggerPublisher(
+        "projects/p1/topics/phase4-trigger", publisher=client, retry=quick_retry(fake_clock)
+    )
+
+    with pytest.raises(PublishFailedError):
+        publisher(EVENT)
+
+    [span] = [s for s in span_exporter.get_finished_spans() if s.name.endswith("pubsub.publish")]
+    assert span.attributes is not None
+    assert span.attributes["trigger_id"] == "phase3:2026-01-25"
+    assert span.status.status_code is StatusCode.ERROR
+
+
+def test_publisher_is_the_publish_callable_of_the_tracker(
+    fake_clock: FakeClock, memory_store: MemoryStore
+) -> None:
+    """As publish=, a failed publish releases the claim and the redelivery triggers."""
+    client = ScriptedPublisher([ValueError("topic misconfigured"), "m-2"])
+    publisher = PubSubTriggerPublisher(
+        "projects/p1/topics/phase4-trigger", publisher=client, retry=quick_retry(fake_clock)
+    )
+    tracker = CompletionTracker(memory_store, [PhaseSpec("phase3", {"player_game_summary"})])
+    args: dict[str, Any] = {"execution_id": "run-1", "message_id": "msg-1", "publish": publisher}
+
+    with pytest.raises(PublishFailedError):
+        tracker.record_and_trigger("phase3", "2026-01-25", "player_game_summary", **args)
+    redelivered = tracker.record_and_trigger("phase3", "2026-01-25", "player_game_summary", **args)
+
+    assert redelivered.confirmation is not None
+    assert tracker.status("phase3", "2026-01-25").triggered
+    assert len(client.calls) == 2
 
 
 def test_constructing_imports_no_google() -> None:

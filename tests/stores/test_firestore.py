@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from store_helpers import COLLECTION, increment, put
 
-from conftest import unique_name
 from pipeline_reliability import (
     ConfigurationError,
     InvalidInputError,
@@ -170,6 +169,6 @@ def test_callback_errors_keep_their_type(firestore_store: FirestoreStore) -> Non
         raise ValueError("the callback's own error")
 
     with pytest.raises(ValueError, match="the callback's own error") as info:
-        firestore_store.transact(COLLECTION, unique_name("doc"), decide)
+        firestore_store.transact(COLLECTION, "doc", decide)
 
     assert not isinstance(info.value, StoreError | InvalidInputError)

@@ -41,15 +41,30 @@ CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.H
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """This instance's cached copy of the circuit, and when (store and local time) it was read."""
+    """
+    This instance's cached copy of the circuit, and when (store and local time) it was read.
+
+    ``due`` is the local monotonic time at which an election becomes due (the
+    cool-down or the probe lease ends, by the store's clock as read, carried
+    forward by the local monotonic clock); ``inf`` when none can be.
+    """
 
     circuit: Circuit
     store_now: datetime
     read_mono: float
+    due: float = math.inf
 
-    def estimate_now(self, mono: float) -> datetime:
-        """The store's time now, estimated from the read and the local monotonic clock."""
-        return self.store_now + timedelta(seconds=mono - self.read_mono)
+    @classmethod
+    def of(cls, circuit: Circuit, store_now: datetime, mono: float, reset_timeout: float) -> View:
+        """The view of ``circuit`` read at store time ``store_now``, local time ``mono``."""
+        deadline = None
+        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
+            deadline = circuit.opened_at + timedelta(seconds=reset_timeout)
+        elif circuit.state is HALF_OPEN and circuit.probe is not None:
+            deadline = circuit.probe.expires_at
+        if deadline is None:
+            return cls(circuit, store_now, mono)
+        return cls(circuit, store_now, mono, mono + (deadline - store_now).total_seconds())
 
 
 class Engine:
@@ -78,6 +93,9 @@ class Engine:
         self._fresh_until = -math.inf
         # The generation when calls may pass without the lock (a fresh CLOSED view), else -1.
         self._closed_gen = -1
+        # Until this local time calls are rejected without the lock (a fresh OPEN view,
+        # or another instance's probe, with nothing due yet).
+        self._reject_until = -math.inf
         self._window = OutcomeWindow(
             failure_threshold=config.failure_threshold,
             minimum_calls=config.minimum_calls,
@@ -93,11 +111,17 @@ class Engine:
         self._listeners: tuple[BreakerListener, ...] = ()
         self._pending: list[BreakerEvent] = []
         self._attrs = {"breaker": name}
+        self._rejection_attrs: dict[str, dict[str, str]] = {}
         self._c_transitions = counter("breaker.transitions", "Circuit breaker state transitions")
         self._c_rejections = counter("breaker.rejections", "Calls rejected by a circuit breaker")
         self._c_reads = counter("breaker.store_reads", "Circuit breaker store reads")
         self._c_writes = counter("breaker.store_writes", "Circuit breaker store writes")
         self._c_errors = counter("breaker.store_errors", "Circuit breaker store failures")
+
+    def _read_at(self) -> datetime | None:
+        """The store time of the view's read (``None``: the store was never read)."""
+        view = self._view
+        return None if view.store_now is _EPOCH else view.store_now
 
     # ------------------------------------------------------------------ admission
 
@@ -112,6 +136,9 @@ class Engine:
 
     def _admit_slow(self) -> int:
         try:
+            mono = self._mono()
+            if mono < self._reject_until:
+                raise self._reject(mono, None)
             with self._lock:
                 return self._admit_locked(self._mono())
         finally:
@@ -160,36 +187,26 @@ class Engine:
         )
 
     def _election_due(self, mono: float) -> bool:
-        circuit = self._view.circuit
-        now = self._view.estimate_now(mono)
-        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
-            return now - circuit.opened_at >= timedelta(seconds=self.config.reset_timeout)
-        if circuit.state is HALF_OPEN and circuit.probe is not None:
-            return now >= circuit.probe.expires_at
-        return False
-
-    def _retry_after(self, mono: float) -> timedelta | None:
-        circuit = self._view.circuit
-        now = self._view.estimate_now(mono)
-        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
-            due = circuit.opened_at + timedelta(seconds=self.config.reset_timeout)
-        elif circuit.state is HALF_OPEN and circuit.probe is not None:
-            due = circuit.probe.expires_at
-        else:
-            return None
-        return max(due - now, timedelta(0))
+        # The store's transaction re-checks by its own clock; this only avoids
+        # a transaction per call while the cool-down obviously runs.
+        return mono >= self._view.due
 
     def _reject(self, mono: float, reason: str | None) -> CircuitOpenError:
         circuit = self._view.circuit
+        retry_after: timedelta | None
         if reason == "store_error":
-            retry_after: timedelta | None = timedelta(seconds=max(self._fresh_until - mono, 0.0))
+            retry_after = timedelta(seconds=max(self._fresh_until - mono, 0.0))
         else:
-            retry_after = self._retry_after(mono)
+            due = self._view.due
+            retry_after = None if due == math.inf else timedelta(seconds=max(due - mono, 0.0))
             if circuit.state is HALF_OPEN:
                 reason = "half_open"
             else:
                 reason = "forced_open" if circuit.forced else "open"
-        self._c_rejections.add(1, {"breaker": self.name, "reason": reason})
+        attrs = self._rejection_attrs.get(reason)
+        if attrs is None:
+            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
+        self._c_rejections.add(1, attrs)
         if self._listeners:
             self._pending.append(
                 RejectionEvent(
@@ -331,6 +348,7 @@ class Engine:
             exc, breaker=self.name, operation=operation, policy=policy,
         )
         # Back off for one cache_ttl: a failing store is not hammered once per call.
+        self._reject_until = -math.inf
         self._store_error = exc
         self._fresh_until = mono + self.config.cache_ttl
         if policy == "fail_closed":
@@ -341,13 +359,18 @@ class Engine:
     ) -> None:
         old = self._view.circuit
         self._closed_gen = -1
-        self._view = View(circuit, store_now, mono)
+        self._reject_until = -math.inf
+        self._view = View.of(circuit, store_now, mono, self.config.reset_timeout)
         self._store_error = None
         if circuit.generation != old.generation:
             self._moved(old, circuit, store_now, mono, change)
         self._fresh_until = mono + self.config.cache_ttl
         if circuit.state is CLOSED:
             self._closed_gen = circuit.generation
+        elif circuit.state is OPEN or (
+            circuit.probe is not None and circuit.probe.holder != self.instance_id
+        ):
+            self._reject_until = min(self._fresh_until, self._view.due)
 
     def _moved(
         self, old: Circuit, new: Circuit, store_now: datetime, mono: float, change: Change | None

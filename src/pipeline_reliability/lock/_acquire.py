@@ -53,8 +53,11 @@ def acquire_lease(
         )
         wait = rng.uniform(delay / 2, delay)
         if isinstance(outcome, Busy):
-            # Never sleep past the holder's expiry: that is when we can win.
-            wait = min(wait, max((outcome.expires_at - outcome.now).total_seconds(), 0.001))
+            # Wake up soon after the holder's expiry, when we can win, but
+            # jittered: waiters that all woke at the same instant would all
+            # see the lock free and collide in their transactions.
+            expiry = max((outcome.expires_at - outcome.now).total_seconds(), 0.0)
+            wait = min(wait, expiry + rng.uniform(0.001, delay / 2))
         left = None if deadline is None else deadline - clock.monotonic()
         if not blocking or (left is not None and left <= 0):
             raise _not_acquired(target, outcome)

@@ -149,7 +149,7 @@ class DateLock:
         Take the lease, waiting for it unless ``blocking`` is False.
 
         A blocking call polls with jittered backoff (through the clock's
-        ``sleep``, never past the holder's expiry or the timeout) until the
+        ``sleep``, waking soon after the holder's expiry, never past the timeout) until the
         lock is free or ``timeout`` has passed; ``timeout=None`` waits forever.
 
         Returns:

@@ -20,8 +20,8 @@ from importlib import resources
 from typing import Any
 
 from .._telemetry import span
-from ..errors import ConfigurationError, InvalidInputError, WriteFailedError
-from ._bigquery import bigquery_module, make_client
+from ..errors import ConfigurationError, InvalidInputError
+from ._bigquery import bigquery_module, make_client, map_bigquery_errors
 
 __all__ = [
     "TableId",
@@ -165,14 +165,13 @@ def create_table_from_schema(client: Any, table: str, name: str) -> bool:
         "datasetId": ref.dataset,
         "tableId": ref.table,
     }
-    with span("sinks", "create_table", {"table": table, "schema": name}):
+    attrs = {"table": table, "schema": name}
+    with span("sinks", "create_table", attrs), map_bigquery_errors(f"creating table {table}"):
         try:
             client.create_table(bigquery.Table.from_api_repr(resource))
         except gexc.Conflict:
             _warn_if_columns_missing(client, ref.qualified(client.project), resource)
             return False
-        except gexc.GoogleAPIError as exc:
-            raise WriteFailedError(f"creating table {table} failed: {exc}") from exc
     return True
 
 
@@ -211,13 +210,12 @@ def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list
         resource = bigquery.Dataset(dataset_id)
         if location is not None:
             resource.location = location
-        try:
-            client.create_dataset(resource)
-            created.append(dataset_id)
-        except gexc.Conflict:
-            logger.info("dataset %s exists", dataset_id)
-        except gexc.GoogleAPIError as exc:
-            raise WriteFailedError(f"creating dataset {dataset_id} failed: {exc}") from exc
+        with map_bigquery_errors(f"creating dataset {dataset_id}"):
+            try:
+                client.create_dataset(resource)
+                created.append(dataset_id)
+            except gexc.Conflict:
+                logger.info("dataset %s exists", dataset_id)
         for name in schema_names():
             table_id = f"{dataset_id}.{name}"
             if create_table_from_schema(client, table_id, name):

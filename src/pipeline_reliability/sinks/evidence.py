@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date as date_type
 from typing import Any
 
 from .._telemetry import span
-from ..errors import ConfigurationError, InvalidInputError, WriteFailedError
-from ._bigquery import bigquery_module, make_client
+from ..errors import ConfigurationError, InvalidInputError, SinkUnavailableError
+from ._bigquery import bigquery_module, make_client, map_bigquery_errors
 from .bootstrap import TableId
 from .ledger import _date, positive_seconds
 
@@ -61,7 +62,8 @@ def bigquery_output_counts(
         ConfigurationError: A table id or ``date_column`` is not a valid identifier.
         InvalidInputError: ``date`` is invalid, or a table does not exist
             (the ``NotFound`` is chained).
-        WriteFailedError: A query failed for another reason (cause chained).
+        WriteFailedError: A query failed for another reason (cause chained);
+            ``SinkUnavailableError`` when the failure is transient.
 
     .. versionadded:: 0.1.0
     """
@@ -122,28 +124,29 @@ def bigquery_output_evidence(
 
 
 def _submit(client: Any, ref: TableId, table: str, column: str, config: Any) -> Any:
-    from google.api_core import exceptions as gexc
-
     # Identifiers are validated (TableId, _COLUMN); the date is a parameter.
     sql = f"SELECT COUNT(*) AS n FROM {ref.sql(client.project)} WHERE `{column}` = @date"  # noqa: S608
-    try:
+    with _errors(table):
         return client.query(sql, job_config=config)
-    except gexc.NotFound as exc:
-        raise InvalidInputError(f"output table {table} not found") from exc
-    except gexc.GoogleAPIError as exc:
-        raise WriteFailedError(f"counting rows of {table} failed: {exc}") from exc
 
 
 def _count(job: Any, table: str, timeout: float) -> int:
+    with _errors(table, job.job_id):
+        try:
+            rows = list(job.result(timeout=timeout))
+        except TimeoutError as exc:
+            message = f"counting rows of {table} timed out after {timeout}s"
+            raise SinkUnavailableError(message, job_id=job.job_id) from exc
+    return int(rows[0]["n"]) if rows else 0
+
+
+@contextmanager
+def _errors(table: str, job_id: str | None = None) -> Iterator[None]:
+    """A missing table is an input error; other failures map as every BigQuery error does."""
     from google.api_core import exceptions as gexc
 
-    try:
-        rows = list(job.result(timeout=timeout))
-    except gexc.NotFound as exc:
-        raise InvalidInputError(f"output table {table} not found") from exc
-    except gexc.GoogleAPIError as exc:
-        message = f"counting rows of {table} failed: {exc}"
-        raise WriteFailedError(message, job_id=job.job_id) from exc
-    except TimeoutError as exc:
-        raise WriteFailedError(f"counting rows of {table} timed out", job_id=job.job_id) from exc
-    return int(rows[0]["n"]) if rows else 0
+    with map_bigquery_errors(f"counting rows of {table}", job_id):
+        try:
+            yield
+        except gexc.NotFound as exc:
+            raise InvalidInputError(f"output table {table} not found") from exc

@@ -36,9 +36,10 @@ from ..errors import (
     InvalidInputError,
     ReliabilityError,
     RetryExhaustedError,
+    SinkUnavailableError,
     WriteFailedError,
 )
-from ..retry import RetryPolicy
+from ..retry import RetryPolicy, is_transient
 from ._bigquery import bigquery_module, make_client
 from .bootstrap import TableId, create_table_from_schema
 
@@ -79,15 +80,22 @@ class _Sink:
         return self.table_id.qualified(self.client.project)
 
     def call(self, what: str, fn: Callable[[], R]) -> R:
-        """Run ``fn`` under the retry policy; any failure becomes ``WriteFailedError``."""
+        """
+        Run ``fn`` under the retry policy; any failure becomes a ``WriteFailedError``.
+
+        Transient failures that outlasted the policy raise its transient
+        subclass ``SinkUnavailableError``; permanent ones ``WriteFailedError``.
+        """
         try:
             return self.retry.call(fn)
         except RetryExhaustedError as exc:
-            raise WriteFailedError(f"{what} failed after {exc.attempts} attempts: {exc}") from exc
+            message = f"{what} failed after {exc.attempts} attempts: {exc}"
+            raise SinkUnavailableError(message) from exc
         except ReliabilityError:
             raise
         except Exception as exc:
-            raise WriteFailedError(f"{what} failed: {exc}") from exc
+            cls = SinkUnavailableError if is_transient(exc) else WriteFailedError
+            raise cls(f"{what} failed: {exc}") from exc
 
     def insert(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str]) -> None:
         """Stream ``rows`` with their ``insertId`` s (one policy-level retry layer)."""

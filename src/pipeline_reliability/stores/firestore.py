@@ -9,6 +9,7 @@ the Google libraries raise is translated at this boundary by
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -150,10 +151,8 @@ class FirestoreStore:
     def get(self, collection: str, key: str) -> Snapshot:
         """Read one document (see :meth:`StateStore.get`)."""
         ref = self._ref(collection, key)
-        with (
-            span("store", "get", lambda: {"store.backend": "firestore", "store.path": ref.path}),
-            map_firestore_errors(f"reading {ref.path}"),
-        ):
+        attrs = {"store.backend": "firestore", "store.path": ref.path}
+        with span("store", "get", attrs), map_firestore_errors(f"reading {ref.path}"):
             doc = ref.get(retry=self._retry(), timeout=self.timeout)
         with self._lock:
             self._reads += 1
@@ -166,36 +165,13 @@ class FirestoreStore:
         ref = self._ref(collection, key)
         client = self.client
         call = _Call()
-        retry = self._retry()
-
-        def attempt(tx: Any) -> R:
-            call.attempts += 1
-            call.committing = call.wrote = False
-            doc = ref.get(transaction=tx, retry=retry, timeout=self.timeout)
-            with self._lock:
-                self._reads += 1
-            try:
-                outcome = fn(_snapshot(collection, key, doc))
-                write = outcome.write
-                # Validated as MemoryStore does, so both stores accept the same documents.
-                data = normalise_document(write.data) if isinstance(write, Put) else None
-            except BaseException as exc:
-                call.passthrough = exc
-                raise
-            if data is not None:
-                tx.set(ref, data)
-                call.wrote = True
-            elif isinstance(write, Delete) and doc.exists:
-                # Deleting a missing document is no write, as in MemoryStore.
-                tx.delete(ref)
-                call.wrote = True
-            call.committing = True
-            return outcome.result
-
+        attempt = functools.partial(
+            self._attempt, ref=ref, path=(collection, key), fn=fn, call=call, retry=self._retry()
+        )
         with self._lock:
             self._transactions += 1
-        with span("store", "transact", lambda: {"store.backend": "firestore",
-                                                "store.path": ref.path}) as current:  # fmt: skip
+        attrs = {"store.backend": "firestore", "store.path": ref.path}
+        with span("store", "transact", attrs) as current:
             # Every attempt after the first was caused by an aborted commit;
             # when the attempts ran out, the last one was aborted too.
             try:
@@ -213,6 +189,41 @@ class FirestoreStore:
                     current.set_attribute("store.attempts", call.attempts)
         self._count(conflicts=call.attempts - 1, writes=int(call.wrote))
         return result
+
+    def _attempt(
+        self,
+        tx: Any,
+        *,
+        ref: Any,
+        path: tuple[str, str],
+        fn: Callable[[Snapshot], Outcome[R]],
+        call: _Call,
+        retry: Any,
+    ) -> R:
+        """One attempt of a transaction: read in ``tx``, decide, stage the write."""
+        call.attempts += 1
+        call.committing = call.wrote = False
+        doc = ref.get(transaction=tx, retry=retry, timeout=self.timeout)
+        with self._lock:
+            self._reads += 1
+        try:
+            outcome = fn(_snapshot(*path, doc))
+            write = outcome.write
+            # Validated as MemoryStore does, so both stores accept the same documents.
+            data = normalise_document(write.data) if isinstance(write, Put) else None
+        except BaseException as exc:
+            call.passthrough = exc
+            raise
+        if data is not None:
+            tx.set(ref, data)
+            call.wrote = True
+        elif isinstance(write, Delete) and doc.exists:
+            # Deleting a missing document is no write, as in MemoryStore.
+            tx.delete(ref)
+            call.wrote = True
+        # From here on the google client commits: a failure may have committed.
+        call.committing = True
+        return outcome.result
 
     def _count(self, *, conflicts: int, writes: int = 0) -> None:
         with self._lock:

@@ -116,8 +116,8 @@ class Timing:
 
 MEMORY_TIMING = Timing()
 EMULATOR_TIMING = Timing(
-    tick=1.5, lock_ttl=2.5, trigger_lease=2.5, breaker_reset=2.5, breaker_cache=0.2,
-    breaker_window=10.0,
+    tick=1.0, lock_ttl=5.0, trigger_lease=3.0, breaker_reset=2.0, breaker_cache=0.2,
+    breaker_window=8.0,
 )
 
 

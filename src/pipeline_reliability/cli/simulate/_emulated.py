@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from ..._clock import SystemClock
 from ...errors import EmulatorError
 from ._components import KEY, ORDER_BY, Components, common_components
 from ._config import SimulationConfig
-from ._table import MemoryTable
 
 __all__ = ["emulator_components", "emulators_running"]
 
@@ -37,20 +39,34 @@ def emulators_running() -> Iterator[None]:
     Raises:
         EmulatorError: an emulator is missing and could not be started.
     """
-    from ...testing.emulators import emulator_env, start_bigquery, start_firestore, start_pubsub
+    from ...testing.emulators import (
+        Emulator,
+        emulator_env,
+        start_bigquery,
+        start_firestore,
+        start_pubsub,
+    )
 
     saved = {name: os.environ.get(name) for name in (*_VARIABLES, "GOOGLE_CLOUD_PROJECT")}
-    started = []
+    starters: dict[str, Callable[[], Emulator]] = {
+        "firestore": start_firestore, "pubsub": start_pubsub,
+        "bigquery": lambda: start_bigquery(project=_BQ_PROJECT),
+    }
+    missing = [name for name, var in zip(starters, _VARIABLES, strict=True) if not saved[var]]
+    started: list[Emulator] = []
     try:
-        if not saved["FIRESTORE_EMULATOR_HOST"]:
-            started.append(start_firestore())
-            os.environ.update(emulator_env(firestore=started[-1]))
-        if not saved["PUBSUB_EMULATOR_HOST"]:
-            started.append(start_pubsub())
-            os.environ.update(emulator_env(pubsub=started[-1]))
-        if not saved["BIGQUERY_EMULATOR_HOST"]:
-            started.append(start_bigquery(project=_BQ_PROJECT))
-            os.environ.update(emulator_env(bigquery=started[-1], project=_BQ_PROJECT))
+        # Started side by side: each takes one to two seconds to come up.
+        with ThreadPoolExecutor(max(1, len(missing))) as pool:
+            futures = {name: pool.submit(starters[name]) for name in missing}
+            errors = []
+            for name, future in futures.items():
+                try:
+                    started.append(future.result())
+                    os.environ.update(emulator_env(**{name: started[-1]}, project=_BQ_PROJECT))
+                except EmulatorError as exc:
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
         os.environ.setdefault("GOOGLE_CLOUD_PROJECT", _BQ_PROJECT)
         yield
     finally:
@@ -81,7 +97,6 @@ def emulator_components(config: SimulationConfig) -> Components:
 def _build(config: SimulationConfig, stack: contextlib.ExitStack) -> Components:
     from ...pubsub import PubSubTriggerPublisher
     from ...sinks._bigquery import make_client
-    from ...sinks.bootstrap import bootstrap
     from ...sinks.ledger import BigQueryLedger
     from ...stores.firestore import FirestoreStore
 
@@ -94,14 +109,16 @@ def _build(config: SimulationConfig, stack: contextlib.ExitStack) -> Components:
 
     client = make_client(os.environ.get("GOOGLE_CLOUD_PROJECT"))
     dataset = f"sim_{run}"
-    bootstrap(client, dataset)
+    client.create_dataset(dataset)
     stack.callback(lambda: client.delete_dataset(dataset, delete_contents=True, not_found_ok=True))
     ledger = BigQueryLedger(f"{dataset}.completion_ledger", client)
+    ledger.create_table()
 
+    table = BigQueryTable(client, dataset)
     topic = _create_topic(project, stack)
     parts = common_components(
         config, clock=SystemClock(), store=store, breaker_store=breaker_store, ledger=ledger,
-        table=MemoryTable(KEY, ORDER_BY),
+        table=table,
     )
     parts.publish = _publisher(PubSubTriggerPublisher(topic))
     parts.close = stack.close
@@ -112,7 +129,7 @@ def _create_topic(project: str, stack: contextlib.ExitStack) -> str:
     from google.cloud import pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
-    topic = publisher.topic_path(project, "simulate-triggers")
+    topic: str = publisher.topic_path(project, "simulate-triggers")
     try:
         publisher.create_topic(name=topic)
     except Exception as exc:
@@ -126,3 +143,80 @@ def _publisher(publish: Callable[[Any], object]) -> Callable[[Any], None]:
         publish(event)
 
     return send
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    token: int
+
+
+class BigQueryTable:
+    """
+    The simulation's output on the BigQuery emulator, written by the real
+    :class:`~pipeline_reliability.sinks.writer.BigQueryWriter` (staging load +
+    MERGE, fenced per table and date). One table per processor, so that the
+    writer's fence scope (table, date) is the lock's (processor, date).
+    """
+
+    def __init__(self, client: Any, dataset: str) -> None:
+        from ...sinks.bootstrap import create_table_from_schema
+        from ...sinks.writer import BigQueryWriter
+
+        self.client = client
+        self.dataset = dataset
+        create_table_from_schema(client, f"{dataset}.write_fences", "write_fences")
+        self.writer = BigQueryWriter(client, fence_table=f"{dataset}.write_fences")
+        self._lock = threading.Lock()
+        self._tables: set[str] = set()
+
+    def upsert(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        fence: int | None = None,
+        fence_key: Hashable = None,  # noqa: ARG002 - the writer scopes fences by (table, date)
+    ) -> tuple[int, int]:
+        """Merge ``rows`` into their processor's table, fenced by (table, date)."""
+        if not rows:
+            return 0, 0
+        first = rows[0]
+        table = self._table(str(first["processor"]))
+        report = self.writer.upsert(
+            table, rows, key=KEY, order_by=ORDER_BY, partition_date=str(first["game_date"]),
+            fence=None if fence is None else _Token(fence),
+        )
+        return report.inserted, report.updated
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row of every processor table (dates as ``YYYY-MM-DD``)."""
+        out: list[dict[str, Any]] = []
+        for table in sorted(self._tables):
+            # Our own generated table names, never user input.
+            query = f"SELECT * FROM `{table}`"  # noqa: S608
+            for row in self.client.query(query).result():
+                item = dict(row.items())
+                item["game_date"] = item["game_date"].isoformat()
+                out.append(item)
+        return out
+
+    def _table(self, processor: str) -> str:
+        from google.cloud import bigquery
+
+        name = f"{self.dataset}.out_{processor}"
+        with self._lock:
+            if name not in self._tables:
+                schema = [
+                    bigquery.SchemaField("game_date", "DATE"),
+                    bigquery.SchemaField("processor", "STRING"),
+                    bigquery.SchemaField("entity_id", "STRING"),
+                    bigquery.SchemaField("value", "FLOAT64"),
+                    bigquery.SchemaField("processed_at", "TIMESTAMP"),
+                    bigquery.SchemaField("execution_id", "STRING"),
+                ]
+                self.client.create_table(bigquery.Table(self._qualified(name), schema=schema),
+                                         exists_ok=True)
+                self._tables.add(name)
+        return name
+
+    def _qualified(self, name: str) -> str:
+        return f"{self.client.project!s}.{name}"

@@ -1,0 +1,322 @@
+"""
+``IdempotencyLedger``: claim a key before the work, remember the result after.
+
+One document per key in the state store, changed only inside
+``StateStore.transact`` and judged by the store's own clock
+(``Snapshot.now``)::
+
+    (absent) --claim--> in_progress --complete--> completed --expires_after--> (absent)
+                         |   ^  |
+          release / lease|   |  |claim by another worker after the lease ended
+             ran out     v   |  v
+                        released / abandoned  --claim--> in_progress (attempt + 1)
+
+A claim is a lease (``claim_ttl``): a worker that crashes mid-way blocks the
+key only until the lease runs out. Every entry is forgotten
+``expires_after`` after its last change: that is the dedup window.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeAlias, TypeVar
+
+from .._keys import encode_key, validate_id
+from .._telemetry import counter, span
+from ..errors import ConfigurationError, InvalidInputError, PayloadMismatchError
+from ..retry import RetryPolicy
+from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ._hashing import payload_hash, to_json
+
+__all__ = ["ClaimResult", "Claimed", "Completed", "IdempotencyLedger", "InProgress"]
+
+T = TypeVar("T")
+
+_IN_PROGRESS = "in_progress"
+_COMPLETED = "completed"
+_RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """
+    The caller holds the key: do the work, then ``complete`` (or ``release``).
+
+    Attributes:
+        key: The idempotency key.
+        claim_id: Identifies this claim; ``complete``/``release`` check it.
+        attempt: 1 for the first claim of the key, +1 for each takeover of
+            a released or abandoned claim.
+        expires_at: When the claim lapses unless completed (store time).
+        payload_hash: SHA-256 of the canonical JSON of the payload.
+
+    .. versionadded:: 0.1.0
+    """
+
+    key: str
+    claim_id: str
+    attempt: int
+    expires_at: datetime
+    payload_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class InProgress:
+    """
+    Another claim on the key is live: try again after ``expires_at``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    key: str
+    owner: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """
+    The work was done already; ``result`` is what was recorded (as JSON gives it back).
+
+    .. versionadded:: 0.1.0
+    """
+
+    key: str
+    result: Any
+    completed_at: datetime
+
+
+ClaimResult: TypeAlias = Claimed | InProgress | Completed
+"""What :meth:`IdempotencyLedger.claim` returns."""
+
+
+def _default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class IdempotencyLedger:
+    """
+    Message-level deduplication on a :class:`~pipeline_reliability.StateStore`.
+
+    Args:
+        store: Where claims live (``MemoryStore``, ``FirestoreStore``).
+        expires_after: How long an entry is remembered after its last change
+            (the dedup window). A completed key claimed again within it returns
+            :class:`Completed`; after it, the key is new again. Default 24 h.
+        claim_ttl: How long a claim holds before another worker may take it
+            over (a crashed worker blocks a key no longer than this). Set it
+            above the longest expected run time. Default 10 min, the longest
+            Pub/Sub ack deadline.
+        collection: Store collection of the entries.
+        owner: This worker's id (default: host, pid and a random suffix).
+        retry: Retry policy for store calls. Every operation is safe to
+            repeat, even after a lost response (the claim id is fixed before
+            the first attempt). Default: 4 attempts within 20 s.
+
+    Raises:
+        ConfigurationError: bad durations, collection or owner.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        expires_after: timedelta = timedelta(hours=24),
+        claim_ttl: timedelta = timedelta(minutes=10),
+        collection: str = "idempotency",
+        owner: str | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        _check_config(expires_after, claim_ttl, collection, owner)
+        self.store = store
+        self.expires_after = expires_after
+        self.claim_ttl = claim_ttl
+        self.collection = collection
+        self.owner = owner or _default_owner()
+        self.retry = retry or RetryPolicy(attempts=4, deadline=20.0)
+        self._claims = itertools.count(1)
+
+    def claim(self, key: str, payload: Any = None) -> ClaimResult:
+        """
+        Claim ``key`` for work on ``payload``, unless it is done or being done.
+
+        Returns:
+            :class:`Claimed` (do the work), :class:`InProgress` (another live
+            claim holds it) or :class:`Completed` (done; here is the result).
+
+        Raises:
+            PayloadMismatchError: the key is remembered with a different payload.
+            InvalidInputError: empty key, or a payload that is not JSON serialisable.
+            StoreError, RetryExhaustedError: the store failed.
+        """
+        digest = payload_hash(payload)
+        claim_id = f"{self.owner}#{next(self._claims)}"
+
+        def decide(snap: Snapshot) -> Outcome[ClaimResult]:
+            data = self._live(snap)
+            if data is None:
+                return self._grant(key, snap, digest, claim_id, attempt=1)
+            if data["payload_hash"] != digest:
+                raise PayloadMismatchError(key, data["payload_hash"], digest)
+            if data["state"] == _COMPLETED:
+                return Outcome(_completed(key, data))
+            if data["claim_id"] == claim_id:
+                # Our own earlier attempt committed but its response was lost.
+                return Outcome(_claimed(key, data))
+            if data["state"] == _IN_PROGRESS and snap.now < data["lease_expires_at"]:
+                return Outcome(InProgress(key, data["owner"], data["lease_expires_at"]))
+            return self._grant(key, snap, digest, claim_id, attempt=data["attempt"] + 1)
+
+        with span("dedup", "claim", lambda: {"dedup.key": key, "dedup.owner": self.owner}):
+            result = self._transact(key, decide)
+        counter("dedup.claims", "Idempotency claims by outcome").add(
+            1, {"outcome": type(result).__name__}
+        )
+        return result
+
+    def complete(self, key: str | Claimed, result: Any = None) -> Completed:
+        """
+        Record that the work on ``key`` is done, with its ``result``.
+
+        Pass the :class:`Claimed` you got from :meth:`claim` (a plain key also
+        works while an entry for it exists). Completing twice keeps the first
+        result. A claim that was taken over meanwhile is still completed: the
+        work *was* done, and recording it spares a third run.
+
+        ``result`` is stored as JSON (``datetime`` as an ISO string, tuples
+        and sets as lists), and later :class:`Completed` results are what
+        JSON gives back.
+
+        Returns:
+            The recorded completion (the earlier one if there was one).
+
+        Raises:
+            InvalidInputError: ``result`` is not JSON serialisable or too large,
+                or a plain key has no entry.
+            StoreError, RetryExhaustedError: the store failed.
+        """
+        name, digest = (key.key, key.payload_hash) if isinstance(key, Claimed) else (key, None)
+        text = to_json(result)
+
+        def decide(snap: Snapshot) -> Outcome[Completed]:
+            data = self._live(snap)
+            if data is None and digest is None:
+                raise InvalidInputError(f"idempotency key {name!r} has no claim to complete")
+            if data is not None and data["state"] == _COMPLETED:
+                return Outcome(_completed(name, data))
+            entry = dict(data or {"attempt": 1, "owner": self.owner, "claim_id": ""})
+            entry.update(
+                key=name,
+                state=_COMPLETED,
+                payload_hash=entry.get("payload_hash", digest),
+                result=text,
+                completed_at=snap.now,
+                forget_at=snap.now + self.expires_after,
+            )
+            entry.pop("lease_expires_at", None)
+            return Outcome(_completed(name, entry), Put(entry))
+
+        with span("dedup", "complete", lambda: {"dedup.key": name}):
+            return self._transact(name, decide)
+
+    def release(self, key: str | Claimed) -> bool:
+        """
+        Give a claim up after a failure, so the next delivery may retry at once.
+
+        With a :class:`Claimed`, only that claim is released; with a plain
+        key, only an in-progress claim of this ledger's ``owner``. Another
+        worker's claim is never touched (F7).
+
+        Returns:
+            Whether a claim was released.
+
+        Raises:
+            StoreError, RetryExhaustedError: the store failed.
+        """
+        name = key.key if isinstance(key, Claimed) else key
+
+        def mine(data: dict[str, Any]) -> bool:
+            if isinstance(key, Claimed):
+                return bool(data["claim_id"] == key.claim_id)
+            return bool(data["owner"] == self.owner)
+
+        def decide(snap: Snapshot) -> Outcome[bool]:
+            data = self._live(snap)
+            if data is None or data["state"] == _COMPLETED or not mine(data):
+                return Outcome(False)
+            if data["state"] == _RELEASED:
+                return Outcome(True)  # a retry after a lost response
+            entry = {**data, "state": _RELEASED, "lease_expires_at": snap.now}
+            return Outcome(True, Put(entry))
+
+        with span("dedup", "release", lambda: {"dedup.key": name}):
+            return self._transact(name, decide)
+
+    def _transact(self, key: str, decide: Callable[[Snapshot], Outcome[T]]) -> T:
+        doc = encode_key(_check_key(key))
+        return self.retry.call(self.store.transact, self.collection, doc, decide)
+
+    def _live(self, snap: Snapshot) -> dict[str, Any] | None:
+        """The entry, or ``None`` when absent or past its dedup window."""
+        data = snap.data
+        if data is None or snap.now >= data["forget_at"]:
+            return None
+        return data
+
+    def _grant(
+        self, key: str, snap: Snapshot, digest: str, claim_id: str, *, attempt: int
+    ) -> Outcome[ClaimResult]:
+        entry = {
+            "key": key,
+            "state": _IN_PROGRESS,
+            "payload_hash": digest,
+            "owner": self.owner,
+            "claim_id": claim_id,
+            "attempt": attempt,
+            "claimed_at": snap.now,
+            "lease_expires_at": snap.now + self.claim_ttl,
+            "forget_at": snap.now + self.expires_after,
+        }
+        return Outcome(_claimed(key, entry), Put(entry))
+
+
+def _check_config(
+    expires_after: object, claim_ttl: object, collection: str, owner: object
+) -> None:
+    if not isinstance(claim_ttl, timedelta) or claim_ttl <= timedelta(0):
+        raise ConfigurationError(f"claim_ttl must be a positive timedelta, got {claim_ttl!r}")
+    if not isinstance(expires_after, timedelta) or expires_after < claim_ttl:
+        raise ConfigurationError(
+            f"expires_after must be a timedelta of at least claim_ttl, got {expires_after!r}"
+        )
+    try:
+        validate_id(collection, "collection id")
+    except InvalidInputError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    if owner is not None and (not isinstance(owner, str) or not owner):
+        raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+
+
+def _check_key(key: object) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidInputError(f"an idempotency key must be a non-empty string, got {key!r}")
+    return key
+
+
+def _claimed(key: str, data: dict[str, Any]) -> Claimed:
+    return Claimed(
+        key, data["claim_id"], data["attempt"], data["lease_expires_at"], data["payload_hash"]
+    )
+
+
+def _completed(key: str, data: dict[str, Any]) -> Completed:
+    return Completed(key, json.loads(data["result"]), data["completed_at"])
