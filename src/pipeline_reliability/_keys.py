@@ -15,7 +15,7 @@ MAX_ID_BYTES = 1500
 _RESERVED = re.compile(r"^__.*__$")
 
 
-def validate_id(value: str, what: str = "document id") -> str:
+def validate_id(value: object, what: str = "document id") -> str:
     """
     Return ``value`` if Firestore accepts it as an id, else raise.
 

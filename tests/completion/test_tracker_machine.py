@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -133,6 +134,7 @@ class TrackerMachine(RuleBasedStateMachine):
     def saw(self, confirmations: Any) -> None:
         for c in confirmations:
             if isinstance(c, TriggerConfirmation) and c.newly_confirmed:
+                event(f"confirmed ({c.claim.reason}, attempt {min(c.claim.attempt, 3)})")
                 self.confirmed[c.claim.date] += 1
 
     def check_claim(self, claim: TriggerClaim | None) -> None:
@@ -169,13 +171,16 @@ class TrackerMachine(RuleBasedStateMachine):
                 if result.trigger is not None:
                     self.held.append(result.trigger)  # this holder "crashes" before publishing
         except PublishFailedError:
+            event("publish failed after recording")
             self.accepted.append(d)  # recorded; only the publish failed (and was released)
             return
         except CompletionNotRecordedError:
+            event("completion not recorded")
             assert self.ledger.down
             return
         self.accepted.append(d)
         self.check_claim(result.trigger)
+        event("degraded" if result.degraded else "duplicate" if result.duplicate else "recorded")
         if result.degraded:
             assert any(r.execution_id == d.execution_id for r in self.ledger.rows)
 
@@ -217,7 +222,8 @@ class TrackerMachine(RuleBasedStateMachine):
     @rule(who=st.integers(0, 1), fault=FAULTS)
     def replay(self, who: int, fault: Fault | None) -> None:
         """An operator replays the ledger (it may fail while the store is down)."""
-        self.inject(fault)
+        if self.ledger.rows:  # without rows replay makes no store call to take the fault
+            self.inject(fault)
         try:
             report = self.trackers[who].replay_and_trigger(PHASE, DATES, self.publish)
         except STORE_DOWN:
@@ -250,7 +256,8 @@ class TrackerMachine(RuleBasedStateMachine):
                 self.saw([tracker.confirm_trigger(claim)])
             else:
                 tracker.release_trigger(claim, "late holder gives up")
-        except (*STORE_DOWN, TriggerClaimLostError):
+        except (*STORE_DOWN, TriggerClaimLostError) as exc:
+            event(f"late holder: {type(exc).__name__}")
             return
 
     @rule()

@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 
 from pipeline_reliability.completion import CompletionLedger, LedgerRow
-from pipeline_reliability.errors import ConfigurationError, InvalidInputError, WriteFailedError
+from pipeline_reliability.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    SinkUnavailableError,
+    WriteFailedError,
+)
 from pipeline_reliability.retry import RetryPolicy, set_testing
 from pipeline_reliability.sinks.ledger import BigQueryLedger, ledger_row_id, ledger_row_to_json
+from pipeline_reliability.testing import FakeClock
 
 T0 = datetime(2026, 1, 25, 12, 0, tzinfo=UTC)
 
@@ -71,6 +77,48 @@ def test_bad_configuration_is_rejected(table: str, options: dict[str, Any]) -> N
     """A table id without a dataset, or a non-positive timeout, is a ConfigurationError."""
     with pytest.raises(ConfigurationError):
         BigQueryLedger(table, **options)
+
+
+class FlakyClient:
+    """Only a fake can drop a connection on cue: fails ``failures`` inserts, then accepts."""
+
+    project = "proj"
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.inserts: list[tuple[str, list[Any], list[str]]] = []
+
+    def insert_rows_json(self, table: str, rows: list[Any], **kwargs: Any) -> list[Any]:
+        self.inserts.append((table, rows, kwargs["row_ids"]))
+        if len(self.inserts) <= self.failures:
+            raise ConnectionError("connection reset by peer")
+        return []
+
+
+def test_transient_insert_failures_are_retried(fake_clock: FakeClock) -> None:
+    """A dropped connection is retried with the same insertId until the row is accepted."""
+    client = FlakyClient(failures=2)
+    ledger = BigQueryLedger(
+        "ds.completion_ledger", client, retry=RetryPolicy(attempts=3, clock=fake_clock)
+    )
+
+    ledger.append(row())
+
+    assert len(client.inserts) == 3
+    assert {ids[0] for _, _, ids in client.inserts} == {ledger_row_id(row())}
+    assert client.inserts[0][0] == "proj.ds.completion_ledger"
+
+
+def test_exhausted_retries_raise_a_transient_write_error(fake_clock: FakeClock) -> None:
+    """When every attempt fails transiently, the transient SinkUnavailableError is raised."""
+    retry = RetryPolicy(attempts=2, clock=fake_clock)
+    ledger = BigQueryLedger("ds.completion_ledger", FlakyClient(failures=9), retry=retry)
+
+    with pytest.raises(SinkUnavailableError) as info:
+        ledger.append(row())
+
+    assert isinstance(info.value, WriteFailedError)
+    assert info.value.transient
 
 
 # --- on the BigQuery emulator -------------------------------------------------

@@ -225,7 +225,20 @@ class CircuitBreaker(Engine):
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return self.call(fn, *args, **kwargs)
+            # call(), inlined: one Python frame less on every decorated call.
+            if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
+                token = gen << 1
+            else:
+                token = self._admit_slow()
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                if self._is_failure(exc):
+                    self._record_failure(token)
+                raise
+            if token & 1 or self._records_successes:
+                self._record_success(token)
+            return result
 
         return wrapper
 

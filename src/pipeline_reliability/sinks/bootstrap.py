@@ -202,8 +202,8 @@ def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list
     from google.api_core import exceptions as gexc
 
     bigquery = bigquery_module()
-    client = client if client is not None else make_client()
     ref = TableId.parse(f"{dataset}.placeholder", "dataset")
+    client = client if client is not None else make_client(ref.project)
     dataset_id = f"{ref.project or client.project}.{ref.dataset}"
     created: list[str] = []
     with span("sinks", "bootstrap", {"dataset": dataset_id}):

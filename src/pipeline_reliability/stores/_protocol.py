@@ -36,8 +36,9 @@ class Snapshot:
         key: The document id.
         data: The document's fields, or ``None`` when it does not exist. A
             fresh copy: mutating it changes nothing in the store.
-        version: An opaque token that changes on every write (``None`` when
-            the document does not exist). Compare versions only for equality.
+        version: An opaque token that changes whenever the document changes
+            (a write of identical data keeps it, as in Firestore; ``None``
+            when the document does not exist). Compare only for equality.
         now: The store's own time when the snapshot was read (Firestore: the
             transaction's server read time; MemoryStore: its clock). Leases
             and deadlines are judged against this, never a client clock.

@@ -35,7 +35,7 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _map(value: Mapping[str, Any], size: list[int], path: str) -> dict[str, Any]:
+def _map(value: Mapping[Any, Any], size: list[int], path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not k:

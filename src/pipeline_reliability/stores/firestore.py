@@ -66,6 +66,12 @@ class FirestoreStore:
     ``Snapshot.now``. Firestore re-runs the callback when the commit is aborted
     by a concurrent writer, up to ``max_attempts`` times.
 
+    Google errors are translated (and chained): unreachable, deadline,
+    internal and quota errors become ``StoreUnavailableError``; exhausted
+    attempts ``StoreConflictError``; permission, authentication and
+    precondition errors ``StoreError``; invalid arguments ``InvalidInputError``.
+    ``stats`` counts as MemoryStore does.
+
     Args:
         client: A ``google.cloud.firestore.Client`` to use. When omitted, one is
             created on first use from ``project`` and ``database`` (and the
