@@ -55,6 +55,8 @@ nitpick_ignore_regex = [
     (r"py:.*", r"([\w.]+\.)?[A-Z]"),
     # Napoleon reads "Some words: ..." lines of attribute docstrings as types.
     (r"py:class", r".* .*"),
+    # Helpers named in docstrings that are not part of the public API.
+    (r"py:func", r"(ledger_row_id|canonical_key)"),
 ]
 
 
@@ -70,13 +72,15 @@ def _resolve_short_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
         return None
     domain = env.get_domain("py")
     name = node["reftarget"].lstrip("~.").rsplit(".", 1)[-1]
-    matches = sorted(full for full in domain.objects if full.rsplit(".", 1)[-1] == name)
+    matches = sorted(
+        full for full, entry in domain.objects.items()
+        if full.rsplit(".", 1)[-1] == name and not entry.aliased
+    )
     context = node.get("py:class")
     if context:
         own = [m for m in matches if m.rsplit(".", 1)[0].endswith(context)]
         matches = own or matches
     if len(matches) != 1:
-        if "MemoryStore" in name: print("DEBUG", node["reftarget"], matches, context)
         return None
     entry = domain.objects[matches[0]]
     return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode,

@@ -181,9 +181,9 @@ def test_base_exceptions_are_neutral(make_breaker: MakeBreaker) -> None:
     assert state_of(breaker) is BreakerState.CLOSED
 
 
-def test_decorator_wraps_a_function(make_breaker: MakeBreaker) -> None:
-    """A decorated function keeps its name and goes through the breaker."""
-    breaker = make_breaker("a", failure_threshold=2)
+def test_decorator_wraps_a_function(make_breaker: MakeBreaker, fake_clock: FakeClock) -> None:
+    """A decorated function keeps its name, trips, rejects, and probes its way back."""
+    breaker = make_breaker("a", failure_threshold=2, reset_timeout=30)
 
     @breaker
     def fetch(x: int) -> int:
@@ -199,6 +199,10 @@ def test_decorator_wraps_a_function(make_breaker: MakeBreaker) -> None:
             fetch(-1)
     with pytest.raises(CircuitOpenError):
         fetch(2)
+    fake_clock.advance(30)
+    assert fetch(5) == 10  # the probe
+
+    assert state_of(breaker) is BreakerState.CLOSED
 
 
 def test_decorator_wraps_a_coroutine_function(make_breaker: MakeBreaker) -> None:

@@ -23,8 +23,9 @@ from pipeline_reliability.completion._spec import PhaseSpec
 from pipeline_reliability.stores._values import normalise_document
 
 T0 = datetime(2026, 1, 31, tzinfo=UTC)
-SPEC = PhaseSpec("p", {"a", "b", "c"}, min_to_trigger=2, critical={"a"},
-                 done_empty_statuses={"no_data"})
+SPEC = PhaseSpec(
+    "p", {"a", "b", "c"}, min_to_trigger=2, critical={"a"}, done_empty_statuses={"no_data"}
+)
 NAMES = st.sampled_from(["a", "b", "c", "x"])
 STATUSES = st.sampled_from(["success", "partial", "no_data", "failed", "skipped"])
 # An execution id fixes its status and report time, as a real run's report would.
@@ -51,11 +52,13 @@ def _expected_done(runs: list[Completion]) -> frozenset[str]:
     latest: dict[str, Completion] = {}
     for c in runs:  # latest report time wins; a tie goes to the later arrival
         held = latest.get(c.processor)
-        if held is None or (c.execution_id != held.execution_id
-                            and c.reported_at >= held.reported_at):
+        if held is None or (
+            c.execution_id != held.execution_id and c.reported_at >= held.reported_at
+        ):
             latest[c.processor] = c
-    return frozenset(p for p, c in latest.items() if p in SPEC.expected
-                     and c.status in SPEC.done_statuses)
+    return frozenset(
+        p for p, c in latest.items() if p in SPEC.expected and c.status in SPEC.done_statuses
+    )
 
 
 @given(st.lists(RUNS, max_size=30))
@@ -107,7 +110,10 @@ def test_rule_needs_everything_or_overdue_partial_with_critical(
         assert reason is None
 
 
-@given(st.lists(st.sampled_from(["claim", "confirm", "confirm_first", "release", "expire"]), max_size=20))
+OPS = st.sampled_from(["claim", "confirm", "confirm_first", "release", "expire"])
+
+
+@given(st.lists(OPS, max_size=20))
 def test_at_most_one_confirmation_ever(ops: list[str]) -> None:
     """Whatever the order of claims, releases, expiries and confirms, one confirmation at most."""
     doc = ensure_doc(None, "p", "2026-01-31")

@@ -16,9 +16,12 @@ def test_first_completion_counts_and_reports_missing(tracker: CompletionTracker)
     result = tracker.record_completion(PHASE, DATE, FIRST, execution_id="r1")
 
     assert result.counted
-    assert (
-        result.duplicate, result.ignored, result.updated, result.degraded
-    ) == (False, False, False, False)
+    assert (result.duplicate, result.ignored, result.updated, result.degraded) == (
+        False,
+        False,
+        False,
+        False,
+    )
     assert frozenset({FIRST}) == result.completed
     assert frozenset(OTHERS) == result.missing
     assert result.count == 1
@@ -192,5 +195,6 @@ def test_message_ids_are_bounded_but_recent_ones_dedup(
 
     doc = memory_store.dump()[f"completion_{PHASE}"][DATE]
     assert len(doc["messages"]) == 256
-    assert tracker.record_completion(PHASE, DATE, FIRST, execution_id="new",
-                                     message_id="m299").duplicate
+    assert tracker.record_completion(
+        PHASE, DATE, FIRST, execution_id="new", message_id="m299"
+    ).duplicate

@@ -127,7 +127,7 @@ def test_f2_store_failure_goes_to_ledger_and_reports_degraded(
     ledger: MemoryLedger,
     tracker: CompletionTracker,
     caplog: pytest.LogCaptureFixture,
-    spans: Any,
+    span_exporter: Any,
 ) -> None:
     """An unwritable store yields a ledger row and degraded=True, logged with its traceback
     and marked on the span; the old code logged a warning without traceback and moved on."""
@@ -140,12 +140,18 @@ def test_f2_store_failure_goes_to_ledger_and_reports_degraded(
     assert result.error is not None
     [row] = ledger.rows
     assert (row.processor, row.execution_id, row.primary_ok) == (FIRST, "run-1", False)
-    failures = [r for r in caplog.records if r.name == "pipeline_reliability.completion"
-                and r.levelno == logging.ERROR]
+    failures = [
+        r
+        for r in caplog.records
+        if r.name == "pipeline_reliability.completion" and r.levelno == logging.ERROR
+    ]
     assert failures
     assert all(r.exc_info is not None for r in failures)
-    [record_span] = [s for s in spans.get_finished_spans()
-                     if s.name == "pipeline_reliability.tracker.record_completion"]
+    [record_span] = [
+        s
+        for s in span_exporter.get_finished_spans()
+        if s.name == "pipeline_reliability.tracker.record_completion"
+    ]
     assert record_span.status.status_code.name == "ERROR"
     assert any(e.name == "exception" for e in record_span.events)
 
@@ -286,8 +292,9 @@ def test_f3_publish_slower_than_lease_confirms_exactly_once(
     def lease_runs_out() -> None:
         publisher.during = None
         fake_clock.advance(spec.trigger_lease + timedelta(seconds=1))
-        taken.append(fast.record_and_trigger(PHASE, DATE, FIRST, execution_id="run",
-                                             publish=publisher))
+        taken.append(
+            fast.record_and_trigger(PHASE, DATE, FIRST, execution_id="run", publish=publisher)
+        )
 
     publisher.during = lease_runs_out
     result = slow.record_and_trigger(PHASE, DATE, FIRST, execution_id="run", publish=publisher)
@@ -298,8 +305,11 @@ def test_f3_publish_slower_than_lease_confirms_exactly_once(
     assert taken[0].confirmation is not None
     assert {f"{PHASE}:{DATE}"} == {e.trigger_id for e in publisher.events}
     status = slow.status(PHASE, DATE)
-    assert (status.trigger_state, status.trigger_owner,
-                                        status.trigger_attempt) == ("confirmed", "fast", 2)
+    assert (status.trigger_state, status.trigger_owner, status.trigger_attempt) == (
+        "confirmed",
+        "fast",
+        2,
+    )
 
 
 @pytest.mark.parametrize("name", ["PlayerGameSummaryProcessor", "player_game_sumary", "nba_x"])
@@ -325,8 +335,9 @@ def test_f5_sweep_fires_partial_trigger_on_stuck_date(
 ) -> None:
     """A date whose last processor never reports triggers from the sweep after the deadline,
     with no incoming message; the old timeout only ran when a message arrived."""
-    spec = PhaseSpec(PHASE, EXPECTED, min_to_trigger=3, critical={FIRST},
-                     deadline=timedelta(hours=2))
+    spec = PhaseSpec(
+        PHASE, EXPECTED, min_to_trigger=3, critical={FIRST}, deadline=timedelta(hours=2)
+    )
     tracker = make_tracker(phases=[spec])
     record_all(tracker, [FIRST, *OTHERS[:3]])
 

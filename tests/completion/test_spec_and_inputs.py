@@ -95,8 +95,13 @@ def test_bad_input_raises_before_anything_is_written(
     tracker: CompletionTracker, memory_store: MemoryStore, case: str, override: dict[str, Any]
 ) -> None:
     """Each kind of bad input raises InvalidInputError and leaves the store untouched."""
-    args: dict[str, Any] = {"phase": PHASE, "date": DATE, "processor": FIRST,
-                            "execution_id": "run-1", **override}
+    args: dict[str, Any] = {
+        "phase": PHASE,
+        "date": DATE,
+        "processor": FIRST,
+        "execution_id": "run-1",
+        **override,
+    }
 
     with pytest.raises(InvalidInputError):
         tracker.record_completion(
@@ -109,12 +114,14 @@ def test_bad_input_raises_before_anything_is_written(
 
 def test_date_objects_and_configured_statuses_are_accepted(make_tracker: MakeTracker) -> None:
     """A datetime.date is normalised, and a status the spec configures is valid."""
-    spec = PhaseSpec(PHASE, EXPECTED, counts_statuses={"success", "done"},
-                     done_empty_statuses={"no_data"})
+    spec = PhaseSpec(
+        PHASE, EXPECTED, counts_statuses={"success", "done"}, done_empty_statuses={"no_data"}
+    )
     tracker = make_tracker(phases=[spec])
 
-    result = tracker.record_completion(PHASE, date(2026, 1, 31), FIRST, execution_id="r",
-                                       status="done")
+    result = tracker.record_completion(
+        PHASE, date(2026, 1, 31), FIRST, execution_id="r", status="done"
+    )
 
     assert (result.date, result.counted) == (DATE, True)
 
@@ -123,8 +130,15 @@ def test_metadata_of_any_json_shape_round_trips(tracker: CompletionTracker) -> N
     """Nested arrays (which a Firestore document cannot hold) are kept, as JSON text."""
     metadata = {"entities_changed": [["lebron-james", 1]], "pct": 12.5, "none": None}
 
-    tracker.record_completion(PHASE, DATE, FIRST, execution_id="r", metadata=metadata,
-                              record_count=3, correlation_id="abcd1234")
+    tracker.record_completion(
+        PHASE,
+        DATE,
+        FIRST,
+        execution_id="r",
+        metadata=metadata,
+        record_count=3,
+        correlation_id="abcd1234",
+    )
     record = tracker.status(PHASE, DATE).records[FIRST]
 
     assert metadata == record.metadata

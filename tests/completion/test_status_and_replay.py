@@ -43,7 +43,9 @@ def test_status_reports_records_trigger_and_ignored(tracker: CompletionTracker) 
 
     assert (status.count, status.ignored) == (5, frozenset({"stranger"}))
     assert (status.trigger_state, status.trigger_reason, status.trigger_attempt) == (
-        "claimed", "complete", 1
+        "claimed",
+        "complete",
+        1,
     )
     assert status.trigger_owner == "worker-1"
     assert status.records[FIRST].execution_id == f"run-{FIRST}"

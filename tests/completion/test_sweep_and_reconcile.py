@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from tracker_helpers import (
@@ -87,6 +87,8 @@ def test_sweep_validates_every_date_before_writing(
         tracker.sweep(PHASE, [DATE, "2026-13-01"])
     with pytest.raises(InvalidInputError):
         tracker.sweep(PHASE, DATE)
+    with pytest.raises(InvalidInputError):
+        tracker.sweep(PHASE, [DATE], now=datetime(2026, 2, 1))  # naive: ambiguous
 
     assert memory_store.stats.transactions == 0
 

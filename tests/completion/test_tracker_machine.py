@@ -48,8 +48,14 @@ PHASE = "p3"
 DATES = ("2026-01-30", "2026-01-31")
 EXPECTED = frozenset({"a", "b", "c"})
 SPEC = PhaseSpec(
-    PHASE, EXPECTED, min_to_trigger=2, critical={"a"}, done_empty_statuses={"no_data"},
-    deadline=timedelta(hours=2), trigger_lease=timedelta(minutes=5), next_phase="p4",
+    PHASE,
+    EXPECTED,
+    min_to_trigger=2,
+    critical={"a"},
+    done_empty_statuses={"no_data"},
+    deadline=timedelta(hours=2),
+    trigger_lease=timedelta(minutes=5),
+    next_phase="p4",
 )
 DONE = SPEC.done_statuses
 STORE_DOWN = (StoreError, RetryExhaustedError)
@@ -88,8 +94,15 @@ class TrackerMachine(RuleBasedStateMachine):
         self.log = MemoryExecutionLog()
         retry = RetryPolicy(attempts=3, deadline=None, initial=0.0, maximum=0.0, clock=self.clock)
         self.trackers = [
-            CompletionTracker(self.store, [SPEC], self.ledger, self.clock,
-                              execution_log=self.log, owner=f"w{i}", retry=retry)
+            CompletionTracker(
+                self.store,
+                [SPEC],
+                self.ledger,
+                self.clock,
+                execution_log=self.log,
+                owner=f"w{i}",
+                retry=retry,
+            )
             for i in range(2)
         ]
         self.publish_fails = False
@@ -144,14 +157,24 @@ class TrackerMachine(RuleBasedStateMachine):
     # -- rules ---------------------------------------------------------------
 
     @rule(
-        who=st.integers(0, 1), date=st.sampled_from(DATES),
-        processor=st.sampled_from(["a", "b", "c", "x"]), run=st.integers(0, 3),
+        who=st.integers(0, 1),
+        date=st.sampled_from(DATES),
+        processor=st.sampled_from(["a", "b", "c", "x"]),
+        run=st.integers(0, 3),
         status=st.sampled_from(["success", "partial", "no_data", "failed"]),
-        and_trigger=st.booleans(), fault=FAULTS,
+        and_trigger=st.booleans(),
+        fault=FAULTS,
     )
     def deliver(
-        self, who: int, date: str, processor: str, run: int, status: str,
-        and_trigger: bool, fault: Fault | None,
+        self,
+        *,
+        who: int,
+        date: str,
+        processor: str,
+        run: int,
+        status: str,
+        and_trigger: bool,
+        fault: Fault | None,
     ) -> None:
         """A processor's completion arrives (again, possibly), on one of the instances."""
         status = self.status_of.setdefault((date, processor, run), status)
@@ -159,12 +182,16 @@ class TrackerMachine(RuleBasedStateMachine):
         self.clock.advance(1)
         self.inject(fault)
         tracker = self.trackers[who]
-        args: dict[str, Any] = {"execution_id": d.execution_id, "message_id": d.message_id,
-                                "status": d.status}
+        args: dict[str, Any] = {
+            "execution_id": d.execution_id,
+            "message_id": d.message_id,
+            "status": d.status,
+        }
         try:
             if and_trigger:
-                result = tracker.record_and_trigger(PHASE, date, processor, publish=self.publish,
-                                                    **args)
+                result = tracker.record_and_trigger(
+                    PHASE, date, processor, publish=self.publish, **args
+                )
                 self.saw([result.confirmation])
             else:
                 result = tracker.record_completion(PHASE, date, processor, **args)
@@ -232,13 +259,17 @@ class TrackerMachine(RuleBasedStateMachine):
         for claim in report.claims:
             self.check_claim(claim)
 
-    @rule(who=st.integers(0, 1), date=st.sampled_from(DATES),
-          outputs=st.frozensets(st.sampled_from(sorted(EXPECTED))))
+    @rule(
+        who=st.integers(0, 1),
+        date=st.sampled_from(DATES),
+        outputs=st.frozensets(st.sampled_from(sorted(EXPECTED))),
+    )
     def reconcile(self, who: int, date: str, outputs: frozenset[str]) -> None:
         """Reconcile against output tables that hold some processors' data."""
         try:
-            report = self.trackers[who].reconcile_and_trigger(PHASE, date, dict.fromkeys(outputs,
-                                                              True), self.publish)
+            report = self.trackers[who].reconcile_and_trigger(
+                PHASE, date, dict.fromkeys(outputs, True), self.publish
+            )
         except (*STORE_DOWN, PublishFailedError):
             return
         self.saw([report.confirmation])
@@ -281,8 +312,10 @@ class TrackerMachine(RuleBasedStateMachine):
                 assert trigger is not None
                 assert trigger["state"] == "confirmed"
             executions = {
-                e for group in ("processors", "ignored")
-                for r in self.doc(date).get(group, {}).values() for e in r["executions"]
+                e
+                for group in ("processors", "ignored")
+                for r in self.doc(date).get(group, {}).values()
+                for e in r["executions"]
             }
             for d in self.accepted:
                 if d.date == date:
@@ -308,8 +341,9 @@ class TrackerMachine(RuleBasedStateMachine):
             assert self.confirmed[date] <= 1
             if self.confirmed[date]:
                 assert self.doc(date)["trigger"]["state"] == "confirmed"
-            logged = [r for r in self.log.rows
-                      if r.game_date == date and r.status != "deadline_exceeded"]
+            logged = [
+                r for r in self.log.rows if r.game_date == date and r.status != "deadline_exceeded"
+            ]
             assert len(logged) <= 1
         assert {e.trigger_id for e in self.events} <= {f"{PHASE}:{d}" for d in DATES}
 
@@ -328,7 +362,8 @@ class TrackerMachine(RuleBasedStateMachine):
             stored = any(
                 d.execution_id in r["executions"]
                 for group in ("processors", "ignored")
-                for name, r in doc.get(group, {}).items() if name == d.processor
+                for name, r in doc.get(group, {}).items()
+                if name == d.processor
             )
             assert stored or (d.date, d.processor, d.execution_id) in ledgered, d
 

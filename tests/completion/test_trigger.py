@@ -150,7 +150,9 @@ def test_record_and_trigger_publishes_once_and_confirms(
 
 
 def test_release_failure_is_noted_on_the_publish_error(
-    store: FaultyStore, tracker: CompletionTracker, publisher: Publisher,
+    store: FaultyStore,
+    tracker: CompletionTracker,
+    publisher: Publisher,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """If releasing fails too, the publish error propagates with a note; the lease expires."""
@@ -218,8 +220,9 @@ def test_partial_rule_applies_to_late_deliveries_after_the_deadline(
     make_tracker: MakeTracker, fake_clock: FakeClock
 ) -> None:
     """Past the deadline, a delivery that meets the partial rule claims with deadline_partial."""
-    spec = PhaseSpec(PHASE, EXPECTED, min_to_trigger=2, critical={FIRST},
-                     deadline=timedelta(hours=1))
+    spec = PhaseSpec(
+        PHASE, EXPECTED, min_to_trigger=2, critical={FIRST}, deadline=timedelta(hours=1)
+    )
     tracker = make_tracker(phases=[spec])
     not_yet = record_all(tracker, OTHERS[:2])
     fake_clock.advance(timedelta(hours=1))
@@ -236,8 +239,9 @@ def test_partial_rule_waits_for_critical_processors(
     make_tracker: MakeTracker, fake_clock: FakeClock
 ) -> None:
     """Enough processors but a missing critical one: overdue, not triggered."""
-    spec = PhaseSpec(PHASE, EXPECTED, min_to_trigger=2, critical={FIRST},
-                     deadline=timedelta(hours=1))
+    spec = PhaseSpec(
+        PHASE, EXPECTED, min_to_trigger=2, critical={FIRST}, deadline=timedelta(hours=1)
+    )
     tracker = make_tracker(phases=[spec])
     record_all(tracker, OTHERS)
     fake_clock.advance(timedelta(hours=1))

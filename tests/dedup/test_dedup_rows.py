@@ -136,7 +136,7 @@ def test_mixed_type_order_by_raises_invalid_input() -> None:
     """order_by values of one key that cannot be compared raise InvalidInputError."""
     with pytest.raises(InvalidInputError, match="cannot be compared"):
         deduplicate_rows([r(k=1, at=1), r(k=1, at="x")], "k", "at")
-    naive = datetime(2026, 1, 31, 10)  # noqa: DTZ001
+    naive = datetime(2026, 1, 31, 10)
     with pytest.raises(InvalidInputError, match="cannot be compared"):
         deduplicate_rows([r(k=1, at=T0), r(k=1, at=naive)], "k", "at")
 
@@ -144,7 +144,7 @@ def test_mixed_type_order_by_raises_invalid_input() -> None:
 def test_rows_that_are_not_mappings_raise_invalid_input() -> None:
     """A row that is not a mapping is an InvalidInputError, not a TypeError."""
     with pytest.raises(InvalidInputError, match="mappings"):
-        deduplicate_rows([r(k=1), ["k", 1]], "k")  # type: ignore[list-item]
+        deduplicate_rows([r(k=1), ["k", 1]], "k")  # type: ignore[type-var]
 
 
 def test_any_iterable_is_read_once_as_a_stream() -> None:

@@ -104,8 +104,10 @@ def test_release_never_touches_another_workers_claim(store: StateStore) -> None:
     assert a.release("msg-1") is True
 
 
-def test_a_crashed_workers_claim_expires(memory_store: MemoryStore, fake_clock: FakeClock) -> None:
-    """After claim_ttl (store time) another worker takes the key over; the crash blocks no longer."""
+def test_a_crashed_workers_claim_expires(
+    memory_store: MemoryStore, fake_clock: FakeClock
+) -> None:
+    """After claim_ttl (store time) another worker may take the key over."""
     a, b = ledger(memory_store, "a"), ledger(memory_store, "b")
     stale = a.claim("msg-1")
     assert isinstance(stale, Claimed)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-
-from lock_helpers import DATE, NAME, TTL
+from lock_helpers import DATE, NAME, TTL, MakeLock
 
 from pipeline_reliability import MemoryStore, StateStore
 from pipeline_reliability.lock import DateLock
 from pipeline_reliability.testing import FakeClock
-
-MakeLock = Callable[..., DateLock]
 
 
 @pytest.fixture

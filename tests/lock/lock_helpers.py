@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pipeline_reliability import MemoryStore
@@ -11,6 +12,9 @@ NAME = "phase4"
 DATE = "2026-01-31"
 TTL = 60.0
 COLLECTION = "date_locks"
+
+MakeLock = Callable[..., DateLock]
+"""The ``make_lock`` fixture: ``make_lock(owner, store=None, **DateLock options)``."""
 
 
 def lock_doc(store: MemoryStore, lock: DateLock) -> dict[str, Any] | None:

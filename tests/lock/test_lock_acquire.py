@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import MakeLock
-from lock_helpers import DATE, NAME, TTL, lock_doc
+from lock_helpers import DATE, NAME, TTL, MakeLock, lock_doc
 
-from pipeline_reliability import MemoryStore
+from pipeline_reliability import Delete, MemoryStore, Outcome, Snapshot
 from pipeline_reliability.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -157,15 +156,13 @@ def test_tokens_survive_deletion_of_the_document(
     assert doc is not None
     fake_clock.advance(doc["expire_at"] - fake_clock.now())  # the TTL policy may now delete it
 
-    memory_store.transact(lock.collection, lock.key, lambda _: _delete())
+    memory_store.transact(lock.collection, lock.key, _delete)
     after = lock.acquire().token
 
     assert after > max(before)
 
 
-def _delete() -> object:
-    from pipeline_reliability import Delete, Outcome
-
+def _delete(snap: Snapshot) -> Outcome[None]:
     return Outcome(None, Delete())
 
 
@@ -263,7 +260,7 @@ def test_invalid_dates_raise_before_any_store_call(
 def test_datetimes_are_refused_as_dates(memory_store: MemoryStore) -> None:
     """A datetime is not silently truncated to its date."""
     with pytest.raises(InvalidInputError, match="not a datetime"):
-        DateLock(memory_store, NAME, dt.datetime(2026, 1, 31, 23, 0), owner="a")  # type: ignore[arg-type]
+        DateLock(memory_store, NAME, dt.datetime(2026, 1, 31, 23, 0), owner="a")
 
 
 @pytest.mark.parametrize("name", ["", "   ", None, 7])

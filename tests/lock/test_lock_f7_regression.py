@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MakeLock
-from lock_helpers import DATE, NAME, TTL
+from lock_helpers import DATE, NAME, TTL, MakeLock
 
 from pipeline_reliability import MemoryStore
 from pipeline_reliability.errors import LockLostError, StaleFenceError, StoreUnavailableError

@@ -8,6 +8,7 @@ pause between acquisitions as processors would.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -87,7 +88,7 @@ def test_contending_threads_never_overlap_and_tokens_increase(firestore_store: S
     by_start = sorted(results, key=lambda h: h.start)
     tokens = [h.token for h in by_start]
     assert tokens == sorted(set(tokens)), "tokens must strictly increase in acquisition order"
-    for earlier, later in zip(by_start, by_start[1:], strict=False):
+    for earlier, later in itertools.pairwise(by_start):
         assert later.start >= earlier.end, f"{later} overlaps {earlier}"
     paused = [h for h in results if h.paused]
     assert len(paused) == 4
@@ -114,7 +115,7 @@ def test_holder_killed_with_sigkill_is_replaced_after_the_ttl(
     firestore_store: StateStore, firestore_project: str
 ) -> None:
     """A process killed while holding the lock blocks others only until its TTL runs out."""
-    child = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, firestore_project, NAME, DATE, str(TTL)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

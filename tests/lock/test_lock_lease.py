@@ -6,8 +6,7 @@ import datetime as dt
 import logging
 
 import pytest
-from conftest import MakeLock
-from lock_helpers import DATE, NAME, TTL, lock_doc
+from lock_helpers import DATE, NAME, TTL, MakeLock, lock_doc
 
 from pipeline_reliability import MemoryStore
 from pipeline_reliability.errors import (
@@ -232,13 +231,17 @@ def test_date_lock_passes_on_contention(memory_store: MemoryStore, fake_clock: F
 def test_block_error_is_not_masked_by_a_failed_release(
     make_lock: MakeLock, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When the block fails and the lease was lost too, the block's error propagates with a note."""
+    """If the block fails and the lease was lost too, the block's error propagates, noted."""
     lock = make_lock("a")
 
-    with pytest.raises(ZeroDivisionError) as info, lock:
-        fake_clock.advance(TTL + 1)
-        make_lock("b").acquire()
-        _ = 1 / 0
+    def fail_after_losing_the_lease() -> None:
+        with lock:
+            fake_clock.advance(TTL + 1)
+            make_lock("b").acquire()
+            raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError) as info:
+        fail_after_losing_the_lease()
 
     assert any("releasing" in note for note in info.value.__notes__)
     assert "release after a failed block failed" in caplog.text

@@ -22,7 +22,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from lock_helpers import DATE, NAME

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lock_helpers import DATE, NAME, TTL
 
-from pipeline_reliability import MemoryStore
+from pipeline_reliability import MemoryStore, Outcome, Put, Snapshot
 from pipeline_reliability.lock import DateLock, Lease, break_lock
 from pipeline_reliability.lock._renewer import RENEW_FRACTION, Renewer
 from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
@@ -156,22 +156,20 @@ def test_unexpected_errors_declare_the_lease_lost(
     lease = DateLock(memory_store, NAME, DATE, owner="a", clock=fake_clock).acquire()
     on_lost = Recorder()
     renewer = Renewer(lease, INTERVAL, on_lost)
-    memory_store.transact(
-        "date_locks", DateLock(memory_store, NAME, DATE).key, lambda s: _corrupt(s)
-    )
+    memory_store.transact("date_locks", DateLock(memory_store, NAME, DATE).key, _corrupt)
 
     assert renewer.step() is None
     assert len(on_lost.calls) == 1
     assert "lease renewal failed unexpectedly" in caplog.text
 
 
-def _corrupt(snap: object) -> object:
-    from pipeline_reliability import Outcome, Put
-
+def _corrupt(snap: Snapshot) -> Outcome[None]:
     return Outcome(None, Put({"token": "not a number"}))
 
 
-def test_release_stops_the_renewal_thread(memory_store: MemoryStore, fake_clock: FakeClock) -> None:
+def test_release_stops_the_renewal_thread(
+    memory_store: MemoryStore, fake_clock: FakeClock
+) -> None:
     """auto_renew starts one daemon thread per lease, and release stops and joins it."""
     lock = DateLock(memory_store, NAME, DATE, owner="a", clock=fake_clock, auto_renew=True)
     before = threading.active_count()

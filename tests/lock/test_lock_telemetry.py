@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import MakeLock
-from lock_helpers import TTL
+from lock_helpers import TTL, MakeLock
 
 from pipeline_reliability.errors import LockLostError, LockNotAcquiredError
 from pipeline_reliability.testing import FakeClock

@@ -5,7 +5,7 @@ writes only on a state transition (DESIGN F6).
 
 from __future__ import annotations
 
-from ._breaker import BreakerStatus, CircuitBreaker
+from ._breaker import CircuitBreaker
 from ._config import BreakerConfig
 from ._events import (
     BreakerEvent,
@@ -15,6 +15,7 @@ from ._events import (
     TripReportEvent,
 )
 from ._state import BreakerState
+from ._status import BreakerStatus
 
 __all__ = [
     "BreakerConfig",

@@ -10,8 +10,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -23,8 +22,9 @@ from ._config import BreakerConfig, OnStoreError, seconds
 from ._engine import Engine
 from ._events import BreakerListener
 from ._state import Action, BreakerState
+from ._status import BreakerStatus
 
-__all__ = ["BreakerStatus", "CircuitBreaker"]
+__all__ = ["CircuitBreaker"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -33,40 +33,6 @@ T = TypeVar("T")
 _ACTIVE: ContextVar[tuple[tuple[object, int], ...]] = ContextVar(
     "pipeline_reliability_breaker_active", default=()
 )
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerStatus:
-    """
-    What one instance knows about its circuit (see :meth:`CircuitBreaker.status`).
-
-    Attributes:
-        name: The breaker's name.
-        instance_id: This instance's id.
-        state: The state of the cached view.
-        generation: Its generation (0: never written).
-        opened_at: When it last opened (store time), if open or half-open.
-        forced: Whether it was forced open.
-        probe_holder: The instance holding the half-open probe lease, if any.
-        probe_expires_at: When that lease expires (store time).
-        is_prober: Whether this instance holds the lease and may still admit probes.
-        reporters: Instances with a live trip report (``open_quorum > 1``).
-        read_at: The store time of the read the view comes from (``None``: never read).
-        store_error: The last store failure, while the breaker is backing off from it.
-    """
-
-    name: str
-    instance_id: str
-    state: BreakerState
-    generation: int
-    opened_at: datetime | None
-    forced: bool
-    probe_holder: str | None
-    probe_expires_at: datetime | None
-    is_prober: bool
-    reporters: int
-    read_at: datetime | None
-    store_error: str | None
 
 
 class CircuitBreaker(Engine):

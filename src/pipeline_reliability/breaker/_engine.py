@@ -13,7 +13,6 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .._clock import Clock
@@ -29,42 +28,23 @@ from ._events import (
     TripReportEvent,
     notify,
 )
-from ._state import Action, BreakerState, Change, Circuit, from_document, to_document, transition
+from ._state import (
+    Action,
+    BreakerState,
+    Change,
+    Circuit,
+    View,
+    from_document,
+    to_document,
+    transition,
+)
 from ._window import OutcomeWindow
 
-__all__ = ["Engine", "View"]
+__all__ = ["Engine"]
 
 logger = logging.getLogger("pipeline_reliability.breaker")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """
-    This instance's cached copy of the circuit, and when (store and local time) it was read.
-
-    ``due`` is the local monotonic time at which an election becomes due (the
-    cool-down or the probe lease ends, by the store's clock as read, carried
-    forward by the local monotonic clock); ``inf`` when none can be.
-    """
-
-    circuit: Circuit
-    store_now: datetime
-    read_mono: float
-    due: float = math.inf
-
-    @classmethod
-    def of(cls, circuit: Circuit, store_now: datetime, mono: float, reset_timeout: float) -> View:
-        """The view of ``circuit`` read at store time ``store_now``, local time ``mono``."""
-        deadline = None
-        if circuit.state is OPEN and not circuit.forced and circuit.opened_at is not None:
-            deadline = circuit.opened_at + timedelta(seconds=reset_timeout)
-        elif circuit.state is HALF_OPEN and circuit.probe is not None:
-            deadline = circuit.probe.expires_at
-        if deadline is None:
-            return cls(circuit, store_now, mono)
-        return cls(circuit, store_now, mono, mono + (deadline - store_now).total_seconds())
 
 
 class Engine:
@@ -85,7 +65,6 @@ class Engine:
         self.store = store
         self.config = config
         self.instance_id = instance_id
-        self._clock = clock
         # The real clock's monotonic() is called directly: one C call on the hot path.
         self._mono = time.monotonic if clock is None else clock.monotonic
         self._lock = threading.Lock()
@@ -138,7 +117,7 @@ class Engine:
         try:
             mono = self._mono()
             if mono < self._reject_until:
-                raise self._reject(mono, None)
+                raise self._reject(mono, None, locked=False)
             with self._lock:
                 return self._admit_locked(self._mono())
         finally:
@@ -191,7 +170,10 @@ class Engine:
         # a transaction per call while the cool-down obviously runs.
         return mono >= self._view.due
 
-    def _reject(self, mono: float, reason: str | None) -> CircuitOpenError:
+    def _reject(
+        self, mono: float, reason: str | None, *, locked: bool = True
+    ) -> CircuitOpenError:
+        """Count a rejection, tell the listeners, and build the error to raise."""
         circuit = self._view.circuit
         retry_after: timedelta | None
         if reason == "store_error":
@@ -207,13 +189,16 @@ class Engine:
         if attrs is None:
             attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
         self._c_rejections.add(1, attrs)
-        if self._listeners:
-            self._pending.append(
-                RejectionEvent(
-                    self.name, self.instance_id, circuit.state, circuit.generation,
-                    reason, retry_after,
-                )
+        listeners = self._listeners
+        if listeners:
+            event = RejectionEvent(
+                self.name, self.instance_id, circuit.state, circuit.generation,
+                reason, retry_after,
             )
+            if locked:
+                self._pending.append(event)  # delivered after the lock is released
+            else:
+                notify(listeners, event)
         return CircuitOpenError(self.name, circuit.state, retry_after=retry_after)
 
     # ------------------------------------------------------------------ outcomes

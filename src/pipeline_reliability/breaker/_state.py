@@ -10,6 +10,7 @@ must stay free of side effects.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ __all__ = [
     "Circuit",
     "Probe",
     "Report",
+    "View",
     "from_document",
     "to_document",
     "transition",
@@ -222,6 +224,35 @@ def _move(
         extra=current.extra,
     )
     return Change(current, after, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """
+    This instance's cached copy of the circuit, and when (store and local time) it was read.
+
+    ``due`` is the local monotonic time at which an election becomes due (the
+    cool-down or the probe lease ends, by the store's clock as read, carried
+    forward by the local monotonic clock); ``inf`` when none can be.
+    """
+
+    circuit: Circuit
+    store_now: datetime
+    read_mono: float
+    due: float = math.inf
+
+    @classmethod
+    def of(cls, circuit: Circuit, store_now: datetime, mono: float, reset_timeout: float) -> View:
+        """The view of ``circuit`` read at store time ``store_now``, local time ``mono``."""
+        deadline = None
+        opened_at = circuit.opened_at
+        if circuit.state is BreakerState.OPEN and not circuit.forced and opened_at is not None:
+            deadline = opened_at + timedelta(seconds=reset_timeout)
+        elif circuit.state is BreakerState.HALF_OPEN and circuit.probe is not None:
+            deadline = circuit.probe.expires_at
+        if deadline is None:
+            return cls(circuit, store_now, mono)
+        return cls(circuit, store_now, mono, mono + (deadline - store_now).total_seconds())
 
 
 def to_document(circuit: Circuit, name: str) -> dict[str, Any]:

@@ -254,9 +254,7 @@ def _apply_expected(doc: dict[str, Any], spec: PhaseSpec, c: Completion, now: da
         rec["executions"] = executions
         return Applied.STALE
     was_done = rec.get("status") in done
-    records[c.processor] = _record(
-        c, now, executions=executions, runs=int(rec.get("runs", 1)) + 1
-    )
+    records[c.processor] = _record(c, now, executions=executions, runs=int(rec.get("runs", 1)) + 1)
     return Applied.COUNTED if c.status in done and not was_done else Applied.UPDATED
 
 

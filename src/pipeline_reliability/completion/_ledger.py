@@ -45,6 +45,7 @@ class LedgerRow:
     message_id: str | None = None
     record_count: int | None = None
     metadata: Mapping[str, Any] | None = None
+    correlation_id: str | None = None
 
 
 @runtime_checkable

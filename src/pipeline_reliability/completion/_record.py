@@ -169,8 +169,13 @@ class RecordingTracker(TrackerCore):
             except STORE_FAILURES as exc:
                 if self._ledger is None:
                     raise
-                log_failure(logger, "store unreadable; status from the ledger", exc,
-                            phase=spec.name, date=day)
+                log_failure(
+                    logger,
+                    "store unreadable; status from the ledger",
+                    exc,
+                    phase=spec.name,
+                    date=day,
+                )
                 return status_from_ledger(spec, day, self._ledger.read(spec.name, [day]))
             return status_from_doc(spec, day, snap.data)
 
@@ -212,7 +217,12 @@ class RecordingTracker(TrackerCore):
         def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[CompletionResult, bool]:
             applied = apply_completion(doc, spec, c, snap.now)
             claim = try_claim(
-                doc, spec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
+                doc,
+                spec,
+                day,
+                now=snap.now,
+                deadline_now=snap.now,
+                owner=self.owner,
                 correlation_id=c.correlation_id,
             )
             write = applied.changed or claim is not None
@@ -243,44 +253,69 @@ class RecordingTracker(TrackerCore):
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception
     ) -> CompletionResult:
         """The store failed: append ``c`` to the ledger (or raise) and report degraded."""
-        fields = {"phase": spec.name, "date": day, "processor": c.processor,
-                  "execution_id": c.execution_id}
+        fields = {
+            "phase": spec.name,
+            "date": day,
+            "processor": c.processor,
+            "execution_id": c.execution_id,
+        }
         log_failure(logger, "completion not written to the state store", exc, **fields)
         if self._ledger is None:
             raise CompletionNotRecordedError(
                 f"completion of {c.processor} for {spec.name} {day} was not recorded: "
                 f"the store failed and no fallback ledger is configured",
-                phase=spec.name, date=day, processor=c.processor,
+                phase=spec.name,
+                date=day,
+                processor=c.processor,
             ) from exc
         now = self._clock.now()
         row = LedgerRow(
-            phase=spec.name, date=day, processor=c.processor, execution_id=c.execution_id,
-            status=c.status, event_time=c.reported_at, recorded_time=now, primary_ok=False,
-            message_id=c.message_id, record_count=c.record_count,
+            phase=spec.name,
+            date=day,
+            processor=c.processor,
+            execution_id=c.execution_id,
+            status=c.status,
+            event_time=c.reported_at,
+            recorded_time=now,
+            primary_ok=False,
+            message_id=c.message_id,
+            record_count=c.record_count,
             metadata=None if c.metadata_json is None else json.loads(c.metadata_json),
+            correlation_id=c.correlation_id,
         )
         try:
             self._ledger.append(row)
         except Exception as ledger_exc:
-            log_failure(logger, "completion not written to the fallback ledger", ledger_exc,
-                        **fields)
+            log_failure(
+                logger, "completion not written to the fallback ledger", ledger_exc, **fields
+            )
             error = CompletionNotRecordedError(
                 f"completion of {c.processor} for {spec.name} {day} was not recorded: "
                 f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})",
-                phase=spec.name, date=day, processor=c.processor,
+                phase=spec.name,
+                date=day,
+                processor=c.processor,
             )
-            error.add_note(f"state store error: {describe(exc)}")
             raise error from ledger_exc
-        logger.warning("completion written to the fallback ledger (degraded)",
-                       extra={"pipeline_reliability": fields})
+        logger.warning(
+            "completion written to the fallback ledger (degraded)",
+            extra={"pipeline_reliability": fields},
+        )
         return CompletionResult(
-            phase=spec.name, date=day, processor=c.processor, execution_id=c.execution_id,
-            status=c.status, ignored=c.processor not in spec.expected, missing=spec.expected,
-            degraded=True, error=describe(exc),
+            phase=spec.name,
+            date=day,
+            processor=c.processor,
+            execution_id=c.execution_id,
+            status=c.status,
+            ignored=c.processor not in spec.expected,
+            missing=spec.expected,
+            degraded=True,
+            error=describe(exc),
         )
 
 
 def count_result(result: CompletionResult) -> None:
+    """Count one completion report (and the claim it took) in the tracker's counters."""
     attrs = {"phase": result.phase}
     if result.degraded:
         counter("tracker.degraded", "Completions written to the fallback ledger").add(1, attrs)
@@ -291,12 +326,18 @@ def count_result(result: CompletionResult) -> None:
             1, {**attrs, "processor": result.processor}
         )
     outcome = (
-        "degraded" if result.degraded
-        else "duplicate" if result.duplicate
-        else "ignored" if result.ignored
-        else "counted" if result.counted
-        else "updated" if result.updated
-        else "stale" if result.stale
+        "degraded"
+        if result.degraded
+        else "duplicate"
+        if result.duplicate
+        else "ignored"
+        if result.ignored
+        else "counted"
+        if result.counted
+        else "updated"
+        if result.updated
+        else "stale"
+        if result.stale
         else "recorded"
     )
     counter("tracker.completions", "Completion reports by outcome").add(

@@ -20,6 +20,7 @@ __all__ = [
     "TriggerConfirmation",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class TriggerConfirmation:
     """

@@ -37,9 +37,7 @@ def status_from_doc(spec: PhaseSpec, day: str, doc: dict[str, Any] | None) -> Ph
         completed=done,
         missing=spec.expected - done,
         count=len(done),
-        done_empty=frozenset(
-            n for n in done if records[n].status in spec.done_empty_statuses
-        ),
+        done_empty=frozenset(n for n in done if records[n].status in spec.done_empty_statuses),
         ignored=frozenset(data.get("ignored") or {}),
         records=records,
         trigger_state=state,

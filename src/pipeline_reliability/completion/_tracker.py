@@ -93,6 +93,9 @@ class CompletionTracker(RecordingTracker):
         """
         spec = self._spec(phase)
         days = self._days(dates)
+        when: object = now  # checked as given: callers may pass anything
+        if when is not None and not (isinstance(when, datetime) and when.tzinfo is not None):
+            raise InvalidInputError(f"now must be a timezone-aware datetime, got {now!r}")
         with span("tracker", "sweep", {"phase": spec.name, "dates": len(days)}):
             outcomes = tuple(self._sweep_one(spec, day, now) for day in days)
         return SweepReport(spec.name, outcomes)
@@ -191,7 +194,12 @@ class CompletionTracker(RecordingTracker):
                     if apply_completion(doc, spec, c, snap.now).changed:
                         recorded.add(name)
                 claim = try_claim(
-                    doc, spec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
+                    doc,
+                    spec,
+                    day,
+                    now=snap.now,
+                    deadline_now=snap.now,
+                    owner=self.owner,
                     reason_hint="reconciled" if recorded else None,
                 )
                 write = bool(recorded) or claim is not None
@@ -268,7 +276,11 @@ class CompletionTracker(RecordingTracker):
             return outcome
 
     def _overdue_row(
-        self, spec: PhaseSpec, day: str, doc: dict[str, Any], now: datetime,
+        self,
+        spec: PhaseSpec,
+        day: str,
+        doc: dict[str, Any],
+        now: datetime,
         missing: frozenset[str],
     ) -> ExecutionLogRow:
         due = deadline_at(doc, spec, day)
@@ -299,7 +311,7 @@ class CompletionTracker(RecordingTracker):
             status=row.status,
             record_count=row.record_count,
             metadata=row.metadata,
-            correlation_id=None,
+            correlation_id=row.correlation_id,
         )
         normalise_date(row.date)
         return dataclasses.replace(c, reported_at=row.event_time)
@@ -328,4 +340,3 @@ def _has_output(evidence: Evidence, processor: str) -> bool:
     if callable(evidence):
         return bool(evidence(processor))
     raise InvalidInputError("evidence must be a mapping or a callable")
-

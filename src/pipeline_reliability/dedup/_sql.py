@@ -30,6 +30,7 @@ __all__ = [
     "fence_token",
     "iso_date",
     "merge_script",
+    "partition_filter",
     "partitioning",
     "stale_fence_current",
     "string_literal",
@@ -69,17 +70,26 @@ class MergePlan:
 
     def partition_predicate(self, alias: str) -> str | None:
         """``alias.col`` restricted to the partition date, or ``None``."""
-        if self.partition_column is None or self.partition_date is None:
-            return None
-        column = f"{alias}.{quote_ident(self.partition_column)}"
-        if not self.partition_is_date:
-            column = f"DATE({column})"
-        return f"{column} = DATE {string_literal(self.partition_date)}"
+        return partition_filter(
+            alias, self.partition_column, self.partition_is_date, self.partition_date
+        )
 
     def key_match(self, left: str, right: str) -> str:
         return " AND ".join(
             f"{left}.{quote_ident(k)} = {right}.{quote_ident(k)}" for k in self.policy.key
         )
+
+
+def partition_filter(
+    alias: str, column: str | None, is_date: bool, day: str | None
+) -> str | None:
+    """``alias.column`` equal to the ISO date ``day`` (``DATE(...)`` of a timestamp)."""
+    if column is None or day is None:
+        return None
+    expression = f"{alias}.{quote_ident(column)}"
+    if not is_date:
+        expression = f"DATE({expression})"
+    return f"{expression} = DATE {string_literal(day)}"
 
 
 def _batch(plan: MergePlan) -> str:

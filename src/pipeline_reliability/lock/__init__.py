@@ -7,7 +7,7 @@ lost-lease signal and fencing tokens that writers can check (DESIGN F7).
 from __future__ import annotations
 
 from ._fence import FenceGuard
-from ._lease import Lease, OnLost
+from ._lease import Lease
 from ._lock import DateLock, date_lock
 from ._ops import LockInfo, break_lock
 
@@ -16,7 +16,6 @@ __all__ = [
     "FenceGuard",
     "Lease",
     "LockInfo",
-    "OnLost",
     "break_lock",
     "date_lock",
 ]

@@ -45,6 +45,7 @@ __all__ = ["DateLock", "date_lock"]
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
+
 class DateLock:
     """
     A lease-based lock on one (name, date), shared by every process using the store.
@@ -148,9 +149,9 @@ class DateLock:
         """
         Take the lease, waiting for it unless ``blocking`` is False.
 
-        A blocking call polls with jittered backoff (through the clock's
-        ``sleep``, waking soon after the holder's expiry, never past the timeout) until the
-        lock is free or ``timeout`` has passed; ``timeout=None`` waits forever.
+        A blocking call polls with jittered backoff (sleeping through the
+        clock, waking soon after the holder's expiry) until the lock is free
+        or ``timeout`` has passed; ``timeout=None`` waits forever.
 
         Returns:
             The :class:`Lease`.

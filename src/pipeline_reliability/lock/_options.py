@@ -88,7 +88,7 @@ def default_owner() -> str:
 def check_collection(collection: object) -> str:
     """Return ``collection`` if it is a valid collection id."""
     try:
-        return validate_id(collection, "collection id")  # type: ignore[arg-type]
+        return validate_id(collection, "collection id")
     except InvalidInputError as exc:
         raise ConfigurationError(str(exc)) from exc
 

@@ -36,6 +36,7 @@ from ..dedup._sql import (
     fence_token,
     iso_date,
     merge_script,
+    partition_filter,
     partitioning,
     stale_fence_current,
 )
@@ -342,10 +343,9 @@ class BigQueryWriter:
             target = self._resolve(table_id, table_id.qualified(self.project), partition_column)
             if target.partition_column is None:
                 raise InvalidInputError(f"{table} has no partition column; pass partition_column")
-            where = MergePlan(
-                "", "", target.columns, policy, target.partition_column,
-                target.partition_is_date, partition,
-            ).partition_predicate("T")
+            where = partition_filter(
+                "T", target.partition_column, target.partition_is_date, partition
+            )
         sql = duplicates_query(table_id.sql(self.project), policy.key, where)
 
         def run() -> list[Any]:

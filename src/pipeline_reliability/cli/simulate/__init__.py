@@ -21,7 +21,13 @@ that a broken component is caught.
 
 from __future__ import annotations
 
-from ._components import Components, build_components, default_phases, memory_components
+from ._components import (
+    Components,
+    TableSink,
+    build_components,
+    default_phases,
+    memory_components,
+)
 from ._config import CHAOS_LEVELS, Chaos, SimulationConfig
 from ._engine import Progress, Simulation
 from ._invariants import Check, Verdict, check_run
@@ -39,6 +45,7 @@ __all__ = [
     "RowReport",
     "Simulation",
     "SimulationConfig",
+    "TableSink",
     "Verdict",
     "build_components",
     "build_report",

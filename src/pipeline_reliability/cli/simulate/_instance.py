@@ -106,7 +106,12 @@ class TriggerDesk:
             )
         event = claim.event()
         if self.publish is not None:
-            self.publish(event)
+            try:
+                self.publish(event)
+            except Exception as exc:
+                # Not a planned failure: free the claim for the sweep, then report it.
+                tracker.release_trigger(claim, exc)
+                raise
         with self.obs.edit(*key) as stats:
             stats.published.append(
                 Published(claim.trigger_id, claim.reason, attempt, claim.completed, tick)

@@ -47,6 +47,7 @@ class Report:
     """Everything ``simulate`` prints."""
 
     config: dict[str, Any]
+    chaos: str
     rows: tuple[RowReport, ...]
     breaker_writes: int
     breaker_transitions: int
@@ -71,6 +72,7 @@ class Report:
                 "transitions": self.breaker_transitions,
                 "naive_baseline_writes": self.naive_writes,
             },
+            "chaos": self.chaos,
             "ticks": self.ticks,
             "invariants": {
                 "checked": self.checked,
@@ -105,6 +107,7 @@ def build_report(sim: Simulation, verdict: Verdict) -> Report:
         config={"dates": config.dates, "workers": config.workers, "chaos": config.chaos,
                 "seed": config.seed, "start": config.start.isoformat(),
                 "store": "emulators" if config.emulators else "memory"},
+        chaos=_describe_chaos(sim),
         rows=tuple(rows),
         breaker_writes=sim.c.breaker_store.stats.writes,
         breaker_transitions=sim.obs.breaker_transitions,
@@ -116,9 +119,20 @@ def build_report(sim: Simulation, verdict: Verdict) -> Report:
     )
 
 
-_HEADERS = ("phase", "date", "count", "trigger", "publishes", "degraded/replayed",
-            "dup msgs", "reruns", "ignored", "rows dropped", "breaker calls",
-            "leases", "lock busy", "stale writes refused")
+_HEADERS = ("phase", "date", "count", "trigger", "pub", "degr/repl", "dups", "reruns",
+            "ignored", "rows dropped", "calls", "leases", "busy", "stale refused")
+_LEGEND = (
+    "columns: count = processors counted/expected; trigger = confirmed triggers (reason); "
+    "pub = publish attempts",
+    "         degr/repl = completions sent to the fallback ledger / ledger rows the replay "
+    "applied",
+    "         dups = duplicate deliveries; rows dropped = duplicate-key rows removed before "
+    "the upsert",
+    "         calls = breaker-protected calls; leases = lock leases granted (each a new "
+    "fencing token)",
+    "         busy = lock contention; stale refused = late writes of stalled holders refused "
+    "by the fence",
+)
 
 
 def render_text(report: Report) -> str:
@@ -138,17 +152,31 @@ def render_text(report: Report) -> str:
         for r in report.rows
     ]
     lines.append(format_table(_HEADERS, cells))
-    lines.append("")
-    ratio = (
-        f"{report.naive_writes / report.breaker_writes:.0f}x fewer"
-        if report.breaker_writes else "none at all"
+    lines.extend(["", *_LEGEND, ""])
+    lines.append(f"chaos: {report.chaos}")
+    more = (
+        f" ({report.naive_writes / report.breaker_writes:.0f}x more)"
+        if report.breaker_writes else ""
     )
     lines.append(
-        f"breaker {BREAKER_NAME!r} shared by {cfg['workers']} instance(s): "
-        f"{report.breaker_writes} store writes for {report.breaker_transitions} transitions; "
-        f"the write-on-every-call baseline would have made {report.naive_writes} ({ratio})"
+        f"breaker {BREAKER_NAME!r} ({cfg['workers']} instances): {report.breaker_writes} "
+        f"store writes for {report.breaker_transitions} transitions; a write-on-every-call "
+        f"breaker would have made {report.naive_writes}{more}"
     )
     for violation in report.violations:
         lines.append(f"VIOLATED {violation}")
     lines.append(f"invariants: {report.checked} checked, {len(report.violations)} violated")
     return "\n".join(lines)
+
+
+def _describe_chaos(sim: Simulation) -> str:
+    plan = sim.planner
+
+    def window(ticks: range) -> str:
+        return f"ticks {ticks[0]}-{ticks[-1]}" if ticks else "none"
+
+    return (
+        f"Firestore outage {window(plan.outage)}, downstream outage "
+        f"{window(plan.downstream_outage)}, {len(plan.races)} lock race(s), "
+        f"{len(plan.stale)} stalled lock holder(s), {sim.config.timing.tick:g}s per tick"
+    )
