@@ -20,7 +20,8 @@ against the clean dict pass.
 
 Time is the best of R runs (rows/s); peak memory is measured in separate runs
 under tracemalloc (Python allocations only: polars allocates in Rust, outside
-tracemalloc, so its figure is not comparable and is not shown).
+tracemalloc, so its figure is not comparable and is not shown). The run fails
+only if ``deduplicate_rows`` picks other winners than the dict pass.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def run(n: int, repeats: int) -> int:
     for name, measured in times.items():
         if name.startswith("polars"):
             print(f"against {name}: {min(times['deduplicate_rows']) / min(measured):.2f}x")
-    return 0 if ours <= 1.5 else 1
+    # Timing is reported, not enforced (a shared machine's noise would make it flaky);
+    # a wrong answer, by contrast, ends the run (check_same_winners).
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,9 +9,51 @@ environment variable (DESIGN F10): clients are created on first use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._clock import Clock, SystemClock
+from .breaker import (
+    BreakerConfig,
+    BreakerEvent,
+    BreakerListener,
+    BreakerState,
+    BreakerStatus,
+    CircuitBreaker,
+    RejectionEvent,
+    TransitionEvent,
+    TripReportEvent,
+)
+from .completion import (
+    CompletionLedger,
+    CompletionResult,
+    CompletionTracker,
+    Evidence,
+    ExecutionLog,
+    ExecutionLogRow,
+    LedgerRow,
+    MemoryExecutionLog,
+    MemoryLedger,
+    PhaseSpec,
+    PhaseStatus,
+    ProcessorRecord,
+    ReconcileReport,
+    ReplayReport,
+    SweepOutcome,
+    SweepReport,
+    TriggerClaim,
+    TriggerConfirmation,
+    TriggerEvent,
+)
+from .dedup import (
+    Claimed,
+    ClaimResult,
+    Completed,
+    DedupResult,
+    IdempotencyLedger,
+    InProgress,
+    deduplicate_rows,
+    idempotent,
+)
 from .errors import (
     CircuitOpenError,
     CompletionNotRecordedError,
@@ -36,36 +78,133 @@ from .errors import (
     TriggerClaimLostError,
     WriteFailedError,
 )
-from .stores import Delete, MemoryStore, Outcome, Put, Snapshot, StateStore, StoreStats
-from .testing import FakeClock, Fault, FaultyStore
-
-if TYPE_CHECKING:
-    from .stores.firestore import FirestoreStore
+from .lock import (
+    DateLock,
+    FenceGuard,
+    Lease,
+    LockInfo,
+    break_lock,
+    date_lock,
+)
+from .pubsub import (
+    DEFAULT_PUBLISH_RETRY,
+    STATUSES,
+    CompletionMessage,
+    PublishableEvent,
+    PubSubTriggerPublisher,
+    normalise_processor_name,
+    parse_completion_message,
+)
+from .retry import (
+    BIGQUERY_TRANSIENT_REASONS,
+    Predicate,
+    RetryPolicy,
+    all_of,
+    any_of,
+    if_exception_type,
+    is_serialization_conflict,
+    is_testing,
+    is_transient,
+    is_transient_outside_transaction,
+    retry_transient,
+    retrying,
+    set_testing,
+    suggested_delay,
+)
+from .sinks import (
+    DEFAULT_BIGQUERY_RETRY,
+    BigQueryExecutionLog,
+    BigQueryLedger,
+    BigQueryWriter,
+    Fence,
+    WriteReport,
+    bigquery_output_counts,
+    bigquery_output_evidence,
+)
+from .stores import (
+    Delete,
+    FirestoreStore,
+    MemoryStore,
+    Outcome,
+    Put,
+    Snapshot,
+    StateStore,
+    StoreStats,
+)
+from .testing import (
+    FakeClock,
+    Fault,
+    FaultyStore,
+)
 
 __all__ = [
+    "BIGQUERY_TRANSIENT_REASONS",
+    "BigQueryExecutionLog",
+    "BigQueryLedger",
+    "BigQueryWriter",
+    "BreakerConfig",
+    "BreakerEvent",
+    "BreakerListener",
+    "BreakerState",
+    "BreakerStatus",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "ClaimResult",
+    "Claimed",
     "Clock",
+    "Completed",
+    "CompletionLedger",
+    "CompletionMessage",
     "CompletionNotRecordedError",
+    "CompletionResult",
+    "CompletionTracker",
     "ConfigurationError",
+    "DEFAULT_BIGQUERY_RETRY",
+    "DEFAULT_PUBLISH_RETRY",
+    "DateLock",
+    "DedupResult",
     "Delete",
     "EmulatorError",
+    "Evidence",
+    "ExecutionLog",
+    "ExecutionLogRow",
     "FakeClock",
     "Fault",
     "FaultyStore",
+    "Fence",
+    "FenceGuard",
     "FirestoreStore",
+    "IdempotencyLedger",
+    "InProgress",
     "InvalidInputError",
     "InvalidMessageError",
+    "Lease",
+    "LedgerRow",
     "LockError",
+    "LockInfo",
     "LockLostError",
     "LockNotAcquiredError",
+    "MemoryExecutionLog",
+    "MemoryLedger",
     "MemoryStore",
     "MissingDependencyError",
     "Outcome",
     "PayloadMismatchError",
+    "PhaseSpec",
+    "PhaseStatus",
+    "Predicate",
+    "ProcessorRecord",
+    "PubSubTriggerPublisher",
     "PublishFailedError",
+    "PublishableEvent",
     "Put",
+    "ReconcileReport",
+    "RejectionEvent",
     "ReliabilityError",
+    "ReplayReport",
     "RetryExhaustedError",
+    "RetryPolicy",
+    "STATUSES",
     "SinkError",
     "SinkUnavailableError",
     "Snapshot",
@@ -75,15 +214,37 @@ __all__ = [
     "StoreError",
     "StoreStats",
     "StoreUnavailableError",
+    "SweepOutcome",
+    "SweepReport",
     "SystemClock",
+    "TransitionEvent",
+    "TriggerClaim",
     "TriggerClaimLostError",
+    "TriggerConfirmation",
+    "TriggerEvent",
+    "TripReportEvent",
     "WriteFailedError",
+    "WriteReport",
+    "all_of",
+    "any_of",
+    "bigquery_output_counts",
+    "bigquery_output_evidence",
+    "break_lock",
+    "date_lock",
+    "deduplicate_rows",
+    "idempotent",
+    "if_exception_type",
+    "is_serialization_conflict",
+    "is_testing",
+    "is_transient",
+    "is_transient_outside_transaction",
+    "normalise_processor_name",
+    "parse_completion_message",
+    "retry_transient",
+    "retrying",
+    "set_testing",
+    "suggested_delay",
 ]
-
-# Names whose modules import Google client libraries: loaded on first access.
-_LAZY = {
-    "FirestoreStore": ".stores.firestore",
-}
 
 
 def __getattr__(name: str) -> Any:
@@ -91,12 +252,7 @@ def __getattr__(name: str) -> Any:
         from ._telemetry import package_version
 
         return package_version()
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module, __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

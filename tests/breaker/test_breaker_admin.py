@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from breaker_helpers import MakeBreaker, ok, state_of, trip
 
-from conftest import MakeBreaker, ok, state_of, trip
 from pipeline_reliability import CircuitOpenError, ConfigurationError, MemoryStore
 from pipeline_reliability.breaker import (
     BreakerEvent,

@@ -6,8 +6,8 @@ import threading
 from datetime import timedelta
 
 import pytest
+from breaker_helpers import BoomError, MakeBreaker, fail, missing_key, ok, state_of, trip
 
-from conftest import BoomError, MakeBreaker, fail, missing_key, ok, state_of, trip
 from pipeline_reliability import CircuitOpenError, MemoryStore
 from pipeline_reliability.breaker import (
     BreakerEvent,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from breaker_helpers import BoomError, MakeBreaker, fail, ok, state_of, trip
 
-from conftest import BoomError, MakeBreaker, fail, ok, state_of, trip
 from pipeline_reliability import (
     CircuitOpenError,
     MemoryStore,

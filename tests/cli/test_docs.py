@@ -44,3 +44,21 @@ def test_opentelemetry_reference_lists_every_name() -> None:
     assert spans
     assert counters
     assert missing == []
+
+
+def test_failure_model_names_tests_that_exist() -> None:
+    """Every test named in docs/explanation/failure-model.md exists in the tree."""
+    page = (DOCS / "explanation" / "failure-model.md").read_text(encoding="utf-8")
+    current: Path | None = None
+    missing = []
+    for path, name in re.findall(r"`([\w/]+\.py)?::(test_\w+)", page):
+        if path:
+            current = ROOT / "tests" / path
+        assert current is not None
+        if not current.is_file() or f"def {name}(" not in current.read_text(encoding="utf-8"):
+            missing.append(f"{current.relative_to(ROOT)}::{name}")
+    files = re.findall(r"`([\w/]+\.py)`", page)
+    missing += [f for f in files if not (ROOT / "tests" / f).is_file()
+                and not (ROOT / f).is_file()]
+
+    assert missing == []

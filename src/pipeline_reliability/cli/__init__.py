@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         # Anything else failed while running: say what in one line, keep the
         # traceback for -v (never swallow it silently).
-        logger.debug("command failed", exc_info=exc)
+        logger.info("command failed", exc_info=exc)
         print(f"{_PROG}: error: {describe_error(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return status

@@ -14,7 +14,7 @@ import argparse
 import datetime as _dt
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import IO, Any, NoReturn
 
 from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
@@ -38,9 +38,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
-Handler = Callable[[argparse.Namespace], int]
-
-
 class CliError(Exception):
     """A one-line error for the user, with the exit status to return."""
 
@@ -54,7 +51,7 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Report a usage error as one line (argparse would print usage and exit)."""
-        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+        raise CliError(f"{self.prog}: error: {message}", EXIT_USAGE)
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:

@@ -1,1 +1,25 @@
-"""BigQuery sinks: the only place that talks to BigQuery. Loaded lazily by the package."""
+"""
+BigQuery sinks: the only place that talks to BigQuery.
+
+The fallback ledger, the execution log, reconcile evidence and the MERGE
+upsert writer. ``google.cloud.bigquery`` is imported on first use only.
+``pipeline_reliability.sinks.bootstrap`` creates the shipped tables.
+"""
+
+from __future__ import annotations
+
+from .evidence import bigquery_output_counts, bigquery_output_evidence
+from .execution_log import BigQueryExecutionLog
+from .ledger import DEFAULT_BIGQUERY_RETRY, BigQueryLedger
+from .writer import BigQueryWriter, Fence, WriteReport
+
+__all__ = [
+    "BigQueryExecutionLog",
+    "BigQueryLedger",
+    "BigQueryWriter",
+    "DEFAULT_BIGQUERY_RETRY",
+    "Fence",
+    "WriteReport",
+    "bigquery_output_counts",
+    "bigquery_output_evidence",
+]
