@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 project = "pipeline_reliability"
 author = "pipeline_reliability developers"
-copyright = "2026, pipeline_reliability developers"  # noqa: A001 - Sphinx's name
+copyright = "2026, pipeline_reliability developers"
 
 extensions = [
     "myst_parser",
@@ -25,6 +25,10 @@ root_doc = "index"
 exclude_patterns = ["_build"]
 myst_enable_extensions = ["colon_fence", "deflist"]
 myst_heading_anchors = 3
+
+# Pygments failing to colour an illustrative snippet (an SQL sketch with "…")
+# is cosmetic: it falls back to plain text, and must not fail the -W build.
+suppress_warnings = ["misc.highlighting_failure"]
 
 html_theme = "furo"
 html_title = "pipeline_reliability"
@@ -48,7 +52,7 @@ napoleon_preprocess_types = False
 nitpicky = True
 nitpick_ignore_regex = [
     # Standard-library and third-party types named in docstrings.
-    (r"py:.*", r"(%s)(\..*)?" % "|".join(sorted(sys.stdlib_module_names))),
+    (r"py:.*", rf"({'|'.join(sorted(sys.stdlib_module_names))})(\..*)?"),
     (r"py:.*", r"(google|opentelemetry|tenacity)\..*"),
     (r"py:class", r"(str|int|float|bool|bytes|object|list|dict|tuple|set|frozenset|None)"),
     # Type variables (R, M, ...) of generic signatures.

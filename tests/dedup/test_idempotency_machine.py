@@ -105,6 +105,10 @@ class LedgerMachine(RuleBasedStateMachine):
         claim, payload = self.held.pop((worker, key))
         now = self.clock.now()
         entry = self.live(key)
+        if entry is not None and entry.state != "completed" and entry.payload != payload:
+            with pytest.raises(PayloadMismatchError):
+                self.ledgers[worker].complete(claim, result)
+            return
         done = self.ledgers[worker].complete(claim, result)
         if entry is not None and entry.state == "completed":
             assert done.result == entry.result

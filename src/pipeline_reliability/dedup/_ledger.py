@@ -5,15 +5,15 @@ One document per key in the state store, changed only inside
 ``StateStore.transact`` and judged by the store's own clock
 (``Snapshot.now``)::
 
-    (absent) --claim--> in_progress --complete--> completed --expires_after--> (absent)
-                         |   ^  |
-          release / lease|   |  |claim by another worker after the lease ended
-             ran out     v   |  v
-                        released / abandoned  --claim--> in_progress (attempt + 1)
+    (absent) --claim--> in_progress --complete--> completed
+                          |     ^                      |
+      release, or claim_ttl     | claim                | expires_after
+      runs out (a crash)  v     | (attempt + 1)        v
+                        released / lapsed           (absent)
 
 A claim is a lease (``claim_ttl``): a worker that crashes mid-way blocks the
-key only until the lease runs out. Every entry is forgotten
-``expires_after`` after its last change: that is the dedup window.
+key only until the lease runs out. An entry is forgotten ``expires_after``
+after it was claimed or completed: that is the dedup window.
 """
 
 from __future__ import annotations
@@ -202,6 +202,8 @@ class IdempotencyLedger:
         Raises:
             InvalidInputError: ``result`` is not JSON serialisable or too large,
                 or a plain key has no entry.
+            PayloadMismatchError: the claim outlived the dedup window and the
+                key was claimed again meanwhile for another payload.
             StoreError, RetryExhaustedError: the store failed.
         """
         name, digest = (key.key, key.payload_hash) if isinstance(key, Claimed) else (key, None)
@@ -213,6 +215,9 @@ class IdempotencyLedger:
                 raise InvalidInputError(f"idempotency key {name!r} has no claim to complete")
             if data is not None and data["state"] == _COMPLETED:
                 return Outcome(_completed(name, data))
+            if data is not None and digest is not None and data["payload_hash"] != digest:
+                # The key was forgotten and claimed again for another payload.
+                raise PayloadMismatchError(name, data["payload_hash"], digest)
             entry = dict(data or {"attempt": 1, "owner": self.owner, "claim_id": ""})
             entry.update(
                 key=name,
