@@ -123,6 +123,18 @@ def test_serialization_conflict_bad_request_is_retried() -> None:
     assert is_transient(exc)
 
 
+def test_transaction_aborted_by_concurrent_update_is_a_serialization_conflict() -> None:
+    """BigQuery's cancellation of the later of two conflicting transactions is retried."""
+    exc = bigquery_error(
+        400,
+        "invalidQuery",
+        "Transaction is aborted due to concurrent update against table p:d.t",
+    )
+
+    assert is_serialization_conflict(exc)
+    assert is_transient(exc)
+
+
 def test_serialization_conflict_is_found_in_any_error_and_in_structured_entries() -> None:
     """The conflict message is recognised on our wrapped errors and in ``errors`` entries."""
     wrapped = WriteFailedError(f"MERGE failed: 400 {CONFLICT}", job_id="job-1")

@@ -51,10 +51,14 @@ BigQuery error reasons (``exc.errors[i]["reason"]``) that are transient.
 that no retry within a deadline can outlast.
 """
 
-# BigQuery reports a MERGE/DML that lost a race on the same table with this
-# message (400 BadRequest from the query, or a job error). Re-running the
+# BigQuery reports a MERGE/DML that lost a race on the same table with the first
+# message (400 BadRequest from the query, or a job error), and cancels the later
+# of two conflicting multi-statement transactions with the second. Re-running the
 # statement is the documented remedy (F8).
-_SERIALIZATION_CONFLICT = "could not serialize access to table"
+_SERIALIZATION_CONFLICTS = (
+    "could not serialize access to table",
+    "transaction is aborted due to concurrent update",
+)
 
 # api-core classes retried by is_transient, by name so nothing is imported.
 _GOOGLE_TRANSIENT = (
@@ -120,8 +124,9 @@ def _names(predicates: Iterable[Predicate]) -> str:
 def is_serialization_conflict(exc: BaseException) -> bool:
     """
     Return whether ``exc`` is BigQuery's "Could not serialize access to table …
-    due to concurrent update" (a DML statement lost a race; re-running it is safe
-    when the statement is idempotent, as a MERGE upsert is).
+    due to concurrent update" (a DML statement lost a race) or "Transaction is
+    aborted due to concurrent update" (a script's transaction lost one);
+    re-running is safe when the statement is idempotent, as a MERGE upsert is.
 
     The message is looked for in the exception text and in BigQuery's structured
     ``errors`` entries, whatever the exception class (a 400 ``BadRequest``, a job
@@ -129,12 +134,9 @@ def is_serialization_conflict(exc: BaseException) -> bool:
 
     .. versionadded:: 0.1.0
     """
-    if _SERIALIZATION_CONFLICT in str(exc).lower():
-        return True
-    return any(
-        _SERIALIZATION_CONFLICT in str(entry.get("message", "")).lower()
-        for entry in _google_error_entries(exc)
-    )
+    texts = [str(exc).lower()]
+    texts += [str(entry.get("message", "")).lower() for entry in _google_error_entries(exc)]
+    return any(marker in text for marker in _SERIALIZATION_CONFLICTS for text in texts)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -1,23 +1,65 @@
 """
 The one place that creates BigQuery clients and maps BigQuery errors.
 
+Also the helpers every sink module shares: table ids safe to quote in SQL,
+the retried and error-mapped call, JSON encoding of rows and content ids,
+and :class:`TableSink` (a table the ledger and execution log stream into).
+
 ``google.cloud.bigquery`` is imported inside functions only (DESIGN F10).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import MissingDependencyError, SinkUnavailableError, WriteFailedError
+from ..errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MissingDependencyError,
+    ReliabilityError,
+    RetryExhaustedError,
+    SinkUnavailableError,
+    WriteFailedError,
+)
+from ..retry import RetryPolicy, is_transient
 
-__all__ = ["bigquery_module", "make_client", "map_bigquery_errors", "ndjson_file"]
+__all__ = [
+    "DEFAULT_BIGQUERY_RETRY",
+    "TableId",
+    "TableSink",
+    "bigquery_module",
+    "call_mapped",
+    "content_id",
+    "encode_row",
+    "json_text",
+    "make_client",
+    "map_bigquery_errors",
+    "ndjson_file",
+    "parse_date",
+    "positive_seconds",
+]
+
+R = TypeVar("R")
+
+DEFAULT_BIGQUERY_RETRY = RetryPolicy(attempts=4, deadline=30.0, initial=0.5, maximum=8.0)
+"""Default retry of the BigQuery sinks: 4 attempts within 30 s, transient errors only."""
+
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+# Table names allow more than this in BigQuery (unicode, spaces); these are
+# the names that are safe to put between backticks in generated SQL.
+_TABLE = re.compile(r"[A-Za-z0-9_\-$]{1,1024}")
+_PROJECT = re.compile(r"[A-Za-z0-9\-.:]{1,128}")
 
 
 def bigquery_module() -> Any:
@@ -62,8 +104,6 @@ def map_bigquery_errors(what: str, job_id: str | None = None) -> Iterator[None]:
     """
     from google.api_core import exceptions as gexc
 
-    from ..retry import is_transient
-
     try:
         yield
     except (gexc.GoogleAPIError, ConnectionError) as exc:
@@ -71,14 +111,123 @@ def map_bigquery_errors(what: str, job_id: str | None = None) -> Iterator[None]:
         raise cls(f"{what} failed: {exc}", job_id=job_id) from exc
 
 
+def call_mapped(
+    retry: RetryPolicy, what: str, fn: Callable[..., R], *args: Any, **kwargs: Any
+) -> R:
+    """
+    Run ``fn`` under ``retry``, its Google errors mapped by :func:`map_bigquery_errors`.
+
+    Exhaustion raises the policy's ``RetryExhaustedError`` unchanged.
+    """
+    with map_bigquery_errors(what):
+        return retry.call(fn, *args, **kwargs)
+
+
+# --- ids and values ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TableId:
+    """
+    A parsed ``[project.]dataset.table`` id, validated so it can be quoted in SQL.
+
+    .. versionadded:: 0.1.0
+    """
+
+    project: str | None
+    dataset: str
+    table: str
+
+    @classmethod
+    def parse(cls, value: str, what: str = "table") -> TableId:
+        """
+        Parse ``project.dataset.table`` or ``dataset.table``.
+
+        Raises:
+            ConfigurationError: ``value`` is not such an id.
+        """
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{what} id must be a string, got {type(value).__name__}")
+        parts = value.rsplit(".", 2)
+        if len(parts) == 2:
+            parts = ["", *parts]
+        if len(parts) != 3 or not (
+            (not parts[0] or _PROJECT.fullmatch(parts[0]))
+            and _DATASET.fullmatch(parts[1])
+            and _TABLE.fullmatch(parts[2])
+        ):
+            raise ConfigurationError(
+                f"{what} id must be 'project.dataset.table' or 'dataset.table', got {value!r}"
+            )
+        return cls(parts[0] or None, parts[1], parts[2])
+
+    def qualified(self, default_project: str) -> str:
+        """Return ``project.dataset.table``, using ``default_project`` if none was given."""
+        return f"{self.project or default_project}.{self.dataset}.{self.table}"
+
+    def sql(self, default_project: str) -> str:
+        """Return the id quoted for SQL: ```project.dataset.table```."""
+        return f"`{self.qualified(default_project)}`"
+
+
+def positive_seconds(value: object, name: str) -> float:
+    """Return ``value`` as float seconds, or raise ``ConfigurationError`` if not positive."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds: {value!r}")
+    return float(value)
+
+
+def parse_date(value: Any) -> date:
+    """
+    Return ``value`` (a ``date`` or ``YYYY-MM-DD``) as a ``date``.
+
+    Raises:
+        InvalidInputError: anything else, a ``datetime`` included.
+    """
+    if isinstance(value, datetime):
+        raise InvalidInputError(f"expected a date, got a datetime: {value!r}")
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"invalid date {value!r}: expected YYYY-MM-DD") from exc
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, set | frozenset | tuple):
+    if isinstance(value, set | frozenset):
+        # Sorted, so equal rows give equal text (and equal content ids and job ids).
+        return sorted(value, key=str)
+    if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
+
+
+def json_text(value: Any) -> str:
+    """Serialise ``value`` as compact, key-sorted JSON (dates/sets/decimals handled)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
+
+
+def content_id(*parts: Any) -> str:
+    """Return a SHA-256 hex id of ``parts`` (JSON-encoded, so types are distinguished)."""
+    return hashlib.sha256(json_text(list(parts)).encode()).hexdigest()
+
+
+def encode_row(what: str, encode: Callable[[], R]) -> R:
+    """
+    Return ``encode()``; its ``TypeError``/``ValueError`` become ``WriteFailedError``.
+
+    Raises:
+        WriteFailedError: "``what`` cannot be serialised" (cause chained).
+    """
+    try:
+        return encode()
+    except (TypeError, ValueError) as exc:
+        raise WriteFailedError(f"{what} cannot be serialised: {exc}") from exc
 
 
 def ndjson_file(rows: Iterable[Mapping[str, Any]]) -> io.BytesIO:
@@ -94,3 +243,80 @@ def ndjson_file(rows: Iterable[Mapping[str, Any]]) -> io.BytesIO:
         buf.write(b"\n")
     buf.seek(0)
     return buf
+
+
+# --- a table streamed into -----------------------------------------------------
+
+
+class TableSink:
+    """A table, a lazily created client, a retry policy and a per-call timeout."""
+
+    def __init__(
+        self, table: str, client: Any, retry: RetryPolicy | None, timeout: float
+    ) -> None:
+        self.table_id = TableId.parse(table)
+        self.table = table
+        self.timeout = positive_seconds(timeout, "timeout")
+        self.retry = retry or DEFAULT_BIGQUERY_RETRY
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        """The BigQuery client (created on first use)."""
+        with self._lock:
+            if self._client is None:
+                self._client = make_client(self.table_id.project)
+            return self._client
+
+    @property
+    def qualified(self) -> str:
+        """``project.dataset.table``."""
+        return self.table_id.qualified(self.client.project)
+
+    def call(self, what: str, fn: Callable[[], R]) -> R:
+        """
+        Run ``fn`` under the retry policy; any failure becomes a ``WriteFailedError``.
+
+        Transient failures that outlasted the policy raise its transient
+        subclass ``SinkUnavailableError``; permanent ones ``WriteFailedError``.
+        """
+        try:
+            return self.retry.call(fn)
+        except RetryExhaustedError as exc:
+            message = f"{what} failed after {exc.attempts} attempts: {exc}"
+            raise SinkUnavailableError(message) from exc
+        except ReliabilityError:
+            raise
+        except Exception as exc:
+            cls = SinkUnavailableError if is_transient(exc) else WriteFailedError
+            raise cls(f"{what} failed: {exc}") from exc
+
+    def insert(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str]) -> None:
+        """Stream ``rows`` with their ``insertId`` s (one policy-level retry layer)."""
+
+        def once() -> None:
+            # retry=None: the policy above is the only retry layer (DESIGN F9);
+            # the client's default would retry for minutes.
+            errors = self.client.insert_rows_json(
+                self.qualified,
+                list(rows),
+                row_ids=list(row_ids),
+                retry=None,
+                timeout=self.timeout,
+            )
+            if errors:
+                raise WriteFailedError(f"BigQuery rejected rows of {self.qualified}: {errors}")
+
+        self.call(f"insert into {self.table}", once)
+
+    def query(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """Run a parameterised query and return its rows."""
+        bigquery = bigquery_module()
+        config = bigquery.QueryJobConfig(query_parameters=list(parameters))
+
+        def once() -> list[Any]:
+            job = self.client.query(sql, job_config=config, timeout=self.timeout)
+            return list(job.result(timeout=self.timeout))
+
+        return self.call(f"query of {self.table}", once)

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from .._telemetry import span
 from ..errors import ConfigurationError, InvalidInputError
-from ._bigquery import bigquery_module, make_client, map_bigquery_errors
+from ._bigquery import TableId, bigquery_module, make_client, map_bigquery_errors
 
 __all__ = [
-    "TableId",
+    "TableId",  # defined in _bigquery, with the other helpers every sink shares
     "bootstrap",
     "create_table_from_schema",
     "load_schema",
@@ -35,56 +33,6 @@ __all__ = [
 logger = logging.getLogger("pipeline_reliability.sinks")
 
 _PACKAGE = "pipeline_reliability.sinks"
-
-_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
-# Table names allow more than this in BigQuery (unicode, spaces); these are
-# the names that are safe to put between backticks in generated SQL.
-_TABLE = re.compile(r"[A-Za-z0-9_\-$]{1,1024}")
-_PROJECT = re.compile(r"[A-Za-z0-9\-.:]{1,128}")
-
-
-@dataclass(frozen=True, slots=True)
-class TableId:
-    """
-    A parsed ``[project.]dataset.table`` id, validated so it can be quoted in SQL.
-
-    .. versionadded:: 0.1.0
-    """
-
-    project: str | None
-    dataset: str
-    table: str
-
-    @classmethod
-    def parse(cls, value: str, what: str = "table") -> TableId:
-        """
-        Parse ``project.dataset.table`` or ``dataset.table``.
-
-        Raises:
-            ConfigurationError: ``value`` is not such an id.
-        """
-        if not isinstance(value, str):
-            raise ConfigurationError(f"{what} id must be a string, got {type(value).__name__}")
-        parts = value.rsplit(".", 2)
-        if len(parts) == 2:
-            parts = ["", *parts]
-        if len(parts) != 3 or not (
-            (not parts[0] or _PROJECT.fullmatch(parts[0]))
-            and _DATASET.fullmatch(parts[1])
-            and _TABLE.fullmatch(parts[2])
-        ):
-            raise ConfigurationError(
-                f"{what} id must be 'project.dataset.table' or 'dataset.table', got {value!r}"
-            )
-        return cls(parts[0] or None, parts[1], parts[2])
-
-    def qualified(self, default_project: str) -> str:
-        """Return ``project.dataset.table``, using ``default_project`` if none was given."""
-        return f"{self.project or default_project}.{self.dataset}.{self.table}"
-
-    def sql(self, default_project: str) -> str:
-        """Return the id quoted for SQL: ```project.dataset.table```."""
-        return f"`{self.qualified(default_project)}`"
 
 
 def schema_names() -> list[str]:

@@ -22,9 +22,14 @@ from typing import Any
 
 from .._telemetry import span
 from ..errors import ConfigurationError, InvalidInputError, SinkUnavailableError
-from ._bigquery import bigquery_module, make_client, map_bigquery_errors
-from .bootstrap import TableId
-from .ledger import _date, positive_seconds
+from ._bigquery import (
+    TableId,
+    bigquery_module,
+    make_client,
+    map_bigquery_errors,
+    parse_date,
+    positive_seconds,
+)
 
 __all__ = ["bigquery_output_counts", "bigquery_output_evidence"]
 
@@ -71,7 +76,7 @@ def bigquery_output_counts(
     if not isinstance(column, str) or not _COLUMN.fullmatch(column):
         raise ConfigurationError(f"date_column must be a column name, got {date_column!r}")
     ids = {processor: TableId.parse(table) for processor, table in tables.items()}
-    day = _date(date)
+    day = parse_date(date)
     timeout = positive_seconds(timeout, "timeout")
     if not ids:
         return {}

@@ -15,10 +15,9 @@ from typing import Any
 from .._clock import Clock, SystemClock
 from .._telemetry import span
 from ..completion._ledger import ExecutionLogRow
-from ..errors import WriteFailedError
 from ..retry import RetryPolicy
+from ._bigquery import TableSink, content_id, encode_row, json_text, parse_date
 from .bootstrap import create_table_from_schema
-from .ledger import _date, _Sink, content_id, json_text
 
 __all__ = ["BigQueryExecutionLog", "execution_row_to_json"]
 
@@ -53,7 +52,7 @@ class BigQueryExecutionLog:
         timeout: float = 30.0,
         clock: Clock | None = None,
     ) -> None:
-        self._sink = _Sink(table, client, retry, timeout)
+        self._sink = TableSink(table, client, retry, timeout)
         self._clock = clock or SystemClock()
         self.table = table
 
@@ -79,10 +78,7 @@ class BigQueryExecutionLog:
         """
         attrs = {"table": self.table, "phase": row.phase_name, "date": row.game_date}
         with span("sinks", "execution_log_write", attrs):
-            try:
-                record = execution_row_to_json(row)
-            except (TypeError, ValueError) as exc:
-                raise WriteFailedError(f"execution-log row cannot be serialised: {exc}") from exc
+            record = encode_row("execution-log row", lambda: execution_row_to_json(row))
             record["created_at"] = self._clock.now().isoformat()
             row_id = content_id(
                 row.phase_name,
@@ -106,7 +102,7 @@ def execution_row_to_json(row: ExecutionLogRow) -> dict[str, Any]:
     return {
         "execution_timestamp": row.execution_timestamp.isoformat(),
         "phase_name": row.phase_name,
-        "game_date": _date(row.game_date).isoformat(),
+        "game_date": parse_date(row.game_date).isoformat(),
         "correlation_id": row.correlation_id,
         "start_time": row.start_time.isoformat(),
         "duration_seconds": float(row.duration_seconds),

@@ -20,111 +20,29 @@ restrictions on UPDATE/DELETE do not matter.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
 
 from .._telemetry import span
 from ..completion._ledger import LedgerRow
-from ..errors import (
-    ConfigurationError,
-    InvalidInputError,
-    ReliabilityError,
-    RetryExhaustedError,
-    SinkUnavailableError,
-    WriteFailedError,
+from ..retry import RetryPolicy
+from ._bigquery import (
+    DEFAULT_BIGQUERY_RETRY,
+    TableSink,
+    bigquery_module,
+    content_id,
+    encode_row,
+    json_text,
+    parse_date,
 )
-from ..retry import RetryPolicy, is_transient
-from ._bigquery import bigquery_module, make_client
-from .bootstrap import TableId, create_table_from_schema
+from .bootstrap import create_table_from_schema
 
 __all__ = ["DEFAULT_BIGQUERY_RETRY", "BigQueryLedger"]
 
 logger = logging.getLogger("pipeline_reliability.sinks")
-
-DEFAULT_BIGQUERY_RETRY = RetryPolicy(attempts=4, deadline=30.0, initial=0.5, maximum=8.0)
-"""Default retry of the BigQuery sinks: 4 attempts within 30 s, transient errors only."""
-
-R = TypeVar("R")
-
-
-class _Sink:
-    """A table, a lazily created client, a retry policy and a per-call timeout."""
-
-    def __init__(
-        self, table: str, client: Any, retry: RetryPolicy | None, timeout: float
-    ) -> None:
-        self.table_id = TableId.parse(table)
-        self.table = table
-        self.timeout = positive_seconds(timeout, "timeout")
-        self.retry = retry or DEFAULT_BIGQUERY_RETRY
-        self._client = client
-        self._lock = threading.Lock()
-
-    @property
-    def client(self) -> Any:
-        """The BigQuery client (created on first use)."""
-        with self._lock:
-            if self._client is None:
-                self._client = make_client(self.table_id.project)
-            return self._client
-
-    @property
-    def qualified(self) -> str:
-        """``project.dataset.table``."""
-        return self.table_id.qualified(self.client.project)
-
-    def call(self, what: str, fn: Callable[[], R]) -> R:
-        """
-        Run ``fn`` under the retry policy; any failure becomes a ``WriteFailedError``.
-
-        Transient failures that outlasted the policy raise its transient
-        subclass ``SinkUnavailableError``; permanent ones ``WriteFailedError``.
-        """
-        try:
-            return self.retry.call(fn)
-        except RetryExhaustedError as exc:
-            message = f"{what} failed after {exc.attempts} attempts: {exc}"
-            raise SinkUnavailableError(message) from exc
-        except ReliabilityError:
-            raise
-        except Exception as exc:
-            cls = SinkUnavailableError if is_transient(exc) else WriteFailedError
-            raise cls(f"{what} failed: {exc}") from exc
-
-    def insert(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str]) -> None:
-        """Stream ``rows`` with their ``insertId`` s (one policy-level retry layer)."""
-
-        def once() -> None:
-            # retry=None: the policy above is the only retry layer (DESIGN F9);
-            # the client's default would retry for minutes.
-            errors = self.client.insert_rows_json(
-                self.qualified,
-                list(rows),
-                row_ids=list(row_ids),
-                retry=None,
-                timeout=self.timeout,
-            )
-            if errors:
-                raise WriteFailedError(f"BigQuery rejected rows of {self.qualified}: {errors}")
-
-        self.call(f"insert into {self.table}", once)
-
-    def query(self, sql: str, parameters: Sequence[Any]) -> list[Any]:
-        """Run a parameterised query and return its rows."""
-        bigquery = bigquery_module()
-        config = bigquery.QueryJobConfig(query_parameters=list(parameters))
-
-        def once() -> list[Any]:
-            job = self.client.query(sql, job_config=config, timeout=self.timeout)
-            return list(job.result(timeout=self.timeout))
-
-        return self.call(f"query of {self.table}", once)
 
 
 class BigQueryLedger:
@@ -157,7 +75,7 @@ class BigQueryLedger:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._sink = _Sink(table, client, retry, timeout)
+        self._sink = TableSink(table, client, retry, timeout)
         self.table = table
 
     def __repr__(self) -> str:
@@ -182,10 +100,7 @@ class BigQueryLedger:
         """
         attrs = {"table": self.table, "phase": row.phase, "date": row.date}
         with span("sinks", "ledger_append", lambda: {**attrs, "processor": row.processor}):
-            try:
-                record = ledger_row_to_json(row)
-            except (TypeError, ValueError) as exc:
-                raise WriteFailedError(f"ledger row cannot be serialised: {exc}") from exc
+            record = encode_row("ledger row", lambda: ledger_row_to_json(row))
             self._sink.insert([record], [ledger_row_id(row)])
         logger.info(
             "ledger row appended to %s: %s %s %s (primary_ok=%s)",
@@ -211,7 +126,7 @@ class BigQueryLedger:
         bigquery = bigquery_module()
         if isinstance(dates, str):
             dates = [dates]
-        parsed = [_date(d) for d in dates]
+        parsed = [parse_date(d) for d in dates]
         if not parsed:
             return []
         # The table id is validated by TableId (safe between backticks); values are parameters.
@@ -244,7 +159,7 @@ def ledger_row_to_json(row: LedgerRow) -> dict[str, Any]:
     """
     return {
         "phase": row.phase,
-        "date": _date(row.date).isoformat(),
+        "date": parse_date(row.date).isoformat(),
         "processor": row.processor,
         "execution_id": row.execution_id,
         "message_id": row.message_id,
@@ -300,43 +215,3 @@ def ledger_row_id(row: LedgerRow) -> str:
         row.record_count,
         row.primary_ok,
     )
-
-
-def content_id(*parts: Any) -> str:
-    """Return a SHA-256 hex id of ``parts`` (JSON-encoded, so types are distinguished)."""
-    return hashlib.sha256(json_text(list(parts)).encode()).hexdigest()
-
-
-def json_text(value: Any) -> str:
-    """Serialise ``value`` as compact, key-sorted JSON (dates/sets/decimals handled)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, set | frozenset):
-        return sorted(value, key=str)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot serialise {type(value).__name__} to JSON")
-
-
-def positive_seconds(value: object, name: str) -> float:
-    """Return ``value`` as float seconds, or raise ``ConfigurationError`` if not positive."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds: {value!r}")
-    return float(value)
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        raise InvalidInputError(f"expected a date, got a datetime: {value!r}")
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"invalid date {value!r}: expected YYYY-MM-DD") from exc

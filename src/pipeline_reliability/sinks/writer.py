@@ -41,7 +41,7 @@ from ..dedup._sql import (
     stale_fence_current,
 )
 from ..errors import ConfigurationError, InvalidInputError, StaleFenceError, WriteFailedError
-from ..retry import RetryPolicy, any_of
+from ..retry import RetryPolicy, any_of, is_serialization_conflict
 from ._bigquery import bigquery_module, make_client, map_bigquery_errors, ndjson_file
 from .bootstrap import TableId
 
@@ -100,14 +100,6 @@ def _positive(value: object, name: str) -> timedelta:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ConfigurationError(f"{name} must be a positive timedelta, got {value!r}")
     return value
-
-
-def _concurrent_update(exc: BaseException) -> bool:
-    # BigQuery cancels the later of two conflicting transactions ("Transaction is
-    # aborted due to concurrent update against table ..."), and DML that lost a race
-    # says "Could not serialize access ... due to concurrent update". Re-running is
-    # safe: the script is one transaction and the MERGE is idempotent.
-    return "due to concurrent update" in str(exc).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +164,9 @@ class BigQueryWriter:
         self._project = project
         self._staging_dataset = staging_dataset
         policy = retry or RetryPolicy(attempts=6, deadline=300.0, initial=1.0, maximum=30.0)
-        self.retry = policy.with_(predicate=any_of(policy.predicate, _concurrent_update))
+        # Lost races are always worth re-running: the script is one transaction and
+        # the MERGE is idempotent, whatever predicate the caller chose.
+        self.retry = policy.with_(predicate=any_of(policy.predicate, is_serialization_conflict))
 
     @property
     def client(self) -> Any:
