@@ -15,16 +15,25 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from .._telemetry import log_failure
-from ..errors import WriteFailedError
+from ..dedup._sql import stale_fence_current
+from ..errors import StaleFenceError, WriteFailedError
 from ..retry import RetryPolicy
-from ._bigquery import bigquery_module, call_mapped
+from ._bigquery import TableId, bigquery_module, call_mapped
 
-__all__ = ["MAX_RUNS", "STAGING_TTL", "MergeJobs", "MergeRun", "batch_digest"]
+__all__ = [
+    "MAX_RUNS",
+    "STAGING_TTL",
+    "MergeJobs",
+    "MergeRun",
+    "batch_digest",
+    "stale_fence_error",
+]
 
 logger = logging.getLogger("pipeline_reliability.sinks")
 
@@ -37,6 +46,37 @@ class MergeRun(NamedTuple):
 
     job_id: str
     rows: list[Any]
+
+    def counts(self) -> tuple[int, int]:
+        """
+        Return ``(inserted, updated)`` from the script's result row.
+
+        Raises:
+            WriteFailedError: the script returned no row.
+        """
+        if not self.rows:
+            raise WriteFailedError("the MERGE script returned no counts", job_id=self.job_id)
+        return int(self.rows[0]["inserted"]), int(self.rows[0]["updated"])
+
+
+def stale_fence_error(
+    exc: WriteFailedError, token: int | None, table: str, partition: str | None
+) -> Exception:
+    """
+    Return the ``StaleFenceError`` that a failed fenced MERGE means, else ``exc``.
+
+    The script's fence check fails the job with a marker naming the newer
+    token (see ``dedup._sql``); nothing was written then.
+    """
+    current = stale_fence_current(exc.__cause__)
+    if current is None or token is None:
+        return exc
+    return StaleFenceError(
+        f"fencing token {token} is stale for {table} partition "
+        f"{partition or '(whole table)'}: token {current} already wrote",
+        token=token,
+        current=current,
+    )
 
 
 def batch_digest(header: tuple[Any, ...], payload: bytes) -> str:
@@ -64,6 +104,12 @@ class MergeJobs:
     def job_id(self, n: int) -> str:
         """The ``n``-th MERGE job id of this batch."""
         return f"pr_merge_{self.digest}_{n}"
+
+    def staging_table(self, project: str, dataset: str) -> TableId:
+        """Return a new staging table id for this batch, unique to the call."""
+        # A fresh staging table per call: a MERGE that runs now always reads data
+        # this call loaded, never a table that an earlier call may have dropped.
+        return TableId(project, dataset, f"_pr_stage_{self.digest}_{uuid.uuid4().hex[:12]}")
 
     def create_staging(self, name: str, schema: Any, now: datetime) -> None:
         """Create the staging table ``name``; it expires by itself if its drop fails."""

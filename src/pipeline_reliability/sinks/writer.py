@@ -15,17 +15,13 @@ is no delete-and-insert path, however the MERGE fails (F8).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import io
-import logging
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Protocol
 
 from .._clock import Clock, SystemClock
-from .._telemetry import counter, log_failure, span
+from .._telemetry import counter, span
 from ..dedup._policy import DedupPolicy, check_null_keys
 from ..dedup._rows import dedupe
 from ..dedup._sql import (
@@ -38,19 +34,13 @@ from ..dedup._sql import (
     merge_script,
     partition_filter,
     partitioning,
-    stale_fence_current,
 )
-from ..errors import ConfigurationError, InvalidInputError, StaleFenceError, WriteFailedError
+from ..errors import ConfigurationError, InvalidInputError, WriteFailedError
 from ..retry import RetryPolicy, any_of, is_serialization_conflict
-from ._bigquery import bigquery_module, make_client, map_bigquery_errors, ndjson_file
-from .bootstrap import TableId
+from ._bigquery import TableId, call_mapped, make_client, ndjson_file
+from ._merge_jobs import MergeJobs, MergeRun, batch_digest, stale_fence_error
 
 __all__ = ["BigQueryWriter", "Fence", "WriteReport"]
-
-logger = logging.getLogger("pipeline_reliability.sinks")
-
-_MAX_RUNS = 20  # MERGE job ids tried per batch; each run that failed spends one
-_STAGING_TTL = timedelta(days=1)
 
 
 class Fence(Protocol):
@@ -269,20 +259,16 @@ class BigQueryWriter:
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"rows are not JSON serialisable: {exc}") from exc
         window = int(self.clock.now().timestamp() // self.replay_window.total_seconds())
-        header = repr((base.table, policy, base.fence_token, base.partition, request_id, window))
-        digest = hashlib.sha256(header.encode() + b"\n" + payload).hexdigest()[:40]
-        merge_base = f"pr_merge_{digest}"
-        first, done = self._probe(merge_base, target.location)
+        header = (base.table, policy, base.fence_token, base.partition, request_id, window)
+        jobs = MergeJobs(self.client, self.retry, batch_digest(header, payload), target.location)
+        first, done = jobs.probe()
         if done is not None:
             # This exact write ran before (a repeated call): report it, write nothing.
-            return self._report(base, rows, done, (done[0],), reused=True)
-        # A fresh staging table per call: a MERGE that runs now always reads data
-        # this call loaded, never a table that an earlier call may have dropped.
-        staging = TableId(
-            target.table.project or self.project,
-            self._staging_dataset or target.table.dataset,
-            f"_pr_stage_{digest}_{uuid.uuid4().hex[:12]}",
+            return self._report(base, rows, done, (done.job_id,), reused=True)
+        staging = jobs.staging_table(
+            target.table.project or self.project, self._staging_dataset or target.table.dataset
         )
+        staging_name = staging.qualified(self.project)
         script = merge_script(
             MergePlan(
                 target.table.sql(self.project), staging.sql(self.project), target.columns,
@@ -290,15 +276,16 @@ class BigQueryWriter:
                 self._fence_spec(target.table, base),
             )
         )
-        self._create_staging(staging, target.schema)
+        jobs.create_staging(staging_name, target.schema, self.clock.now())
         try:
-            load_id = self._load(staging, target, payload)
-            done = self._run_merge(merge_base, first, script, target.location)
+            load_id = jobs.load(staging_name, target.schema, payload)
+            done = jobs.run(first, script)
         except WriteFailedError as exc:
-            raise self._stale_or(exc, base) from exc.__cause__
+            stale = stale_fence_error(exc, base.fence_token, base.table, base.partition)
+            raise stale from exc.__cause__
         finally:
-            self._drop_staging(staging)
-        return self._report(base, rows, done, (load_id, done[0]), reused=False)
+            jobs.drop_staging(staging_name)
+        return self._report(base, rows, done, (load_id, done.job_id), reused=False)
 
     def find_duplicates(
         self,
@@ -346,17 +333,13 @@ class BigQueryWriter:
             return list(self.client.query(sql, job_retry=None).result(job_retry=None))
 
         with span("sinks", "find_duplicates", {"table": table}):
-            found = self._call("finding duplicates", run)
+            found = call_mapped(self.retry, "finding duplicates", run)
         return [(tuple(row[k] for k in policy.key), int(row["_pr_count"])) for row in found]
 
     # --- steps -----------------------------------------------------------------
 
-    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with map_bigquery_errors(what):
-            return self.retry.call(fn, *args, **kwargs)
-
     def _resolve(self, table: TableId, name: str, partition_column: str | None) -> _Target:
-        meta = self._call("reading the table", self.client.get_table, name)
+        meta = call_mapped(self.retry, "reading the table", self.client.get_table, name)
         column, is_date = partitioning(meta, partition_column)
         return _Target(
             table, name, meta.schema, tuple(f.name for f in meta.schema),
@@ -371,135 +354,16 @@ class BigQueryWriter:
             fences.sql(self.project), base.table, base.partition or "", base.fence_token
         )
 
-    def _create_staging(self, staging: TableId, schema: Any) -> None:
-        table = bigquery_module().Table(staging.qualified(self.project), schema=schema)
-        table.expires = self.clock.now() + _STAGING_TTL
-        self._call("creating the staging table", self.client.create_table, table, exists_ok=True)
-
-    def _load(self, staging: TableId, target: _Target, payload: bytes) -> str:
-        """Load the batch into this call's staging table; return the load job id."""
-        from google.api_core import exceptions as gexc
-
-        bigquery = bigquery_module()
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.NEWLINE_DELIMITED_JSON,
-            schema=target.schema,
-            # The staging table is this call's own: a load repeated after a lost
-            # response may double its rows, which the MERGE's window absorbs.
-            write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
-        )
-        last: list[str] = []
-
-        def load() -> str:
-            job = self.client.load_table_from_file(
-                io.BytesIO(payload), staging.qualified(self.project),
-                job_id_prefix="pr_load_", job_config=config, location=target.location,
-            )
-            last.append(job.job_id)
-            job.result()
-            return str(job.job_id)
-
-        try:
-            return self.retry.call(load)
-        except gexc.GoogleAPIError as exc:
-            job_id = last[-1] if last else None
-            raise WriteFailedError(f"loading the batch failed: {exc}", job_id=job_id) from exc
-
-    def _probe(self, base: str, location: str | None) -> tuple[int, tuple[str, list[Any]] | None]:
-        """
-        Find an earlier run of this MERGE: ``(first unused id number, (id, rows) | None)``.
-
-        Ids are used in order, so the first id that does not exist ends the
-        search. A run that finished with an error changed nothing (its
-        transaction rolled back): the search goes past it.
-        """
-        from google.api_core import exceptions as gexc
-
-        for n in range(_MAX_RUNS):
-            job_id = f"{base}_{n}"
-            try:
-                job = self.retry.call(self.client.get_job, job_id, location=location)
-            except gexc.NotFound:
-                return n, None
-            except gexc.GoogleAPIError as exc:
-                raise WriteFailedError(f"reading job {job_id} failed", job_id=job_id) from exc
-            try:
-                return n, (job_id, list(job.result(job_retry=None)))
-            except gexc.GoogleAPIError as exc:
-                if not getattr(job, "error_result", None):
-                    raise WriteFailedError(f"waiting for {job_id} failed", job_id=job_id) from exc
-        return _MAX_RUNS, None
-
-    def _run_merge(
-        self, base: str, first: int, script: str, location: str | None
-    ) -> tuple[str, list[Any]]:
-        """
-        Run the script under ``base_<n>`` from ``n = first``: ``(job id, result rows)``.
-
-        409 on insert means another call created the id meanwhile: use that
-        job's outcome. A job that *finished with an error* can never run again
-        under its id, so a retry moves to ``n + 1``; any other failure (insert
-        or polling) keeps the id, so a job that may exist is found again
-        rather than run twice.
-        """
-        from google.api_core import exceptions as gexc
-
-        ids = [first]
-        tried: list[str] = []
-
-        def attempt() -> tuple[str, list[Any]]:
-            job_id = f"{base}_{ids[-1]}"
-            tried.append(job_id)
-            try:
-                job = self.client.query(script, job_id=job_id, location=location, job_retry=None)
-            except gexc.Conflict:
-                job = self.client.get_job(job_id, location=location)
-            try:
-                return job_id, list(job.result(job_retry=None))
-            except gexc.GoogleAPIError:
-                if getattr(job, "error_result", None) and ids[-1] + 1 < _MAX_RUNS:
-                    ids.append(ids[-1] + 1)
-                raise
-
-        try:
-            return self.retry.call(attempt)
-        except gexc.GoogleAPIError as exc:
-            raise WriteFailedError(f"the MERGE failed: {exc}", job_id=tried[-1]) from exc
-
-    def _stale_or(self, exc: WriteFailedError, base: WriteReport) -> Exception:
-        current = stale_fence_current(exc.__cause__)
-        if current is None or base.fence_token is None:
-            return exc
-        return StaleFenceError(
-            f"fencing token {base.fence_token} is stale for {base.table} partition "
-            f"{base.partition or '(whole table)'}: token {current} already wrote",
-            token=base.fence_token,
-            current=current,
-        )
-
-    def _drop_staging(self, staging: TableId) -> None:
-        try:
-            self._call(
-                "dropping the staging table", self.client.delete_table,
-                staging.qualified(self.project), not_found_ok=True,
-            )
-        except Exception as exc:  # noqa: BLE001
-            # The write itself succeeded or is already raising; the staging table
-            # expires by itself within a day. Logged with traceback, never silent.
-            log_failure(logger, "dropping a staging table failed", exc, table=str(staging))
-
     def _report(
         self,
         base: WriteReport,
         rows: Sequence[Mapping[str, Any]],
-        done: tuple[str, list[Any]],
+        done: MergeRun,
         job_ids: tuple[str, ...],
         *,
         reused: bool,
     ) -> WriteReport:
-        if not done[1]:
-            raise WriteFailedError("the MERGE script returned no counts", job_id=done[0])
-        inserted, updated = int(done[1][0]["inserted"]), int(done[1][0]["updated"])
+        inserted, updated = done.counts()
         if not reused:
             counter("sinks.rows_upserted", "Rows written by BigQueryWriter.upsert").add(
                 inserted + updated, {"table": base.table}
