@@ -35,6 +35,14 @@ def _claim(tracker: CompletionTracker) -> TriggerClaim:
     return claims[0]
 
 
+def _partial_with_critical_first(make_tracker: MakeTracker) -> CompletionTracker:
+    """A tracker whose phase, past its 1 h deadline, triggers on 2 done if FIRST is one."""
+    spec = PhaseSpec(
+        PHASE, EXPECTED, min_to_trigger=2, critical={FIRST}, deadline=timedelta(hours=1)
+    )
+    return make_tracker(phases=[spec])
+
+
 def test_claim_carries_the_event_to_publish(tracker: CompletionTracker) -> None:
     """The claim names a stable trigger id, the owner, the lease and the completed set."""
     claim = _claim(tracker)
@@ -220,10 +228,7 @@ def test_partial_rule_applies_to_late_deliveries_after_the_deadline(
     make_tracker: MakeTracker, fake_clock: FakeClock
 ) -> None:
     """Past the deadline, a delivery that meets the partial rule claims with deadline_partial."""
-    spec = PhaseSpec(
-        PHASE, EXPECTED, min_to_trigger=2, critical={FIRST}, deadline=timedelta(hours=1)
-    )
-    tracker = make_tracker(phases=[spec])
+    tracker = _partial_with_critical_first(make_tracker)
     not_yet = record_all(tracker, OTHERS[:2])
     fake_clock.advance(timedelta(hours=1))
 
@@ -239,10 +244,7 @@ def test_partial_rule_waits_for_critical_processors(
     make_tracker: MakeTracker, fake_clock: FakeClock
 ) -> None:
     """Enough processors but a missing critical one: overdue, not triggered."""
-    spec = PhaseSpec(
-        PHASE, EXPECTED, min_to_trigger=2, critical={FIRST}, deadline=timedelta(hours=1)
-    )
-    tracker = make_tracker(phases=[spec])
+    tracker = _partial_with_critical_first(make_tracker)
     record_all(tracker, OTHERS)
     fake_clock.advance(timedelta(hours=1))
 

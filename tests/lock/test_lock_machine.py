@@ -57,6 +57,17 @@ class Doc:
         return self.holder is not None and self.expires_at is not None and self.expires_at > now
 
 
+@dataclass(frozen=True)
+class OldLease:
+    """An earlier lease and what was true just before a client acts on it again."""
+
+    lease: Lease
+    before: Doc  # the lock document
+    faults: int  # faults injected so far
+    now: dt.datetime  # store time
+    current: bool  # the lease was the fenced, live holder
+
+
 class LockMachine(RuleBasedStateMachine):
     """Clients contending for one (name, date) lock on a faulty MemoryStore."""
 
@@ -99,6 +110,16 @@ class LockMachine(RuleBasedStateMachine):
 
     def faults(self) -> int:
         return len(self.store.injected)
+
+    def old_lease(self, i: int) -> OldLease | None:
+        """The ``i``-th lease ever handed out (wrapping), observed before acting on it."""
+        if not self.old_leases:
+            return None
+        lease = self.old_leases[i % len(self.old_leases)]
+        before, faults = self.doc(), self.faults()
+        now = self.clock.now()
+        current = lease.fenced and before.token == lease.token and before.live(now)
+        return OldLease(lease, before, faults, now, current)
 
     # -- rules ---------------------------------------------------------------------------
 
@@ -163,12 +184,10 @@ class LockMachine(RuleBasedStateMachine):
 
     @rule(i=st.integers(0, 50))
     def renew(self, i: int) -> None:
-        if not self.old_leases:
+        old = self.old_lease(i)
+        if old is None:
             return
-        lease = self.old_leases[i % len(self.old_leases)]
-        before, faults = self.doc(), self.faults()
-        now = self.clock.now()
-        current = lease.fenced and before.token == lease.token and before.live(now)
+        lease, before = old.lease, old.before
         try:
             expires = lease.renew()
         except LockLostError:
@@ -176,28 +195,26 @@ class LockMachine(RuleBasedStateMachine):
                 assert self.doc() == before, "a stale renew changed the current holder"
             return
         except StoreError:
-            assert self.faults() > faults
+            assert self.faults() > old.faults
             return
-        assert current, "a lease that was not live was renewed"
-        assert expires == now + dt.timedelta(seconds=TTL)
+        assert old.current, "a lease that was not live was renewed"
+        assert expires == old.now + dt.timedelta(seconds=TTL)
 
     @rule(i=st.integers(0, 50))
     def ensure_held(self, i: int) -> None:
-        if not self.old_leases:
+        old = self.old_lease(i)
+        if old is None:
             return
-        lease = self.old_leases[i % len(self.old_leases)]
-        before, faults = self.doc(), self.faults()
-        now = self.clock.now()
-        current = lease.fenced and before.token == lease.token and before.live(now)
+        lease = old.lease
         try:
             lease.ensure_held()
         except LockLostError:
-            assert not current or lease.lost or lease.remaining() == dt.timedelta(0)
+            assert not old.current or lease.lost or lease.remaining() == dt.timedelta(0)
             return
         except StoreError:
-            assert self.faults() > faults
+            assert self.faults() > old.faults
             return
-        assert current, "a stale holder's ensure_held() passed"
+        assert old.current, "a stale holder's ensure_held() passed"
 
     @rule(seconds=st.floats(0, 2 * TTL))
     def pause(self, seconds: float) -> None:

@@ -30,16 +30,12 @@ def status_from_doc(spec: PhaseSpec, day: str, doc: dict[str, Any] | None) -> Ph
     meta = meta if isinstance(meta, dict) else {}
     state = str(trigger.get("state", "none"))
     expires = trigger.get("lease_expires_at")
-    return PhaseStatus(
-        phase=spec.name,
-        date=day,
-        expected=spec.expected,
-        completed=done,
-        missing=spec.expected - done,
-        count=len(done),
-        done_empty=frozenset(n for n in done if records[n].status in spec.done_empty_statuses),
+    return _status(
+        spec,
+        day,
+        done,
+        records,
         ignored=frozenset(data.get("ignored") or {}),
-        records=records,
         trigger_state=state,
         triggered=state == CONFIRMED,
         trigger_reason=trigger.get("reason"),
@@ -93,6 +89,27 @@ def status_from_ledger(spec: PhaseSpec, day: str, rows: Sequence[LedgerRow]) -> 
         if name in spec.expected
     }
     done = frozenset(n for n, r in records.items() if r.status in spec.done_statuses)
+    return _status(
+        spec,
+        day,
+        done,
+        records,
+        ignored=frozenset(latest) - spec.expected,
+        trigger_state="unknown",
+        exists=bool(latest),
+        degraded=True,
+        from_ledger=True,
+    )
+
+
+def _status(
+    spec: PhaseSpec,
+    day: str,
+    done: frozenset[str],
+    records: dict[str, ProcessorRecord],
+    **rest: Any,
+) -> PhaseStatus:
+    """A status whose ``missing``, ``count`` and ``done_empty`` all follow from ``done``."""
     return PhaseStatus(
         phase=spec.name,
         date=day,
@@ -101,10 +118,6 @@ def status_from_ledger(spec: PhaseSpec, day: str, rows: Sequence[LedgerRow]) -> 
         missing=spec.expected - done,
         count=len(done),
         done_empty=frozenset(n for n in done if records[n].status in spec.done_empty_statuses),
-        ignored=frozenset(latest) - spec.expected,
         records=records,
-        trigger_state="unknown",
-        exists=bool(latest),
-        degraded=True,
-        from_ledger=True,
+        **rest,
     )

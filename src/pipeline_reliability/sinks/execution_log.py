@@ -33,7 +33,7 @@ class BigQueryExecutionLog:
         client: A ``google.cloud.bigquery.Client``; created on first use
             when ``None`` (honouring ``BIGQUERY_EMULATOR_HOST``).
         retry: Retry policy for transient BigQuery errors (default
-            :data:`~pipeline_reliability.sinks.ledger.DEFAULT_BIGQUERY_RETRY`).
+            :data:`~pipeline_reliability.sinks.DEFAULT_BIGQUERY_RETRY`).
         timeout: Seconds per BigQuery request.
         clock: Stamps ``created_at`` (default: the system clock).
 
