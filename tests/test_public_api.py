@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -154,3 +155,59 @@ def test_subpackage_names_are_all_exported_at_top_level(name: str) -> None:
     assert missing == [], f"pipeline_reliability.{name} exports names missing at top level"
     for item in exported:
         assert getattr(module, item) is getattr(pipeline_reliability, item), item
+
+
+F10_PROBE = """
+import json, sys
+from datetime import UTC, datetime
+for name in ("google.cloud.firestore", "google.cloud.bigquery", "google.cloud.pubsub_v1"):
+    sys.modules[name] = None  # as if no extra were installed
+import pipeline_reliability as pr
+
+out = {}
+store = pr.MemoryStore()
+tracker = pr.CompletionTracker(store, [pr.PhaseSpec("phase3", expected=["a", "b"])])
+out["counted"] = tracker.record_completion("phase3", "2026-01-31", "a", execution_id="r1").counted
+with pr.DateLock(store, "phase3", "2026-01-31", owner="me") as lease:
+    out["fenced"] = lease.fenced
+out["breaker"] = pr.CircuitBreaker("downstream", store).call(lambda: "ok")
+now = datetime.now(UTC)
+event = pr.TriggerEvent("phase3", "2026-01-31", "phase3:2026-01-31", "all_complete",
+                        frozenset("ab"), frozenset(), None, now, 1, None)
+row = pr.LedgerRow("phase3", "2026-01-31", "a", "r1", "success", now, now, False)
+uses = {
+    "firestore": lambda: pr.FirestoreStore(project="demo-test").get("c", "k"),
+    "bigquery": lambda: pr.BigQueryLedger("ds.table").append(row),
+    "pubsub": lambda: pr.PubSubTriggerPublisher("projects/demo-test/topics/phase4").publish(event),
+}
+for extra, use in uses.items():
+    try:
+        use()
+        out[extra] = "no error"
+    except pr.MissingDependencyError as exc:
+        out[extra] = exc.extra
+print(json.dumps(out))
+"""
+
+
+def test_f10_works_without_environment_or_extras_and_names_the_missing_extra() -> None:
+    """With an empty environment and no Google extras, the core works and each cloud use
+    fails where it is made, with MissingDependencyError naming the extra to install."""
+    out = subprocess.run(
+        [sys.executable, "-c", F10_PROBE],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ.get("PATH", "")},
+    ).stdout
+
+    expected = {
+        "counted": True,
+        "fenced": True,
+        "breaker": "ok",
+        "firestore": "firestore",
+        "bigquery": "bigquery",
+        "pubsub": "pubsub",
+    }
+    assert expected == json.loads(out.strip().splitlines()[-1])

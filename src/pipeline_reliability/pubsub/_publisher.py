@@ -124,6 +124,10 @@ class PubSubTriggerPublisher:
         with span("pubsub", "publish", lambda: fields):
             try:
                 message_id = self.retry.call(self._publish_once, body, attributes)
+            except ConfigurationError:
+                # A missing extra or a bad setup is not a failed publish: it is
+                # permanent, and PublishFailedError would mark it transient.
+                raise
             except Exception as exc:
                 error = PublishFailedError(f"publishing to {self.topic} failed: {exc}")
                 log_failure(

@@ -22,6 +22,7 @@ from ..errors import (
     ConfigurationError,
     InvalidInputError,
     MissingDependencyError,
+    ReliabilityError,
     StoreConflictError,
     StoreError,
     StoreUnavailableError,
@@ -298,6 +299,9 @@ def map_firestore_errors(what: str, call: _Call | None = None) -> Iterator[None]
 def _translate(  # noqa: PLR0911 - one return per class of failure reads best
     what: str, exc: BaseException, call: _Call | None
 ) -> Exception | None:
+    if isinstance(exc, ReliabilityError):
+        # Already ours (e.g. MissingDependencyError): translating it again would hide it.
+        return None
     from google.api_core import exceptions as gexc
 
     attempts = call.attempts if call is not None else 1
