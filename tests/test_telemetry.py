@@ -9,6 +9,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
+from otel_helpers import metric_points
 from pipeline_reliability._telemetry import (
     PACKAGE,
     counter,
@@ -17,17 +18,6 @@ from pipeline_reliability._telemetry import (
     package_version,
     span,
 )
-
-
-def _points(reader: Any, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    found = []
-    for resource in data.resource_metrics if data is not None else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    found.extend(metric.data.data_points)
-    return found
 
 
 def test_span_is_named_after_capability_and_verb(span_exporter: Any) -> None:
@@ -122,7 +112,7 @@ def test_counter_is_created_once_and_records(metric_reader: Any) -> None:
     counter("test.events", "events seen in a test").add(1, {"kind": "b"})
 
     assert counter("test.events", "again") is first
-    points = _points(metric_reader, f"{PACKAGE}.test.events")
+    points = metric_points(metric_reader, f"{PACKAGE}.test.events")
     assert {p.attributes["kind"]: p.value for p in points} == {"a": 5, "b": 1}
 
 

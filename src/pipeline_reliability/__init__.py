@@ -135,6 +135,7 @@ from .testing import (
     FakeClock,
     Fault,
     FaultyStore,
+    StoreWrapper,
 )
 
 __all__ = [
@@ -214,6 +215,7 @@ __all__ = [
     "StoreError",
     "StoreStats",
     "StoreUnavailableError",
+    "StoreWrapper",
     "SweepOutcome",
     "SweepReport",
     "SystemClock",

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from breaker_helpers import MakeBreaker, ok, state_of, trip
 
+from otel_helpers import metric_points
 from pipeline_reliability import CircuitOpenError, ConfigurationError, MemoryStore
 from pipeline_reliability.breaker import (
     BreakerEvent,
@@ -163,7 +164,7 @@ def test_counters_for_transitions_rejections_reads_and_writes(
 
     def total(metric: str) -> int:
         return sum(
-            p.value for p in _points(metric_reader, f"pipeline_reliability.breaker.{metric}")
+            p.value for p in metric_points(metric_reader, f"pipeline_reliability.breaker.{metric}")
             if p.attributes.get("breaker") == "metrics-test"
         )
 
@@ -232,14 +233,3 @@ def test_default_instance_ids_are_unique() -> None:
     store = MemoryStore()
 
     assert CircuitBreaker("x", store).instance_id != CircuitBreaker("x", store).instance_id
-
-
-def _points(reader: Any, name: str) -> list[Any]:
-    data = reader.get_metrics_data()
-    found = []
-    for resource in data.resource_metrics if data is not None else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == name:
-                    found.extend(metric.data.data_points)
-    return found

@@ -24,8 +24,8 @@ from pipeline_reliability.breaker import (
     TransitionEvent,
     TripReportEvent,
 )
-from pipeline_reliability.stores import Outcome, Put, Snapshot, StoreStats
-from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+from pipeline_reliability.stores import Outcome, Put, Snapshot
+from pipeline_reliability.testing import FakeClock, Fault, FaultyStore, StoreWrapper
 
 R = TypeVar("R")
 NAME = "downstream/api"
@@ -62,26 +62,15 @@ class Write:
     at: float
 
 
-class RecordingStore:
+class RecordingStore(StoreWrapper):
     """A MemoryStore that remembers every committed write (the last attempt of a transaction)."""
 
+    inner: MemoryStore
+
     def __init__(self, inner: MemoryStore, clock: FakeClock) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.clock = clock
         self.writes: list[Write] = []
-
-    @property
-    def stats(self) -> StoreStats:
-        """The inner store's counts."""
-        return self.inner.stats
-
-    def reset_stats(self) -> None:
-        """Reset the inner store's counts."""
-        self.inner.reset_stats()
-
-    def get(self, collection: str, key: str) -> Snapshot:
-        """Read through."""
-        return self.inner.get(collection, key)
 
     def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
         """Transact through, remembering the attempt that committed."""
@@ -92,7 +81,7 @@ class RecordingStore:
             last.append((snap, outcome))
             return outcome
 
-        result = self.inner.transact(collection, key, spy)
+        result = super().transact(collection, key, spy)
         snap, outcome = last[-1]
         if isinstance(outcome.write, Put):
             self.writes.append(Write(snap.data, dict(outcome.write.data), self.clock.monotonic()))

@@ -23,29 +23,20 @@ from pipeline_reliability.cli.simulate import (
     run_simulation,
 )
 from pipeline_reliability.lock import DateLock
-from pipeline_reliability.stores import Outcome, Put, Snapshot, StateStore, StoreStats
+from pipeline_reliability.stores import Outcome, Put, Snapshot, StateStore
+from pipeline_reliability.testing import StoreWrapper
 
 R = TypeVar("R")
 CONFIG = SimulationConfig(dates=2, seed=1, chaos="medium")
 LOST = "team_defense_game_summary"
 
 
-class RewritingStore:
+class RewritingStore(StoreWrapper):
     """A store wrapper that rewrites every completion document it writes."""
 
     def __init__(self, inner: StateStore, rewrite: Callable[[dict[str, Any]], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.rewrite = rewrite
-
-    @property
-    def stats(self) -> StoreStats:
-        return self.inner.stats
-
-    def reset_stats(self) -> None:
-        self.inner.reset_stats()
-
-    def get(self, collection: str, key: str) -> Snapshot:
-        return self.inner.get(collection, key)
 
     def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
         def wrapped(snap: Snapshot) -> Outcome[R]:
@@ -56,7 +47,7 @@ class RewritingStore:
                 return Outcome(outcome.result, Put(data))
             return outcome
 
-        return self.inner.transact(collection, key, wrapped)
+        return super().transact(collection, key, wrapped)
 
 
 def _drop_processor(doc: dict[str, Any]) -> None:

@@ -10,19 +10,15 @@ from typing import Any
 import pytest
 from tracker_helpers import DATE, EXPECTED, FIRST, PHASE, Publisher, record_all
 
+from otel_helpers import metric_points
 from pipeline_reliability.completion import CompletionTracker, TriggerEvent
 from pipeline_reliability.testing import FaultyStore
 
 
 def _points(reader: Any, name: str) -> dict[tuple[tuple[str, Any], ...], int]:
-    data = reader.get_metrics_data()
     out: dict[tuple[tuple[str, Any], ...], int] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name == f"pipeline_reliability.{name}":
-                    for point in metric.data.data_points:
-                        out[tuple(sorted(point.attributes.items()))] = point.value
+    for point in metric_points(reader, f"pipeline_reliability.{name}"):
+        out[tuple(sorted(point.attributes.items()))] = point.value
     return out
 
 

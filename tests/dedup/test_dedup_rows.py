@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from otel_helpers import metric_points
 from pipeline_reliability import InvalidInputError
 from pipeline_reliability.dedup import deduplicate_rows
 
@@ -205,14 +206,11 @@ def test_dropped_rows_are_counted_in_telemetry(metric_reader: Any) -> None:
     """Each call adds its dropped rows to the dedup.rows_deduplicated counter."""
 
     def total() -> int:
-        data = metric_reader.get_metrics_data()
         return sum(
             point.value
-            for rm in (data.resource_metrics if data else [])
-            for sm in rm.scope_metrics
-            for metric in sm.metrics
-            if metric.name == "pipeline_reliability.dedup.rows_deduplicated"
-            for point in metric.data.data_points
+            for point in metric_points(
+                metric_reader, "pipeline_reliability.dedup.rows_deduplicated"
+            )
         )
 
     before = total()

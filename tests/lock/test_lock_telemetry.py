@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from lock_helpers import TTL, MakeLock
 
+from otel_helpers import metric_points
 from pipeline_reliability.errors import LockLostError, LockNotAcquiredError
 from pipeline_reliability.testing import FakeClock
 
@@ -14,15 +15,9 @@ from pipeline_reliability.testing import FakeClock
 def _count(reader: Any, name: str, lock_name: str) -> float:
     """The cumulative value of counter ``name`` for the lock ``lock_name``."""
     total = 0.0
-    data = reader.get_metrics_data()
-    for resource in data.resource_metrics if data is not None else ():
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                if metric.name != f"pipeline_reliability.{name}":
-                    continue
-                for point in metric.data.data_points:
-                    if point.attributes.get("lock.name") == lock_name:
-                        total += point.value
+    for point in metric_points(reader, f"pipeline_reliability.{name}"):
+        if point.attributes.get("lock.name") == lock_name:
+            total += point.value
     return total
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from retry_helpers import Flaky, gexc
 
+from otel_helpers import metric_points
 from pipeline_reliability._telemetry import span
 from pipeline_reliability.errors import RetryExhaustedError
 from pipeline_reliability.retry import RetryPolicy, retrying
@@ -114,11 +115,7 @@ def test_retries_are_counted(metric_reader: Any, fake_clock: FakeClock) -> None:
 
     points = [
         point
-        for resource in metric_reader.get_metrics_data().resource_metrics
-        for scope in resource.scope_metrics
-        for metric in scope.metrics
-        if metric.name == "pipeline_reliability.retry.attempts"
-        for point in metric.data.data_points
+        for point in metric_points(metric_reader, "pipeline_reliability.retry.attempts")
         if point.attributes.get("name") == "counted-block"
     ]
     assert [(p.value, p.attributes["error.type"]) for p in points] == [

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from ..errors import StoreConflictError, StoreUnavailableError
-from ..stores._protocol import Outcome, Snapshot, StateStore, StoreStats
+from ..stores._protocol import Outcome, Snapshot, StateStore
+from ._wrapper import StoreWrapper
 
 __all__ = ["Fault", "FaultyStore"]
 
@@ -38,7 +39,7 @@ class Fault(enum.Enum):
     LOST_RESPONSE = "lost_response"
 
 
-class FaultyStore:
+class FaultyStore(StoreWrapper):
     """
     Wrap a store and inject faults by plan, by probability, or during an outage.
 
@@ -65,7 +66,7 @@ class FaultyStore:
     ) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
-        self.inner = inner
+        super().__init__(inner)
         self.plan = dict(plan or {})
         self.probability = probability
         self.faults = tuple(faults)
@@ -76,15 +77,6 @@ class FaultyStore:
         self._count = 0
         self._next: list[Fault] = []
         self._outage = False
-
-    @property
-    def stats(self) -> StoreStats:
-        """The wrapped store's counts."""
-        return self.inner.stats
-
-    def reset_stats(self) -> None:
-        """Reset the wrapped store's counts."""
-        self.inner.reset_stats()
 
     def fail_next(self, fault: Fault, times: int = 1) -> None:
         """Inject ``fault`` into the next ``times`` operations."""

@@ -1,0 +1,68 @@
+"""A pass-through StateStore wrapper: the base for fault injectors and spies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..stores._protocol import Outcome, Snapshot, StateStore, StoreStats
+
+__all__ = ["StoreWrapper"]
+
+R = TypeVar("R")
+
+
+class StoreWrapper:
+    """
+    A :class:`~pipeline_reliability.stores.StateStore` that delegates everything to ``inner``.
+
+    On its own it changes nothing. Subclass it and override :meth:`get` or
+    :meth:`transact` to intercept operations (fail them, record them, rewrite
+    the write a callback decides), calling ``super()`` to reach the wrapped
+    store; :attr:`stats` and :meth:`reset_stats` stay those of ``inner``.
+    :class:`FaultyStore` is built on it.
+
+    Args:
+        inner: the store every operation is passed to.
+
+    Example::
+
+        from pipeline_reliability import MemoryStore
+        from pipeline_reliability.testing import StoreWrapper
+
+        class Spy(StoreWrapper):
+            # Remembers which documents were transacted on.
+            def __init__(self, inner):
+                super().__init__(inner)
+                self.transacted = []
+
+            def transact(self, collection, key, fn):
+                self.transacted.append((collection, key))
+                return super().transact(collection, key, fn)
+
+        store = Spy(MemoryStore())
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+
+    @property
+    def stats(self) -> StoreStats:
+        """The wrapped store's counts."""
+        return self.inner.stats
+
+    def reset_stats(self) -> None:
+        """Reset the wrapped store's counts."""
+        self.inner.reset_stats()
+
+    def get(self, collection: str, key: str) -> Snapshot:
+        """Read from the wrapped store."""
+        return self.inner.get(collection, key)
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+    ) -> R:
+        """Transact on the wrapped store."""
+        return self.inner.transact(collection, key, fn)
