@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from pipeline_reliability import EmulatorError
-from pipeline_reliability.testing import emulators
+from pipeline_reliability.testing import _process
 from pipeline_reliability.testing.emulators import (
     Emulator,
     emulator_env,
@@ -74,7 +74,7 @@ def fake_emulator(tmp_path: Path) -> Iterator[StartFake]:
 
     def start(mode: str, *, port: int | None = None, timeout: float = 20.0) -> Emulator:
         port = port or free_port()
-        emulator = emulators._launch(
+        emulator = _process.launch(
             f"fake-{mode}",
             [sys.executable, str(script), str(port), mode],
             port=port,
