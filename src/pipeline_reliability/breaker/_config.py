@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, cast
 
 from .._keys import validate_id
+from .._validate import duration_seconds
 from ..errors import ConfigurationError
 
 __all__ = ["BreakerConfig", "OnStoreError", "seconds"]
@@ -19,15 +19,7 @@ _ON_STORE_ERROR = ("fail_open", "fail_closed")
 
 def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
     """Normalise a duration given as ``timedelta`` or float seconds, rejecting nonsense."""
-    raw = cast(object, value)  # checked at run time: callers may pass anything
-    if isinstance(raw, bool) or not isinstance(raw, timedelta | int | float):
-        raise ConfigurationError(f"{what} must be a timedelta or seconds, got {value!r}")
-    result = raw.total_seconds() if isinstance(raw, timedelta) else float(raw)
-    if not math.isfinite(result):
-        raise ConfigurationError(f"{what} must be finite, got {value!r}")
-    if result < 0 or (result == 0 and not allow_zero):
-        raise ConfigurationError(f"{what} must be {'≥' if allow_zero else '>'} 0, got {value!r}")
-    return result
+    return duration_seconds(value, what, allow_zero=allow_zero)
 
 
 def _positive_int(value: object, what: str) -> int:

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, NoReturn
 
+from .._validate import iso_date
 from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
 from ..stores._protocol import StateStore
 
@@ -96,12 +97,9 @@ def parse_date(text: str) -> str:
         CliError: not a valid calendar date.
     """
     try:
-        parsed = _dt.date.fromisoformat(text)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.isoformat() != text:
-        raise CliError(f"invalid date {text!r}: expected YYYY-MM-DD")
-    return text
+        return iso_date(text)
+    except InvalidInputError as exc:
+        raise CliError(f"invalid date {text!r}: expected YYYY-MM-DD") from exc
 
 
 def parse_dates(texts: Iterable[str]) -> list[str]:

@@ -10,11 +10,11 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date as date_type
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from .._keys import validate_id
+from .._validate import iso_date
 from ..errors import ConfigurationError, InvalidInputError
 
 __all__ = [
@@ -40,7 +40,6 @@ MAX_ID_CHARS = 512
 # ("<phase>:<date>"), so they are kept to a charset that is safe everywhere:
 # no "/", ".", ":", spaces, and no leading "_" (Firestore reserves "__x__").
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def validate_name(value: object, what: str, error: type[Exception] = InvalidInputError) -> str:
@@ -58,26 +57,8 @@ def validate_name(value: object, what: str, error: type[Exception] = InvalidInpu
 
 
 def normalise_date(value: object) -> str:
-    """
-    Return ``value`` as ``YYYY-MM-DD``.
-
-    Accepts a ``datetime.date`` (not a ``datetime``: its time of day would be
-    silently dropped) or an ISO string naming a real calendar day.
-
-    Raises:
-        InvalidInputError: anything else, e.g. ``"2026-02-30"`` or ``"2026-1-5"``.
-    """
-    if isinstance(value, datetime):
-        raise InvalidInputError(f"pass a date, not a datetime: {value!r}")
-    if isinstance(value, date_type):
-        return value.isoformat()
-    if not isinstance(value, str) or not _DATE.match(value):
-        raise InvalidInputError(f"date must be YYYY-MM-DD, got {value!r}")
-    try:
-        date_type.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInputError(f"{value!r} is not a calendar date") from exc
-    return value
+    """Return ``value`` (a ``date``, or an ISO string naming a real day) as ``YYYY-MM-DD``."""
+    return iso_date(value)
 
 
 def validate_text(value: object, what: str, *, optional: bool = False) -> str | None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from .._validate import iso_date as _iso_date
 from ..errors import ConfigurationError, InvalidInputError
 from ._policy import DedupPolicy, quote_ident
 
@@ -220,16 +221,7 @@ def iso_date(value: date | str | None) -> str | None:
     Raises:
         InvalidInputError: not a date or an ISO date string.
     """
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        raise InvalidInputError("partition_date must be a date, not a datetime")
-    if isinstance(value, date):
-        return value.isoformat()
-    try:
-        return date.fromisoformat(value).isoformat()
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"partition_date must be YYYY-MM-DD, got {value!r}") from exc
+    return None if value is None else _iso_date(value, "partition_date")
 
 
 def fence_token(fence: object) -> int:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
-import re
 import socket
 import uuid
 from typing import Literal
 
 from .._keys import validate_id
+from .._validate import duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError
 
 __all__ = [
@@ -27,28 +26,12 @@ __all__ = [
 
 OnStoreError = Literal["fail_closed", "proceed"]
 DEFAULT_COLLECTION = "date_locks"
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MAX_OWNER = 500
 
 
 def parse_date(value: object) -> str:
-    """
-    Return ``value`` as ``YYYY-MM-DD``.
-
-    Raises:
-        InvalidInputError: not a ``datetime.date`` nor an ISO date string; a
-            ``datetime`` is refused too, because its time part would be dropped.
-    """
-    if isinstance(value, dt.datetime):
-        raise InvalidInputError(f"date must be a date, not a datetime: {value!r}")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str) and _DATE.fullmatch(value):
-        try:
-            return dt.date.fromisoformat(value).isoformat()
-        except ValueError as exc:
-            raise InvalidInputError(f"date {value!r} is not a calendar date") from exc
-    raise InvalidInputError(f"date must be a datetime.date or 'YYYY-MM-DD', got {value!r}")
+    """Return ``value`` (a ``date``, or an ISO string naming a real day) as ``YYYY-MM-DD``."""
+    return iso_date(value)
 
 
 def parse_name(value: object) -> str:
@@ -59,16 +42,8 @@ def parse_name(value: object) -> str:
 
 
 def to_seconds(value: float | dt.timedelta | None, what: str, *, allow_zero: bool) -> float | None:
-    """Normalise a duration given as seconds or a timedelta; reject negative (and zero)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float | dt.timedelta):
-        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {value!r}")
-    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
-    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
-        bound = "non-negative" if allow_zero else "positive"
-        raise ConfigurationError(f"{what} must be {bound}, got {value!r}")
-    return seconds
+    """Normalise a duration given as seconds or a timedelta (``None`` stays ``None``)."""
+    return None if value is None else duration_seconds(value, what, allow_zero=allow_zero)
 
 
 def check_owner(owner: object) -> str:

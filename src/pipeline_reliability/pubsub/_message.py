@@ -15,12 +15,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from .._validate import iso_date
 from ..errors import InvalidInputError, InvalidMessageError
 from ._names import normalise_processor_name
 
@@ -29,7 +29,6 @@ __all__ = ["STATUSES", "CompletionMessage", "parse_completion_message"]
 STATUSES = frozenset({"success", "partial", "no_data", "failed", "skipped"})
 """The statuses a completion message may carry."""
 
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _REQUIRED = ("phase", "execution_id", "game_date", "status")
 
 
@@ -338,12 +337,12 @@ def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
 
 
 def _game_date(value: Any) -> str:
-    if isinstance(value, str) and _DATE.fullmatch(value):
-        try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError as exc:
-            raise InvalidMessageError(f"field 'game_date' is not a real date: {value!r}") from exc
-    raise InvalidMessageError(f"field 'game_date' must be 'YYYY-MM-DD', got {_show(value)}")
+    if not isinstance(value, str):  # a message carries text, never a date object
+        raise InvalidMessageError(f"field 'game_date' must be 'YYYY-MM-DD', got {_show(value)}")
+    try:
+        return iso_date(value, "field 'game_date'")
+    except InvalidInputError as exc:
+        raise InvalidMessageError(str(exc)) from exc
 
 
 def _count(value: Any) -> int | None:

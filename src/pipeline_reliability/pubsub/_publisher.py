@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from .._telemetry import counter, log_failure, span
+from .._validate import duration_seconds
 from ..errors import ConfigurationError, MissingDependencyError, PublishFailedError
 from ..retry import RetryPolicy
 from ..retry._predicates import any_of, if_exception_type
@@ -86,7 +87,7 @@ class PubSubTriggerPublisher:
         retry: RetryPolicy | None = None,
     ) -> None:
         self.topic = _topic_path(topic, project)
-        self.timeout = positive_seconds(timeout, "timeout")
+        self.timeout = duration_seconds(timeout, "timeout")
         policy = retry or DEFAULT_PUBLISH_RETRY
         # A timed-out attempt may still be delivered; publishing again is safe
         # because subscribers deduplicate on trigger_id.
@@ -166,13 +167,6 @@ class PubSubTriggerPublisher:
                     raise MissingDependencyError("google-cloud-pubsub", "pubsub") from exc
                 self._client = PublisherClient()
             return self._client
-
-
-def positive_seconds(value: object, name: str) -> float:
-    """Return ``value`` as float seconds, or raise ``ConfigurationError`` if not positive."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds: {value!r}")
-    return float(value)
 
 
 def _topic_path(topic: object, project: str | None) -> str:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from .._clock import Clock
+from .._validate import duration_seconds
 from ..errors import ConfigurationError
 from ._predicates import Predicate, is_transient
 
@@ -27,14 +28,7 @@ R = TypeVar("R")
 
 
 def _seconds(name: str, value: float | timedelta) -> float:
-    if isinstance(value, timedelta):
-        value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be seconds (float) or a timedelta, not {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"{name} must be a finite, non-negative duration, not {value}")
-    return value
+    return duration_seconds(value, name, allow_zero=True)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

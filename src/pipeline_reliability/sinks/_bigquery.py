@@ -23,9 +23,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from .._validate import duration_seconds, iso_date
 from ..errors import (
     ConfigurationError,
-    InvalidInputError,
     MissingDependencyError,
     ReliabilityError,
     RetryExhaustedError,
@@ -171,10 +171,8 @@ class TableId:
 
 
 def positive_seconds(value: object, name: str) -> float:
-    """Return ``value`` as float seconds, or raise ``ConfigurationError`` if not positive."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ConfigurationError(f"{name} must be a positive number of seconds: {value!r}")
-    return float(value)
+    """Return a positive duration (seconds or ``timedelta``) as float seconds."""
+    return duration_seconds(value, name)
 
 
 def parse_date(value: Any) -> date:
@@ -184,14 +182,7 @@ def parse_date(value: Any) -> date:
     Raises:
         InvalidInputError: anything else, a ``datetime`` included.
     """
-    if isinstance(value, datetime):
-        raise InvalidInputError(f"expected a date, got a datetime: {value!r}")
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"invalid date {value!r}: expected YYYY-MM-DD") from exc
+    return date.fromisoformat(iso_date(value))
 
 
 def _default(value: Any) -> Any:
