@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from importlib import metadata
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -37,6 +36,10 @@ _counters_lock = threading.Lock()
 @functools.cache
 def package_version() -> str:
     """The installed distribution's version (``0+unknown`` when run from a source tree)."""
+    # Imported on first use: importlib.metadata is slow to import, and the
+    # version is needed only when the first span or counter is created.
+    from importlib import metadata
+
     try:
         return metadata.version("pipeline-reliability")
     except metadata.PackageNotFoundError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import os
@@ -173,7 +172,7 @@ class CircuitBreaker(Engine):
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             if self._is_failure(exc):
-                await asyncio.to_thread(self._record_failure, token)
+                await _to_thread(self._record_failure, token)
             raise
         await self._success_async(token)
         return result
@@ -241,18 +240,18 @@ class CircuitBreaker(Engine):
         if exc is None:
             await self._success_async(token)
         elif self._is_failure(exc):
-            await asyncio.to_thread(self._record_failure, token)
+            await _to_thread(self._record_failure, token)
 
     async def _admit_async(self) -> int:
         if self._mono() < self._fresh_until:
             gen = self._closed_gen
             if gen >= 0:
                 return gen << 1
-        return await asyncio.to_thread(self._admit_slow)
+        return await _to_thread(self._admit_slow)
 
     async def _success_async(self, token: int) -> None:
         if token & 1:
-            await asyncio.to_thread(self._record_success, token)
+            await _to_thread(self._record_success, token)
         elif self._records_successes:
             self._record_success(token)  # no lock, no store: safe on the event loop
 
@@ -373,3 +372,12 @@ class CircuitBreaker(Engine):
         self._refresh(mono)
         if self._store_error is not None:
             raise self._store_error
+
+
+async def _to_thread(fn: Callable[..., T], *args: Any) -> T:
+    # Store I/O of async calls runs in a worker thread. asyncio is imported here,
+    # not at module level, so that synchronous users (most processors) never pay
+    # for importing it at cold start; in async code it is already loaded.
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)

@@ -8,7 +8,6 @@ controllers keep per-call state, and our start time lives on the run).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NoReturn, ParamSpec, TypeVar
@@ -154,6 +153,8 @@ class _Run:
         if is_testing():
             return
         if self.policy.clock is None:
+            import asyncio  # only async callers get here, and they have it loaded already
+
             await asyncio.sleep(float(seconds))
         else:
             self.policy.clock.sleep(float(seconds))
