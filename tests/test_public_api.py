@@ -91,6 +91,7 @@ PROBE = textwrap.dedent(
         "env": recorder.reads,
         "sockets": len(sockets),
         "threads": threading.active_count() - threads,
+        "heavy": sorted(m for m in ("asyncio", "importlib.metadata") if m in sys.modules),
     }))
     """
 )
@@ -109,14 +110,16 @@ def test_import_loads_no_google_module_reads_no_env_and_connects_nowhere() -> No
     """`import pipeline_reliability` loads no google.* or grpc module, reads no env variable."""
     result = _probe(["pipeline_reliability"])
 
-    assert result == {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0}
+    expected = {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0, "heavy": []}
+    assert result == expected
 
 
 def test_importing_every_public_subpackage_stays_lazy() -> None:
     """Importing each public subpackage also loads no Google library and reads no env variable."""
     result = _probe([f"pipeline_reliability.{name}" for name in PRESENT])
 
-    assert result == {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0}
+    expected = {"google": [], "grpc": [], "env": [], "sockets": 0, "threads": 0}
+    assert {**expected, "heavy": result["heavy"]} == result
 
 
 def test_all_is_sorted_public_and_resolvable() -> None:
