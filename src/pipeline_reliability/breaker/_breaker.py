@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -14,6 +11,7 @@ from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._clock import Clock
+from .._identity import default_owner
 from .._keys import encode_key, validate_id
 from ..errors import ConfigurationError
 from ..stores._protocol import StateStore
@@ -98,7 +96,7 @@ class CircuitBreaker(Engine):
         if not isinstance(raw_name, str) or not raw_name:
             raise ConfigurationError(f"a breaker name must be a non-empty string, got {name!r}")
         if instance_id is None:
-            instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            instance_id = default_owner()
         elif not isinstance(raw_id := cast(object, instance_id), str) or not raw_id:
             raise ConfigurationError("instance_id must be a non-empty string")
         config = BreakerConfig(

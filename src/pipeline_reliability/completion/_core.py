@@ -6,14 +6,13 @@ trigger confirmation/release, publishing a claim, and the execution log.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import socket
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 from .._clock import Clock, SystemClock
+from .._identity import default_owner
 from .._telemetry import counter, log_failure, span
 from ..errors import (
     ConfigurationError,
@@ -50,10 +49,6 @@ _STATUS_OF_REASON = {
     "deadline_partial": "partial",
     "reconciled": "complete",
 }
-
-
-def _default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def describe(exc: BaseException) -> str:
@@ -96,7 +91,7 @@ class TrackerCore:
         self._ledger = ledger
         self._execution_log = execution_log
         self._clock: Clock = clock or SystemClock()
-        self.owner: str = owner or _default_owner()
+        self.owner: str = owner or default_owner()
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
         self._retry = retry or RetryPolicy(

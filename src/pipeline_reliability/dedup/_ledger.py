@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
-import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias, TypeVar
 
+from .._identity import default_owner
 from .._keys import encode_key, validate_id
 from .._telemetry import counter, span
 from ..errors import ConfigurationError, InvalidInputError, PayloadMismatchError
@@ -97,10 +95,6 @@ ClaimResult: TypeAlias = Claimed | InProgress | Completed
 """What :meth:`IdempotencyLedger.claim` returns."""
 
 
-def _default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class IdempotencyLedger:
     """
     Message-level deduplication on a :class:`~pipeline_reliability.StateStore`.
@@ -141,7 +135,7 @@ class IdempotencyLedger:
         self.expires_after = expires_after
         self.claim_ttl = claim_ttl
         self.collection = collection
-        self.owner = owner or _default_owner()
+        self.owner = owner or default_owner()
         self.retry = retry or RetryPolicy(attempts=4, deadline=20.0)
         self._claims = itertools.count(1)
 

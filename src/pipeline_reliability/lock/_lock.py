@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any
 
 from .._clock import Clock, SystemClock
+from .._identity import default_owner
 from .._keys import encode_key
 from .._telemetry import counter, log_failure, span
 from ..errors import (
@@ -33,7 +34,6 @@ from ._options import (
     check_collection,
     check_on_store_error,
     check_owner,
-    default_owner,
     parse_date,
     parse_name,
     to_seconds,

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
-import uuid
 from typing import Literal
 
 from .._keys import validate_id
@@ -18,7 +15,6 @@ __all__ = [
     "check_collection",
     "check_on_store_error",
     "check_owner",
-    "default_owner",
     "parse_date",
     "parse_name",
     "to_seconds",
@@ -53,11 +49,6 @@ def check_owner(owner: object) -> str:
             f"owner must be a non-empty string of at most {_MAX_OWNER} characters, got {owner!r}"
         )
     return owner
-
-
-def default_owner() -> str:
-    """A unique owner id that tells operators where the holder runs: host, pid, random."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 def check_collection(collection: object) -> str:
