@@ -48,3 +48,24 @@ def test_duration_seconds_allows_zero_only_when_asked() -> None:
     assert duration_seconds(0, "delay", allow_zero=True) == 0.0
     with pytest.raises(ConfigurationError):
         duration_seconds(-0.1, "delay", allow_zero=True)
+
+
+def test_duration_seconds_boundary_at_max_duration() -> None:
+    """MAX_DURATION itself is accepted; one microsecond more is refused (item 9)."""
+    from pipeline_reliability._validate import MAX_DURATION
+
+    assert duration_seconds(MAX_DURATION, "ttl") == MAX_DURATION.total_seconds()
+    for value in (MAX_DURATION + timedelta(microseconds=1), timedelta.max, 8.64e13, 10**400):
+        with pytest.raises(ConfigurationError):
+            duration_seconds(value, "ttl")
+
+
+def test_iso_date_boundary_at_the_ends_of_the_range() -> None:
+    """DATE_MIN and DATE_MAX are accepted, the day beyond each is refused (item 9)."""
+    from pipeline_reliability._validate import DATE_MAX, DATE_MIN
+
+    assert iso_date(DATE_MAX) == DATE_MAX.isoformat()
+    assert iso_date(DATE_MIN.isoformat()) == DATE_MIN.isoformat()
+    for value in (DATE_MAX + timedelta(days=1), DATE_MIN - timedelta(days=1), "9999-12-31"):
+        with pytest.raises(InvalidInputError):
+            iso_date(value)

@@ -13,9 +13,18 @@ from datetime import date, datetime, timedelta
 
 from .errors import ConfigurationError, InvalidInputError
 
-__all__ = ["duration_seconds", "iso_date"]
+__all__ = ["DATE_MAX", "DATE_MIN", "MAX_DURATION", "duration_seconds", "iso_date"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+#: The longest duration any option or argument may be (about 100 years). With
+#: the date range below, "a date plus any accepted duration" (a deadline, an
+#: expiry, "the day after") is always a representable datetime: no
+#: ``OverflowError`` can surface from date arithmetic anywhere in the library.
+MAX_DURATION = timedelta(days=36_500)
+#: The first and last dates accepted as pipeline dates.
+DATE_MIN = date.min + MAX_DURATION
+DATE_MAX = date.max - MAX_DURATION
 
 
 def iso_date(value: object, what: str = "date") -> str:
@@ -32,13 +41,20 @@ def iso_date(value: object, what: str = "date") -> str:
     if isinstance(value, datetime):
         raise InvalidInputError(f"{what} must be a date, not a datetime: {value!r}")
     if isinstance(value, date):
-        return value.isoformat()
+        return _in_range(value, what).isoformat()
     if isinstance(value, str) and _DATE.fullmatch(value):
         try:
-            return date.fromisoformat(value).isoformat()
+            day = date.fromisoformat(value)
         except ValueError as exc:
             raise InvalidInputError(f"{what} {value!r} is not a real date") from exc
-    raise InvalidInputError(f"{what} must be a datetime.date or 'YYYY-MM-DD', got {value!r}")
+        return _in_range(day, what).isoformat()
+    raise InvalidInputError(f"{what} must be a datetime.date or 'YYYY-MM-DD', got {value!r:.200}")
+
+
+def _in_range(day: date, what: str) -> date:
+    if not DATE_MIN <= day <= DATE_MAX:
+        raise InvalidInputError(f"{what} {day.isoformat()} is outside {DATE_MIN}..{DATE_MAX}")
+    return day
 
 
 def duration_seconds(value: object, what: str, *, allow_zero: bool = False) -> float:
@@ -47,12 +63,21 @@ def duration_seconds(value: object, what: str, *, allow_zero: bool = False) -> f
 
     Raises:
         ConfigurationError: not a number or timedelta (``bool`` included), not
-            finite, negative, or zero unless ``allow_zero``.
+            finite, negative, zero unless ``allow_zero``, or longer than
+            :data:`MAX_DURATION`.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
-        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {value!r}")
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {value!r:.200}")
+    try:
+        seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    except OverflowError as exc:  # an int too large for a float
+        raise ConfigurationError(f"{what} is not a representable duration") from exc
     if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not allow_zero):
         bound = "non-negative" if allow_zero else "positive"
         raise ConfigurationError(f"{what} must be a finite, {bound} duration, got {value!r}")
+    if seconds > _MAX_SECONDS:
+        raise ConfigurationError(f"{what} must be at most {MAX_DURATION.days} days, got {value!r}")
     return seconds
+
+
+_MAX_SECONDS = MAX_DURATION.total_seconds()
