@@ -13,7 +13,7 @@ from retry_helpers import gexc, http_error
 
 from pipeline_reliability.errors import CircuitOpenError, ConfigurationError
 from pipeline_reliability.retry import RetryPolicy, is_transient, suggested_delay
-from pipeline_reliability.retry._policy import backoff_cap, next_delay
+from pipeline_reliability.retry._backoff import backoff_cap, next_delay
 from pipeline_reliability.testing import FakeClock
 
 

@@ -13,7 +13,7 @@ from retry_helpers import gexc
 
 from pipeline_reliability.errors import CircuitOpenError, RetryExhaustedError
 from pipeline_reliability.retry import RetryPolicy
-from pipeline_reliability.retry._policy import next_delay
+from pipeline_reliability.retry._backoff import next_delay
 from pipeline_reliability.testing import FakeClock
 
 EPS = 1e-9

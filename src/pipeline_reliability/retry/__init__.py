@@ -22,7 +22,8 @@ Example::
 from __future__ import annotations
 
 from ._api import retry_transient, retrying
-from ._policy import RetryPolicy, suggested_delay
+from ._backoff import suggested_delay
+from ._policy import RetryPolicy
 from ._predicates import (
     BIGQUERY_TRANSIENT_REASONS,
     Predicate,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
 
 from opentelemetry import trace
 from tenacity import AsyncRetrying, AttemptManager, RetryCallState, Retrying
@@ -18,10 +18,11 @@ from tenacity import AsyncRetrying, AttemptManager, RetryCallState, Retrying
 from .._clock import Clock, SystemClock
 from .._telemetry import counter, log_failure
 from ..errors import RetryExhaustedError
-from ._policy import RetryPolicy, next_delay, suggested_delay
+from ._backoff import Backoff, next_delay, suggested_delay
+from ._predicates import Predicate
 from ._testing import is_testing
 
-__all__ = ["iterate", "run_async", "run_sync"]
+__all__ = ["Schedule", "iterate", "run_async", "run_sync"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,15 +32,26 @@ _SYSTEM_CLOCK = SystemClock()
 EVENT = "pipeline_reliability.retry"
 
 
+class Schedule(Backoff, Protocol):
+    """What the loop needs of a :class:`~pipeline_reliability.RetryPolicy` (no import of it)."""
+
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def predicate(self) -> Predicate: ...
+    @property
+    def clock(self) -> Clock | None: ...
+
+
 def run_sync(
-    policy: RetryPolicy, name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    policy: Schedule, name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
     """Call ``fn`` under ``policy`` (see :meth:`RetryPolicy.call`)."""
     return _Run(policy, name).controller()(fn, *args, **kwargs)
 
 
 async def run_async(
-    policy: RetryPolicy,
+    policy: Schedule,
     name: str,
     fn: Callable[P, Awaitable[R]],
     *args: P.args,
@@ -50,7 +62,7 @@ async def run_async(
     return result
 
 
-def iterate(policy: RetryPolicy, name: str) -> Iterator[AttemptManager]:
+def iterate(policy: Schedule, name: str) -> Iterator[AttemptManager]:
     """Yield tenacity attempts for a ``for attempt in …: with attempt:`` block."""
     return iter(_Run(policy, name).controller())
 
@@ -74,7 +86,7 @@ class _Run:
 
     __slots__ = ("clock", "name", "policy", "start", "stop_reason", "suggested")
 
-    def __init__(self, policy: RetryPolicy, name: str) -> None:
+    def __init__(self, policy: Schedule, name: str) -> None:
         self.policy = policy
         self.name = name
         self.clock: Clock = policy.clock or _SYSTEM_CLOCK

@@ -1,17 +1,14 @@
 """
 ``RetryPolicy``: how often and how long to retry, as a frozen value.
 
-The arithmetic lives here as pure functions (:func:`backoff_cap`,
-:func:`next_delay`, :func:`suggested_delay`) so that it can be property-tested
-without running anything; ``_engine`` feeds them to tenacity.
+The arithmetic lives in ``_backoff`` as pure functions so that it can be
+property-tested without running anything; ``_engine`` runs a policy on
+tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_backoff``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import random
-import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -19,9 +16,10 @@ from typing import Any, ParamSpec, TypeVar
 from .._clock import Clock
 from .._validate import duration_seconds
 from ..errors import ConfigurationError
+from ._engine import run_async, run_sync
 from ._predicates import Predicate, is_transient
 
-__all__ = ["RetryPolicy", "backoff_cap", "next_delay", "suggested_delay"]
+__all__ = ["RetryPolicy"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -143,8 +141,6 @@ class RetryPolicy:
             BaseException: Any error the predicate rejects, unchanged, after
                 exactly one attempt.
         """
-        from ._engine import run_sync
-
         return run_sync(self, _name_of(fn), fn, *args, **kwargs)
 
     async def acall(
@@ -157,8 +153,6 @@ class RetryPolicy:
         when one is given (a ``FakeClock`` returns at once; a real clock would
         block the event loop, so do not inject one in async code).
         """
-        from ._engine import run_async
-
         return await run_async(self, _name_of(fn), fn, *args, **kwargs)
 
 
@@ -169,97 +163,3 @@ def _as_float(value: float | timedelta) -> float:
 
 def _name_of(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
-
-
-def backoff_cap(policy: RetryPolicy, retry_number: int) -> float:
-    """
-    Return ``min(maximum, initial * multiplier**retry_number)`` without overflowing.
-
-    ``retry_number`` counts retries from 0 (the wait after the first failure).
-    """
-    maximum = policy.maximum_seconds
-    try:
-        grown = policy.initial_seconds * policy.multiplier**retry_number
-    except OverflowError:
-        return maximum
-    return min(maximum, grown)
-
-
-def next_delay(
-    policy: RetryPolicy,
-    *,
-    retry_number: int,
-    elapsed: float,
-    suggested: float | None = None,
-    uniform: Callable[[float, float], float] = random.uniform,
-) -> float | None:
-    """
-    Return how long to sleep before the next attempt, or ``None`` to stop.
-
-    Args:
-        policy: The policy.
-        retry_number: 0 for the wait after the first failure, 1 after the second, …
-        elapsed: Seconds since the first attempt started.
-        suggested: A server-suggested wait in seconds, if the error carried one.
-        uniform: The jitter source (``random.uniform``), injectable for tests.
-
-    Returns:
-        A delay in ``[0, maximum]`` that ends no later than the deadline, or
-        ``None`` when the deadline leaves no time (or less than the server asked
-        for, capped at ``maximum``: retrying earlier is known to fail).
-    """
-    delay = uniform(0.0, backoff_cap(policy, retry_number))
-    floor = 0.0 if suggested is None else min(max(suggested, 0.0), policy.maximum_seconds)
-    delay = max(delay, floor)
-    deadline = policy.deadline_seconds
-    if deadline is None:
-        return delay
-    remaining = deadline - elapsed
-    if remaining <= 0 or floor > remaining:
-        return None
-    return min(delay, remaining)
-
-
-def suggested_delay(exc: BaseException) -> float | None:
-    """
-    Return the wait, in seconds, that ``exc`` says the server asked for, if any.
-
-    Read, in order: a ``retry_after`` attribute (seconds or ``timedelta``, as on
-    :class:`~pipeline_reliability.errors.CircuitOpenError`); then, for
-    ``google.api_core`` errors, a ``google.rpc.RetryInfo`` entry of
-    ``exc.details`` (a protobuf message with ``retry_delay`` from gRPC, or a
-    JSON dict ``{"@type": ".../google.rpc.RetryInfo", "retryDelay": "1.5s"}``
-    from REST).
-    """
-    hint = getattr(exc, "retry_after", None)
-    if isinstance(hint, timedelta):
-        return max(hint.total_seconds(), 0.0)
-    if isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint):
-        return max(float(hint), 0.0)
-    google = sys.modules.get("google.api_core.exceptions")
-    if google is None or not isinstance(exc, google.GoogleAPICallError):
-        return None
-    for detail in exc.details:
-        found = _retry_info_seconds(detail)
-        if found is not None:
-            return found
-    return None
-
-
-def _retry_info_seconds(detail: Any) -> float | None:
-    if isinstance(detail, dict):
-        if not str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
-            return None
-        text = str(detail.get("retryDelay", ""))  # proto3 JSON Duration: "1.5s"
-        try:
-            return _finite(float(text.removesuffix("s")))
-        except ValueError:
-            return None
-    delay = getattr(detail, "retry_delay", None)
-    if type(detail).__name__ != "RetryInfo" or delay is None:
-        return None
-    return _finite(getattr(delay, "seconds", 0) + getattr(delay, "nanos", 0) / 1e9)
-
-
-def _finite(seconds: float) -> float | None:
-    return max(float(seconds), 0.0) if math.isfinite(seconds) else None
