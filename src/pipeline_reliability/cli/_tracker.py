@@ -11,18 +11,24 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..errors import ReliabilityError
 from . import _common
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     CliError,
     add_global_options,
+    announce,
+    connect_timeout,
+    describe_error,
     emit_json,
+    emulator_note,
     parse_date,
     parse_dates,
+    resolve_project,
 )
 from ._phases import PhaseConfig, add_phase_options, resolve_phase
 
@@ -80,21 +86,48 @@ def _add_topic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", help="Pub/Sub topic for triggers (projects/P/topics/T or a name)")
 
 
-def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger: Any = None) -> Any:
+def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger_table: str | None = None) -> Any:
+    """A tracker on the store, once it answered (and BigQuery, for a ledger table)."""
     from ..completion import CompletionTracker
 
+    store = _common.connect_store(args)
+    ledger = None
+    if ledger_table is not None:
+        from ..sinks.ledger import BigQueryLedger
+
+        ledger = BigQueryLedger(ledger_table, _bigquery(args, [ledger_table]))
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
-    return CompletionTracker(_common.open_store(args), [phase.spec], ledger=ledger, owner=owner)
+    return CompletionTracker(store, [phase.spec], ledger=ledger, owner=owner)
 
 
 def _publisher(args: argparse.Namespace) -> Callable[[Any], object] | None:
+    """The trigger publisher of ``--topic``, once Pub/Sub said the topic exists."""
     if not args.topic:
         return None
     from ..pubsub import PubSubTriggerPublisher
+    from ..pubsub._admin import probe_topic
 
-    project = getattr(args, "project", None)
-    publisher: Callable[[Any], object] = PubSubTriggerPublisher(args.topic, project=project)
+    project = resolve_project(args)
+    try:
+        topic = probe_topic(args.topic, project=project, timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"--topic: {describe_error(exc)}") from exc
+    announce(f"topic={topic}{emulator_note('PUBSUB_EMULATOR_HOST')}")
+    publisher: Callable[[Any], object] = PubSubTriggerPublisher(topic, project=project)
     return publisher
+
+
+def _bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
+    """A BigQuery client for the project, once BigQuery said every table exists."""
+    from ..sinks._admin import probe_bigquery
+    from ..sinks._bigquery import make_client
+
+    project = resolve_project(args)
+    try:
+        probe_bigquery(tables=list(tables), project=project, timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"BigQuery: {describe_error(exc)}") from exc
+    return make_client(project)
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -219,10 +252,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from ..sinks.evidence import bigquery_output_evidence
 
     column = args.date_column or phase.date_column
-    # Asked before anything is written: a missing table stops the command here.
-    evidence = bigquery_output_evidence(outputs, date, date_column=column)
     tracker = _tracker(args, phase)
     publish = _publisher(args)
+    # Asked before anything is written: a missing table stops the command here.
+    client = _bigquery(args, outputs.values())
+    evidence = bigquery_output_evidence(outputs, date, date_column=column, client=client)
     if publish is not None:
         report = tracker.reconcile_and_trigger(phase.spec.name, date, evidence.get, publish)
     else:
@@ -270,14 +304,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     phase = resolve_phase(args, args.phase)
     dates = parse_dates(args.dates)
     from ..sinks.bootstrap import TableId
-    from ..sinks.ledger import BigQueryLedger
 
     try:
         TableId.parse(args.ledger_table)
     except ValueError as exc:
         raise CliError(f"--ledger-table: {exc}") from exc
-    _require_table(args.ledger_table)
-    tracker = _tracker(args, phase, ledger=BigQueryLedger(args.ledger_table))
+    tracker = _tracker(args, phase, args.ledger_table)
     publish = _publisher(args)
     if publish is not None:
         report = tracker.replay_and_trigger(phase.spec.name, dates, publish)
@@ -301,18 +333,3 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if result["due_without_topic"]:
             print(f"due but not published (no --topic): {result['due_without_topic']}")
     return EXIT_FAILED if report.publish_errors else EXIT_OK
-
-
-def _require_table(table: str) -> None:
-    """Raise :class:`CliError` (exit 2) unless the BigQuery ``table`` exists."""
-    from google.api_core import exceptions as gexc
-
-    from ..sinks._bigquery import make_client
-
-    client = make_client()
-    try:
-        client.get_table(table)
-    except gexc.NotFound as exc:
-        raise CliError(f"table {table} does not exist (run bootstrap?)") from exc
-    finally:
-        client.close()
