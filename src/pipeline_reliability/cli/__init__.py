@@ -25,7 +25,7 @@ import sys
 import traceback
 from collections.abc import Iterator, Sequence
 
-from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
+from ..errors import ConfigurationError, EmulatorError, InvalidInputError, ReliabilityError
 from ._common import (
     EXIT_BROKEN_PIPE,
     EXIT_FAILED,
@@ -90,12 +90,14 @@ def exit_status(exc: BaseException) -> int:
     The exit status for a command that failed with ``exc``.
 
     2 when the command could not run as asked (bad input, bad options, no
-    project, no credentials, an unreachable service at the check before any
-    work): nothing was written. 1 for every other failure.
+    project, no credentials, an emulator that cannot start, an unreachable
+    service at the check before any work): nothing was written. 1 for every
+    other failure.
     """
     if isinstance(exc, CliError):
         return exc.status
-    if is_credentials_error(exc) or isinstance(exc, InvalidInputError | ConfigurationError):
+    usage = InvalidInputError | ConfigurationError | EmulatorError
+    if is_credentials_error(exc) or isinstance(exc, usage):
         return EXIT_USAGE
     return EXIT_FAILED
 
