@@ -22,7 +22,7 @@ import pytest
 from cli_helpers import Cli, Run
 
 from pipeline_reliability import MemoryStore
-from pipeline_reliability.cli import _common, _tracker, exit_status, main
+from pipeline_reliability.cli import _common, _tracker, main
 from pipeline_reliability.cli._phases import PRESETS
 from pipeline_reliability.completion import CompletionTracker, PhaseSpec
 from pipeline_reliability.errors import (
@@ -137,6 +137,8 @@ def test_item10_unexpected_error_is_one_line_and_debug_adds_the_traceback(
 )
 def test_item10_exit_status_of_each_error_class(exc: Exception, status: int) -> None:
     """Bad input or environment is 2 (nothing done); a failure while running is 1."""
+    from pipeline_reliability.cli import exit_status
+
     assert exit_status(exc) == status
 
 
@@ -286,7 +288,7 @@ def test_item12_hung_store_is_abandoned_at_the_deadline(
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "nan"])
-def test_item12_connect_timeout_must_be_positive(cli: Cli, store: MemoryStore, value: str) -> None:
+def test_connect_timeout_must_be_positive(cli: Cli, store: MemoryStore, value: str) -> None:
     """A bad --connect-timeout is one line and exit 2."""
     run = cli("lock", "show", "writer", DATE, "--connect-timeout", value)
 
@@ -354,7 +356,7 @@ def test_item14_impossible_date_says_no_such_date(
     assert run.err.strip() == f"pipeline-reliability: error: invalid date {text!r}: no such date"
 
 
-def test_item14_malformed_date_asks_for_the_format(cli: Cli, store: MemoryStore) -> None:
+def test_malformed_date_asks_for_the_format(cli: Cli, store: MemoryStore) -> None:
     """A date in another form still says which form is expected."""
     run = cli("lock", "show", "writer", "31-01-2026")
 

@@ -23,7 +23,6 @@ from pipeline_reliability.cli.simulate import (
     run_simulation,
 )
 from pipeline_reliability.cli.simulate._config import PHASE3, PHASE4
-from pipeline_reliability.cli.simulate._invariants import INVARIANTS
 from pipeline_reliability.cli.simulate._plan import Planner
 
 CLI = Path(__file__).resolve().parents[2] / "src" / "pipeline_reliability" / "cli"
@@ -34,6 +33,8 @@ CLI = Path(__file__).resolve().parents[2] / "src" / "pipeline_reliability" / "cl
 
 def test_item16_list_invariants_names_and_explains_each(cli: Cli) -> None:
     """--list-invariants prints every invariant with what it means, and runs nothing."""
+    from pipeline_reliability.cli.simulate._invariants import INVARIANTS
+
     run = cli("simulate", "--list-invariants")
 
     assert run.status == 0
@@ -44,6 +45,8 @@ def test_item16_list_invariants_names_and_explains_each(cli: Cli) -> None:
 
 def test_item16_every_check_of_a_run_is_a_listed_invariant() -> None:
     """The checks a run makes are exactly the listed invariants (none undocumented)."""
+    from pipeline_reliability.cli.simulate._invariants import INVARIANTS
+
     names: set[str] = set()
     for chaos in ("none", "high"):  # breaker_healthy_no_writes needs a run without outage
         config = SimulationConfig(dates=2, chaos=chaos, seed=4)
