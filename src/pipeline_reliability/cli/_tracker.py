@@ -118,16 +118,20 @@ def _publisher(args: argparse.Namespace) -> Callable[[Any], object] | None:
 
 
 def _bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
-    """A BigQuery client for the project, once BigQuery said every table exists."""
+    """
+    A BigQuery client, once BigQuery said every table exists.
+
+    Tables without a project part are in the BigQuery client's default
+    project (the environment's), which may differ from the Firestore project.
+    """
     from ..sinks._admin import probe_bigquery
     from ..sinks._bigquery import make_client
 
-    project = resolve_project(args)
     try:
-        probe_bigquery(tables=list(tables), project=project, timeout=connect_timeout(args))
+        probe_bigquery(tables=list(tables), timeout=connect_timeout(args))
     except ReliabilityError as exc:
         raise CliError(f"BigQuery: {describe_error(exc)}") from exc
-    return make_client(project)
+    return make_client()
 
 
 # -- status ---------------------------------------------------------------------------------
