@@ -268,7 +268,7 @@ def test_reconcile_with_a_missing_table_writes_nothing(
 @pytest.mark.firestore
 @pytest.mark.pubsub
 @pytest.mark.bigquery
-def test_bootstrap_then_replay_the_ledger(
+def test_bootstrap_then_replay_the_ledger(  # noqa: PLR0917 - fixtures
     cli: Cli, project: str, four_done: CompletionTracker, bigquery_client: Any,
     bigquery_dataset: str, topic: tuple[str, str],
 ) -> None:
