@@ -201,6 +201,7 @@ def black_hole() -> Iterator[str]:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(64)
+    server.settimeout(0.1)  # so that the accepting thread sees ``stop`` soon
     accepted: list[socket.socket] = []
     stop = threading.Event()
 
@@ -208,6 +209,8 @@ def black_hole() -> Iterator[str]:
         while not stop.is_set():
             try:
                 accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
             except OSError:
                 return
 
@@ -215,10 +218,10 @@ def black_hole() -> Iterator[str]:
     thread.start()
     yield f"127.0.0.1:{server.getsockname()[1]}"
     stop.set()
+    thread.join(5)
     server.close()
     for conn in accepted:
         conn.close()
-    thread.join(5)
 
 
 def _dead_port() -> str:
@@ -421,3 +424,47 @@ def test_item12_simulate_with_a_dead_emulator_fails_in_seconds(black_hole: str) 
     assert lines[0].startswith("pipeline-reliability: error: EmulatorError: the emulator at "
                                f"FIRESTORE_EMULATOR_HOST={black_hole} does not answer")
     assert elapsed < 1.5 + 5
+
+
+@pytest.mark.parametrize("where", ["black_hole", "dead_port"])
+def test_item12_unreachable_pubsub_stops_sweep_before_any_claim(
+    cli: Cli, store: MemoryStore, monkeypatch: pytest.MonkeyPatch, black_hole: str, where: str
+) -> None:
+    """sweep --topic with Pub/Sub black-holed or down: exit 2 within the deadline, no write."""
+    host = black_hole if where == "black_hole" else _dead_port()
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", host)
+    started = time.monotonic()
+
+    run = cli("--connect-timeout", "1", "sweep", "phase3", DATE, "--topic", "triggers")
+
+    elapsed = time.monotonic() - started
+    assert run.status == 2, run.err
+    errors = _errors(run)
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        "pipeline-reliability: error: --topic: PublishFailedError: no answer from Pub/Sub about "
+        f"projects/{PROJECT}/topics/triggers within 1 s"
+    )
+    assert elapsed < 1 + 2
+    assert store.stats.writes == 0
+
+
+@pytest.mark.parametrize("where", ["black_hole", "dead_port"])
+def test_item12_unreachable_bigquery_stops_replay_before_any_write(
+    cli: Cli, store: MemoryStore, monkeypatch: pytest.MonkeyPatch, black_hole: str, where: str
+) -> None:
+    """replay with BigQuery black-holed or down: exit 2 within the deadline, no write."""
+    host = black_hole if where == "black_hole" else _dead_port()
+    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", f"http://{host}")
+    started = time.monotonic()
+
+    run = cli("--connect-timeout", "1", "replay", "phase3", DATE, "--ledger-table", "ds.ledger")
+
+    elapsed = time.monotonic() - started
+    assert run.status == 2, run.err
+    errors = _errors(run)
+    assert len(errors) == 1
+    assert errors[0].startswith("pipeline-reliability: error: BigQuery: SinkUnavailableError: "
+                                "no answer from BigQuery within 1 s")
+    assert elapsed < 1 + 2
+    assert store.stats.writes == 0

@@ -74,6 +74,8 @@ def probe_topic(
             logger.debug("cannot read topic %s (%s); assuming it exists", path, exc)
         except Exception as exc:
             raise PublishFailedError(f"Pub/Sub: {type(exc).__name__}: {exc}") from exc
+        finally:
+            client.stop()
 
     def on_timeout() -> ReliabilityError:
         return PublishFailedError("the call hangs (a black-holed address?)")
