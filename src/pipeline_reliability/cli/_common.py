@@ -1,11 +1,14 @@
 """
 What every command shares: the argument parser, the global options, exit
-codes, opening the state store, and printing.
+codes, the project a command acts on, opening (and checking) the state
+store, and printing.
 
-Exit codes: 0 success; 1 the command ran and found a problem (a violated
-invariant, a failed operation); 2 the command was not run because its input
-or environment is wrong (bad arguments, unknown phase, invalid date, missing
-table, missing credentials). Errors are one line on stderr.
+Exit codes (docs/reference/cli.md): 0 success; 1 the command ran and found a
+problem or an operation failed; 2 the command was not run because its input
+or environment is wrong (bad arguments, unknown phase, invalid date, no
+project, missing credentials, a service that failed the reachability check,
+a missing topic or table), so nothing was written; 130 interrupted; 141
+stdout closed early. Errors are one line on stderr.
 """
 
 from __future__ import annotations

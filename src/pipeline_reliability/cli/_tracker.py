@@ -2,8 +2,10 @@
 The completion tracker's operator commands: ``status``, ``sweep``,
 ``reconcile``, ``replay``.
 
-Input is validated (phase, dates, tables) before the store is opened, so a
-bad command line writes nothing.
+Input is validated (phase, dates, table ids) before the store is opened;
+then the store, the topic and the BigQuery tables are checked with a short
+deadline. Only then does work start, so a bad command line or an unreachable
+or missing service writes nothing.
 """
 
 from __future__ import annotations
