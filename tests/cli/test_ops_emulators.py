@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -47,9 +48,11 @@ def _documents(project: str) -> dict[str, dict[str, Any]]:
 
 
 def _one_line_error(run: Run, *words: str) -> None:
+    """Exit 2 and one error line (after the lines that name the project, topic, dataset)."""
     assert run.status == 2, (run.out, run.err)
     assert run.out == ""
-    lines = run.err.strip().splitlines()
+    lines = [line for line in run.err.strip().splitlines()
+             if not re.match(r"pipeline-reliability: (project|topic)=", line)]
     assert len(lines) == 1, run.err
     for word in words:
         assert word in lines[0], lines[0]
@@ -188,6 +191,24 @@ def test_sweep_publishes_a_released_trigger_once(
     assert four_done.status("phase3", DATE).triggered
 
 
+@pytest.mark.firestore
+@pytest.mark.pubsub
+def test_item10_sweep_to_a_missing_topic_is_one_line_and_publishes_nothing(
+    cli: Cli, project: str, four_done: CompletionTracker, pubsub_emulator: str
+) -> None:
+    """--topic does-not-exist: one error line naming the topic, exit 2, the claim untouched."""
+    result = four_done.record_completion("phase3", DATE, LAST, execution_id="last-run1")
+    assert result.trigger is not None
+    four_done.release_trigger(result.trigger, "publish failed")
+    before = _documents(project)
+
+    run = cli("--project", project, "sweep", "phase3", DATE, "--topic", "does-not-exist")
+
+    _one_line_error(run, f"projects/{project}/topics/does-not-exist does not exist")
+    assert "Traceback" not in run.err
+    assert _documents(project) == before
+
+
 # -- reconcile --------------------------------------------------------------------------------
 
 
@@ -247,15 +268,16 @@ def test_reconcile_with_a_missing_table_writes_nothing(
 @pytest.mark.firestore
 @pytest.mark.pubsub
 @pytest.mark.bigquery
-def test_bootstrap_then_replay_the_ledger(
-    cli: Cli, project: str, four_done: CompletionTracker, bigquery_dataset: str,
-    topic: tuple[str, str],
+def test_bootstrap_then_replay_the_ledger(  # noqa: PLR0917 - fixtures
+    cli: Cli, project: str, four_done: CompletionTracker, bigquery_client: Any,
+    bigquery_dataset: str, topic: tuple[str, str],
 ) -> None:
     """bootstrap creates the ledger table (idempotently); replay applies its row and triggers."""
     from pipeline_reliability.sinks.ledger import BigQueryLedger
 
-    created = cli("bootstrap", "--dataset", bigquery_dataset)
-    again = cli("bootstrap", "--dataset", bigquery_dataset)
+    dataset = f"{bigquery_client.project}.{bigquery_dataset}"
+    created = cli("bootstrap", "--dataset", dataset)
+    again = cli("bootstrap", "--dataset", bigquery_dataset, "--project", bigquery_client.project)
     assert created.status == again.status == 0, created.err
     assert "completion_ledger" in created.out
     assert again.out.startswith("nothing to create")
@@ -314,7 +336,7 @@ def test_breaker_show_open_close(cli: Cli, project: str, store: FirestoreStore) 
     seen_open = instance.state
     closed = cli("--project", project, "breaker", "close", "stats-api", "--json")
 
-    assert shown.out.startswith("breaker 'stats-api': closed, generation 0")
+    assert shown.out.startswith("breaker 'stats-api': no state recorded")
     assert opened.status == 0, opened.err
     assert "open (was closed)" in opened.out
     assert seen_open is BreakerState.OPEN
@@ -358,6 +380,7 @@ def test_missing_credentials_are_one_line_exit_2(tmp_path: Any) -> None:
     env = {
         "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "NO_GCE_CHECK": "True",
         "GCE_METADATA_HOST": "127.0.0.1:9", "GOOGLE_CLOUD_PROJECT": "some-project",
+        "PYTHONPATH": os.pathsep.join(sys.path),  # this source, not an installed copy
     }
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline_reliability.cli", "status", "phase3", DATE],
@@ -366,6 +389,6 @@ def test_missing_credentials_are_one_line_exit_2(tmp_path: Any) -> None:
 
     assert proc.returncode == 2
     assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "credentials" in lines[0]
+    banner, error = proc.stderr.strip().splitlines()
+    assert banner == "pipeline-reliability: project=some-project database=(default)"
+    assert "credentials" in error

@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._common import EXIT_OK, CliError, add_global_options, emit_json
+from ..errors import ReliabilityError
+from ._common import (
+    EXIT_OK,
+    CliError,
+    add_global_options,
+    announce,
+    connect_timeout,
+    describe_error,
+    emit_json,
+    emulator_note,
+    resolve_project,
+)
 
 __all__ = ["register"]
 
@@ -26,18 +37,23 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Create what is missing and say what was created."""
+    from ..sinks._admin import probe_bigquery
+    from ..sinks._bigquery import make_client
     from ..sinks.bootstrap import TableId, bootstrap, schema_names
 
     try:
-        TableId.parse(f"{args.dataset}.placeholder", "dataset")
+        ref = TableId.parse(f"{args.dataset}.placeholder", "dataset")
     except ValueError as exc:
         raise CliError(f"--dataset {args.dataset!r}: {exc}") from exc
-    client = None
-    project = getattr(args, "project", None)
-    if project is not None:
-        from ..sinks._bigquery import make_client
-
-        client = make_client(project)
+    project = ref.project or resolve_project(args)
+    announce(f"project={project} dataset={ref.dataset}"
+             f"{emulator_note('BIGQUERY_EMULATOR_HOST')}")
+    try:
+        probe_bigquery(dataset=f"{project}.{ref.dataset}", project=project,
+                       timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"BigQuery: {describe_error(exc)}") from exc
+    client = make_client(project)
     created = bootstrap(client, args.dataset, location=args.location)
     if args.json:
         emit_json({"dataset": args.dataset, "created": created, "tables": schema_names()})

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..breaker import CircuitBreaker
 
     breaker = CircuitBreaker(
-        args.name, _common.open_store(args), collection=args.collection,
+        args.name, _common.connect_store(args), collection=args.collection,
         instance_id=f"cli:{socket.gethostname()}:{os.getpid()}",
     )
     before = breaker.status(refresh=True)
@@ -45,14 +45,21 @@ def run(args: argparse.Namespace) -> int:
     elif args.action == "close":
         breaker.force_close()
     after = breaker.status(refresh=True) if args.action != "show" else before
+    # Generation 0: no transition was ever written, by any instance or operator.
+    recorded = after.generation > 0
     view = {
-        "name": after.name, "state": after.state.value, "generation": after.generation,
-        "opened_at": after.opened_at, "forced": after.forced,
+        "name": after.name, "recorded": recorded, "state": after.state.value,
+        "generation": after.generation, "opened_at": after.opened_at, "forced": after.forced,
         "probe_holder": after.probe_holder, "probe_expires_at": after.probe_expires_at,
-        "previous_state": before.state.value,
+        # Only an action has a state before it; show changes nothing.
+        "previous_state": None if args.action == "show" else before.state.value,
     }
     if args.json:
         emit_json(view)
+        return EXIT_OK
+    if not recorded:
+        print(f"breaker {after.name!r}: no state recorded in {args.collection!r} (never opened "
+              "or forced by any instance: closed); check the name and --collection")
         return EXIT_OK
     changed = "" if args.action == "show" else f" (was {before.state.value})"
     print(f"breaker {after.name!r}: {after.state.value}{changed}, generation {after.generation}"

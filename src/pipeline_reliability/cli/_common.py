@@ -1,11 +1,14 @@
 """
 What every command shares: the argument parser, the global options, exit
-codes, opening the state store, and printing.
+codes, the project a command acts on, opening (and checking) the state
+store, and printing.
 
-Exit codes: 0 success; 1 the command ran and found a problem (a violated
-invariant, a failed operation); 2 the command was not run because its input
-or environment is wrong (bad arguments, unknown phase, invalid date, missing
-table, missing credentials). Errors are one line on stderr.
+Exit codes (docs/reference/cli.md): 0 success; 1 the command ran and found a
+problem or an operation failed; 2 the command was not run because its input
+or environment is wrong (bad arguments, unknown phase, invalid date, no
+project, missing credentials, a service that failed the reachability check,
+a missing topic or table), so nothing was written; 130 interrupted; 141
+stdout closed early. Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -13,31 +16,49 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from typing import IO, Any, NoReturn
 
-from .._validate import iso_date
+from .._validate import duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
+from ..stores._probe import DEFAULT_PROBE_TIMEOUT, probe_store
 from ..stores._protocol import StateStore
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
     "Parser",
     "add_global_options",
+    "announce",
+    "connect_store",
+    "connect_timeout",
+    "describe_error",
     "emit_json",
+    "emulator_note",
     "format_table",
+    "one_line",
     "open_store",
     "parse_date",
     "parse_dates",
+    "resolve_project",
 ]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `cmd | head` reports for cat, git, ...
+
+_PROJECT_VARS = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT")
+_WELL_FORMED = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LINE_LIMIT = 1000
 
 class CliError(Exception):
     """A one-line error for the user, with the exit status to return."""
@@ -79,7 +100,16 @@ def add_global_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "-v", "--verbose", action="count", default=suppress,
-        help="log more (-v, -vv); the library's log goes to stderr",
+        help="log more (-v, -vv); the library's log goes to stderr, one line per record",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", default=suppress,
+        help="print tracebacks (of the error and of the library's log records)",
+    )
+    parser.add_argument(
+        "--connect-timeout", metavar="SECONDS", default=suppress,
+        help=f"how long the reachability check before any work waits for Firestore, "
+        f"Pub/Sub and BigQuery (default {DEFAULT_PROBE_TIMEOUT:g})",
     )
 
 
@@ -89,17 +119,25 @@ def global_option(args: argparse.Namespace, name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def parse_date(text: str) -> str:
+def parse_date(text: str, what: str = "date") -> str:
     """
-    Return ``text`` if it is an ISO date ``YYYY-MM-DD``.
+    Return ``text`` if it is an ISO date ``YYYY-MM-DD`` naming a real day.
 
     Raises:
-        CliError: not a valid calendar date.
+        CliError: not of that form ("invalid date"), of that form but no
+            calendar day such as ``2026-02-30`` ("no such date"), or outside
+            the dates the library accepts.
     """
     try:
         return iso_date(text)
     except InvalidInputError as exc:
-        raise CliError(f"invalid date {text!r}: expected YYYY-MM-DD") from exc
+        if not _WELL_FORMED.fullmatch(text):
+            raise CliError(f"invalid {what} {text!r}: expected YYYY-MM-DD") from exc
+        try:
+            _dt.date.fromisoformat(text)
+        except ValueError:
+            raise CliError(f"invalid {what} {text!r}: no such date") from exc
+        raise CliError(f"invalid {what} {text!r}: {exc}") from exc
 
 
 def parse_dates(texts: Iterable[str]) -> list[str]:
@@ -134,26 +172,90 @@ def parse_dates(texts: Iterable[str]) -> list[str]:
 
 def open_store(args: argparse.Namespace) -> StateStore:
     """
-    Open the Firestore store named by the global options.
+    Open the Firestore store named by the global options (no I/O yet).
 
     The emulator is used when ``FIRESTORE_EMULATOR_HOST`` is set. Tests may
     replace this function to run commands on another store.
 
     Raises:
-        CliError: the Google libraries are not installed, or there are no
-            credentials.
+        CliError: no project was given.
     """
     from ..stores.firestore import FirestoreStore
 
-    kwargs: dict[str, Any] = {}
-    if global_option(args, "project") is not None:
-        kwargs["project"] = global_option(args, "project")
-    if global_option(args, "database") is not None:
-        kwargs["database"] = global_option(args, "database")
-    if global_option(args, "prefix") is not None:
-        kwargs["prefix"] = global_option(args, "prefix")
-    store: StateStore = FirestoreStore(**kwargs)
+    store: StateStore = FirestoreStore(
+        project=resolve_project(args),
+        database=global_option(args, "database"),
+        prefix=global_option(args, "prefix") or "",
+    )
     return store
+
+
+def resolve_project(args: argparse.Namespace) -> str:
+    """
+    The project a command acts on: ``--project``, else ``GOOGLE_CLOUD_PROJECT``
+    or ``GCLOUD_PROJECT``. Never a guess (the credentials' default project
+    or a library default): a command that writes must name its target.
+
+    Raises:
+        CliError: none of them is set (exit status 2).
+    """
+    for value in (global_option(args, "project"), *(os.environ.get(v) for v in _PROJECT_VARS)):
+        if value:
+            return value
+    raise CliError(
+        "no Google Cloud project given: pass --project or set GOOGLE_CLOUD_PROJECT"
+    )
+
+
+def connect_timeout(args: argparse.Namespace) -> float:
+    """``--connect-timeout`` in seconds (default 5).
+
+    Raises:
+        CliError: not a positive number of seconds.
+    """
+    text = global_option(args, "connect_timeout")
+    if text is None:
+        return DEFAULT_PROBE_TIMEOUT
+    try:
+        return duration_seconds(float(text), "--connect-timeout")
+    except (ValueError, ConfigurationError) as exc:
+        raise CliError(f"--connect-timeout {text!r}: expected a positive number of seconds") \
+            from exc
+
+
+def connect_store(args: argparse.Namespace) -> StateStore:
+    """
+    Open the store, say on stderr which project and database it is, and
+    check that it answers (within ``--connect-timeout``) before any work.
+
+    Raises:
+        CliError: no project, or the store did not answer (exit status 2:
+            nothing was done).
+    """
+    timeout = connect_timeout(args)
+    store = open_store(args)
+    project = getattr(store, "project", None) or resolve_project(args)
+    database = getattr(store, "database", None) or global_option(args, "database")
+    prefix = global_option(args, "prefix")
+    announce(f"project={project} database={database or '(default)'}"
+             + (f" prefix={prefix}" if prefix else "")
+             + emulator_note("FIRESTORE_EMULATOR_HOST"))
+    try:
+        probe_store(store, timeout)
+    except ReliabilityError as exc:
+        raise CliError(f"Firestore (project {project}): {describe_error(exc)}") from exc
+    return store
+
+
+def announce(text: str) -> None:
+    """Print what the command acts on, as one line on stderr."""
+    print(f"pipeline-reliability: {text}", file=sys.stderr)
+
+
+def emulator_note(variable: str) -> str:
+    """`` [emulator HOST]`` when ``variable`` points a client at an emulator, else ``""``."""
+    host = os.environ.get(variable)
+    return f" [emulator {host}]" if host else ""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -163,14 +265,23 @@ def describe_error(exc: BaseException) -> str:
     for err in _chain(exc):
         name = type(err).__name__
         if name in {"DefaultCredentialsError", "RefreshError"}:
-            return (
+            return one_line(
                 "no Google Cloud credentials found: run 'gcloud auth application-default "
                 "login', set GOOGLE_APPLICATION_CREDENTIALS, or point "
                 "FIRESTORE_EMULATOR_HOST/PUBSUB_EMULATOR_HOST/BIGQUERY_EMULATOR_HOST at "
-                f"emulators ({err})".replace("\n", " ")
+                f"emulators ({err})"
             )
-    text = f"{type(exc).__name__}: {exc}" if isinstance(exc, ReliabilityError) else str(exc)
-    return " ".join(text.split())
+    if isinstance(exc, CliError):
+        return one_line(str(exc))
+    if isinstance(exc, ReliabilityError):
+        return one_line(f"{type(exc).__name__}: {exc}")
+    return one_line(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def one_line(text: str, limit: int = _LINE_LIMIT) -> str:
+    """``text`` on one line (whitespace collapsed), cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
 def is_credentials_error(exc: BaseException) -> bool:
@@ -178,11 +289,6 @@ def is_credentials_error(exc: BaseException) -> bool:
     return any(
         type(err).__name__ in {"DefaultCredentialsError", "RefreshError"} for err in _chain(exc)
     )
-
-
-def is_input_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the user's input being rejected (exit status 2)."""
-    return isinstance(exc, InvalidInputError | ConfigurationError | CliError)
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:

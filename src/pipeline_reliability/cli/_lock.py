@@ -46,18 +46,25 @@ def run(args: argparse.Namespace) -> int:
     from ..lock import DateLock, break_lock
 
     date = parse_date(args.date)
+    if args.token is not None and args.token < 1:
+        raise CliError(f"--token {args.token}: fencing tokens start at 1")
     if args.action == "break" and not args.force:
         raise CliError("lock break invalidates the holder's lease: add --force to do it")
-    store = _common.open_store(args)
+    store = _common.connect_store(args)
     info = DateLock.inspect(store, args.name, date, collection=args.collection)
+    # Token 0: no lease was ever granted for this (name, date).
+    recorded = info.token > 0 or info.holder is not None
     if args.action == "show":
         view = {
-            "name": info.name, "date": info.date, "held": info.held, "holder": info.holder,
-            "token": info.token, "acquired_at": info.acquired_at,
+            "name": info.name, "date": info.date, "recorded": recorded, "held": info.held,
+            "holder": info.holder, "token": info.token, "acquired_at": info.acquired_at,
             "expires_at": info.expires_at, "store_time": info.store_time,
         }
         if args.json:
             emit_json(view)
+        elif not recorded:
+            print(f"lock {info.name}/{info.date}: never taken (no lease was ever granted in "
+                  f"{args.collection!r}); check the name, date and --collection")
         elif info.holder is None:
             print(f"lock {info.name}/{info.date}: free (last token {info.token})")
         else:

@@ -83,9 +83,14 @@ def resolve_phase(args: argparse.Namespace, phase: str) -> PhaseConfig:
     table = _load(args.config) if getattr(args, "config", None) else {}
     expected = getattr(args, "expected", None)
     raw: dict[str, Any]
-    if expected:
+    if expected is not None:
+        names = [p.strip() for p in expected.split(",")]
+        if not all(names):
+            # "" or "a,,b": a typo must not silently fall back to the preset or drop a name.
+            raise CliError(f"--expected {expected!r}: give processor names separated by "
+                           "commas, none empty (e.g. a,b,c)")
         raw = dict(table.get(phase, {}))
-        raw["expected"] = [p.strip() for p in expected.split(",") if p.strip()]
+        raw["expected"] = names
     elif phase in table:
         raw = dict(table[phase])
     elif phase in PRESETS and not table:

@@ -8,7 +8,15 @@ import os
 import sys
 from typing import IO, Any
 
-from ._common import EXIT_FAILED, EXIT_OK, CliError, add_global_options, emit_json
+from ._common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_global_options,
+    announce,
+    connect_timeout,
+    emit_json,
+    parse_date,
+)
 
 __all__ = ["ProgressBar", "register"]
 
@@ -31,6 +39,8 @@ def register(commands: Any) -> None:
                    help="how much goes wrong (default medium)")
     p.add_argument("--seed", type=int, default=0, help="the same seed prints the same report")
     p.add_argument("--start", default="2026-01-25", help="first date (default 2026-01-25)")
+    p.add_argument("--list-invariants", action="store_true",
+                   help="list the invariants a run checks, and what each means; run nothing")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--emulators", action="store_true",
                    help="run on the Firestore/Pub/Sub/BigQuery emulators (taken from "
@@ -49,28 +59,33 @@ def run(args: argparse.Namespace) -> int:
     """Run the simulation and print its report."""
     import datetime as dt
 
-    from .simulate import SimulationConfig, render_text, run_simulation
+    from . import simulate
+    from .simulate._invariants import INVARIANTS
 
-    try:
-        start = dt.date.fromisoformat(args.start)
-    except ValueError as exc:
-        raise CliError(f"invalid --start {args.start!r}: expected YYYY-MM-DD") from exc
+    if args.list_invariants:
+        width = max(map(len, INVARIANTS))
+        for name, meaning in INVARIANTS.items():
+            print(f"{name.ljust(width)}  {meaning}")
+        return EXIT_OK
+    start = dt.date.fromisoformat(parse_date(args.start, "--start"))
     workers = args.workers if args.workers is not None else (2 if args.emulators else 4)
-    config = SimulationConfig(
+    config = simulate.SimulationConfig(
         dates=args.dates, workers=workers, chaos=args.chaos, seed=args.seed, start=start,
-        emulators=args.emulators,
+        emulators=args.emulators, connect_timeout=connect_timeout(args),
     )
     show = sys.stderr.isatty() if args.progress is None else bool(args.progress)
     bar = ProgressBar(sys.stderr) if show else None
+    parts = simulate.build_components(config)
+    announce(parts.description)
     try:
-        report = run_simulation(config, progress=bar)
+        report = simulate.run_simulation(config, parts, progress=bar)
     finally:
         if bar is not None:
             bar.close()
     if args.json:
         emit_json(report.to_json())
     else:
-        print(render_text(report))
+        print(simulate.render_text(report))
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -81,11 +96,17 @@ class ProgressBar:
         self.stream = stream
         self.width = width
         self.drawn = False
+        self.filled = 0
 
     def __call__(self, tick: int, done: int, known: int) -> None:
-        """Redraw: deliveries handled so far of those known (phase 4's arrive later)."""
-        share = done / known if known else 1.0
-        filled = int(share * self.width)
+        """
+        Redraw: deliveries handled so far of those known.
+
+        The total grows when failures add redeliveries; the bar never moves
+        back: it shows the largest share reached so far.
+        """
+        share = min(1.0, done / known) if known else 1.0
+        self.filled = filled = max(self.filled, int(share * self.width))
         bar = "#" * filled + "-" * (self.width - filled)
         self.stream.write(f"\rsimulate [{bar}] {done}/{known} deliveries, tick {tick + 1}")
         self.stream.flush()

@@ -2,8 +2,10 @@
 The completion tracker's operator commands: ``status``, ``sweep``,
 ``reconcile``, ``replay``.
 
-Input is validated (phase, dates, tables) before the store is opened, so a
-bad command line writes nothing.
+Input is validated (phase, dates, table ids) before the store is opened;
+then the store, the topic and the BigQuery tables are checked with a short
+deadline. Only then does work start, so a bad command line or an unreachable
+or missing service writes nothing.
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..errors import ReliabilityError
 from . import _common
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
     CliError,
     add_global_options,
+    announce,
+    connect_timeout,
+    describe_error,
     emit_json,
+    emulator_note,
     parse_date,
     parse_dates,
+    resolve_project,
 )
 from ._phases import PhaseConfig, add_phase_options, resolve_phase
 
@@ -80,21 +88,52 @@ def _add_topic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--topic", help="Pub/Sub topic for triggers (projects/P/topics/T or a name)")
 
 
-def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger: Any = None) -> Any:
+def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger_table: str | None = None) -> Any:
+    """A tracker on the store, once it answered (and BigQuery, for a ledger table)."""
     from ..completion import CompletionTracker
 
+    store = _common.connect_store(args)
+    ledger = None
+    if ledger_table is not None:
+        from ..sinks.ledger import BigQueryLedger
+
+        ledger = BigQueryLedger(ledger_table, _bigquery(args, [ledger_table]))
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
-    return CompletionTracker(_common.open_store(args), [phase.spec], ledger=ledger, owner=owner)
+    return CompletionTracker(store, [phase.spec], ledger=ledger, owner=owner)
 
 
 def _publisher(args: argparse.Namespace) -> Callable[[Any], object] | None:
+    """The trigger publisher of ``--topic``, once Pub/Sub said the topic exists."""
     if not args.topic:
         return None
     from ..pubsub import PubSubTriggerPublisher
+    from ..pubsub._admin import probe_topic
 
-    project = getattr(args, "project", None)
-    publisher: Callable[[Any], object] = PubSubTriggerPublisher(args.topic, project=project)
+    project = resolve_project(args)
+    try:
+        topic = probe_topic(args.topic, project=project, timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"--topic: {describe_error(exc)}") from exc
+    announce(f"topic={topic}{emulator_note('PUBSUB_EMULATOR_HOST')}")
+    publisher: Callable[[Any], object] = PubSubTriggerPublisher(topic, project=project)
     return publisher
+
+
+def _bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
+    """
+    A BigQuery client, once BigQuery said every table exists.
+
+    Tables without a project part are in the BigQuery client's default
+    project (the environment's), which may differ from the Firestore project.
+    """
+    from ..sinks._admin import probe_bigquery
+    from ..sinks._bigquery import make_client
+
+    try:
+        probe_bigquery(tables=list(tables), timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"BigQuery: {describe_error(exc)}") from exc
+    return make_client()
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -219,10 +258,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     from ..sinks.evidence import bigquery_output_evidence
 
     column = args.date_column or phase.date_column
-    # Asked before anything is written: a missing table stops the command here.
-    evidence = bigquery_output_evidence(outputs, date, date_column=column)
     tracker = _tracker(args, phase)
     publish = _publisher(args)
+    # Asked before anything is written: a missing table stops the command here.
+    client = _bigquery(args, outputs.values())
+    evidence = bigquery_output_evidence(outputs, date, date_column=column, client=client)
     if publish is not None:
         report = tracker.reconcile_and_trigger(phase.spec.name, date, evidence.get, publish)
     else:
@@ -270,14 +310,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     phase = resolve_phase(args, args.phase)
     dates = parse_dates(args.dates)
     from ..sinks.bootstrap import TableId
-    from ..sinks.ledger import BigQueryLedger
 
     try:
         TableId.parse(args.ledger_table)
     except ValueError as exc:
         raise CliError(f"--ledger-table: {exc}") from exc
-    _require_table(args.ledger_table)
-    tracker = _tracker(args, phase, ledger=BigQueryLedger(args.ledger_table))
+    tracker = _tracker(args, phase, args.ledger_table)
     publish = _publisher(args)
     if publish is not None:
         report = tracker.replay_and_trigger(phase.spec.name, dates, publish)
@@ -301,18 +339,3 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if result["due_without_topic"]:
             print(f"due but not published (no --topic): {result['due_without_topic']}")
     return EXIT_FAILED if report.publish_errors else EXIT_OK
-
-
-def _require_table(table: str) -> None:
-    """Raise :class:`CliError` (exit 2) unless the BigQuery ``table`` exists."""
-    from google.api_core import exceptions as gexc
-
-    from ..sinks._bigquery import make_client
-
-    client = make_client()
-    try:
-        client.get_table(table)
-    except gexc.NotFound as exc:
-        raise CliError(f"table {table} does not exist (run bootstrap?)") from exc
-    finally:
-        client.close()

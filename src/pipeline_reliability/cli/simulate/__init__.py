@@ -21,10 +21,10 @@ that a broken component is caught.
 
 from __future__ import annotations
 
+from ._build import build_components
 from ._components import (
     Components,
     TableSink,
-    build_components,
     default_phases,
     memory_components,
 )

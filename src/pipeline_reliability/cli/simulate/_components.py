@@ -1,7 +1,7 @@
 """
 The library components a simulation runs, built by one replaceable function.
 
-:func:`build_components` is the hook that makes the simulation's checks
+:func:`build_components` (in ``_build``) is the hook that makes the simulation's checks
 falsifiable: a test passes its own ``Components`` (a store wrapper that loses
 writes, a breaker that writes on every success, a lock that does not fence, a
 dedup that keeps duplicates) and ``simulate`` must then report violations.
@@ -31,8 +31,9 @@ __all__ = [
     "KEY",
     "Components",
     "TableSink",
-    "build_components",
+    "common_components",
     "default_phases",
+    "memory_components",
 ]
 
 BREAKER_NAME = "downstream-stats-api"
@@ -85,6 +86,8 @@ class Components:
         publish: Extra publishing of each trigger event (Pub/Sub with
             ``--emulators``), after the simulation's own bookkeeping.
         close: Called once when the run ends.
+        description: Where the run's state lives, for the operator (e.g. the
+            emulators' addresses and the run's project).
     """
 
     clock: Clock
@@ -100,6 +103,7 @@ class Components:
     instance_store: Callable[[StateStore, int], FaultyStore]
     publish: Callable[[Any], None] | None = None
     close: Callable[[], None] = field(default=lambda: None)
+    description: str = "store=embedded (MemoryStore, fake clock; no project)"
 
 
 def default_phases(config: SimulationConfig) -> tuple[PhaseSpec, ...]:
@@ -115,20 +119,6 @@ def _no_sleep_retry(clock: Clock) -> RetryPolicy:
     # Retries must not move the simulated clock: time advances only between
     # ticks, which is what keeps a seeded run reproducible.
     return RetryPolicy(attempts=3, deadline=None, initial=0.0, maximum=0.0, clock=clock)
-
-
-def build_components(config: SimulationConfig) -> Components:
-    """
-    Build the components of one run: the embedded store, or the emulators.
-
-    This is the simulation's hook: tests replace it (or the fields of what
-    it returns) to break a guarantee on purpose.
-    """
-    if config.emulators:
-        from ._emulated import emulator_components
-
-        return emulator_components(config)
-    return memory_components(config)
 
 
 def memory_components(config: SimulationConfig) -> Components:

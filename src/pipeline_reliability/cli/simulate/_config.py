@@ -6,6 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..._validate import duration_seconds
 from ...errors import ConfigurationError
 
 __all__ = [
@@ -136,6 +137,8 @@ class SimulationConfig:
         emulators: Run against the Firestore/Pub/Sub/BigQuery emulators.
         max_ticks: Give up after this many ticks (the run is then reported
             with the invariants that did not hold).
+        connect_timeout: Seconds each emulator named by ``*_EMULATOR_HOST``
+            gets to answer the check before the run.
     """
 
     dates: int = 7
@@ -146,6 +149,7 @@ class SimulationConfig:
     rows: int = 12
     emulators: bool = False
     max_ticks: int = 200
+    connect_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.dates <= 366:
@@ -156,6 +160,7 @@ class SimulationConfig:
             raise ConfigurationError(
                 f"chaos must be one of {', '.join(CHAOS_LEVELS)}, got {self.chaos!r}"
             )
+        duration_seconds(self.connect_timeout, "connect_timeout")
         if not 1 <= self.rows <= 10_000:
             raise ConfigurationError(f"rows must be within 1..10000, got {self.rows}")
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._clock import SystemClock
-from ...errors import EmulatorError
+from ...errors import EmulatorError, ReliabilityError
+from ...stores._probe import DEFAULT_PROBE_TIMEOUT
 from ._components import KEY, ORDER_BY, Components, common_components
 from ._config import SimulationConfig
 
@@ -26,18 +27,24 @@ __all__ = ["emulator_components", "emulators_running"]
 
 _VARIABLES = ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST")
 _BQ_PROJECT = "demo-test"
+_COLUMNS = (
+    ("game_date", "DATE"), ("processor", "STRING"), ("entity_id", "STRING"),
+    ("value", "FLOAT64"), ("processed_at", "TIMESTAMP"), ("execution_id", "STRING"),
+)
 
 
 @contextlib.contextmanager
-def emulators_running() -> Iterator[None]:
+def emulators_running(connect_timeout: float = DEFAULT_PROBE_TIMEOUT) -> Iterator[None]:
     """
     Make sure the three emulators run and ``*_EMULATOR_HOST`` point at them.
 
-    Emulators named by the environment are used as they are; the others are
-    started here and stopped (and the environment restored) on exit.
+    Emulators named by the environment are used as they are, once each
+    answered within ``connect_timeout`` seconds; the others are started here
+    and stopped (and the environment restored) on exit.
 
     Raises:
-        EmulatorError: an emulator is missing and could not be started.
+        EmulatorError: an emulator is missing and could not be started, or
+            one named by the environment did not answer.
     """
     from ...testing.emulators import (
         Emulator,
@@ -68,6 +75,7 @@ def emulators_running() -> Iterator[None]:
             if errors:
                 raise errors[0]
         os.environ.setdefault("GOOGLE_CLOUD_PROJECT", _BQ_PROJECT)
+        _probe(saved, connect_timeout)
         yield
     finally:
         for emulator in reversed(started):
@@ -79,6 +87,39 @@ def emulators_running() -> Iterator[None]:
                 os.environ[name] = value
 
 
+def _probe(given: Mapping[str, str | None], timeout: float) -> None:
+    """Fail in seconds, not minutes, when an emulator named by the environment is not there."""
+    from ...pubsub._admin import probe_topic
+    from ...sinks._admin import probe_bigquery
+    checks: dict[str, Callable[[], object]] = {
+        "FIRESTORE_EMULATOR_HOST": lambda: _probe_firestore(timeout),
+        "PUBSUB_EMULATOR_HOST": lambda: probe_topic(
+            "probe", project=_BQ_PROJECT, timeout=timeout, must_exist=False),
+        "BIGQUERY_EMULATOR_HOST": lambda: probe_bigquery(
+            dataset="probe", project=_BQ_PROJECT, timeout=timeout),
+    }
+    for variable, check in checks.items():
+        if not given.get(variable):
+            continue  # started here, and ready: the launcher waited for it
+        try:
+            check()
+        except ReliabilityError as exc:
+            raise EmulatorError(
+                f"the emulator at {variable}={os.environ[variable]} does not answer: {exc}"
+            ) from exc
+
+
+def _probe_firestore(timeout: float) -> None:
+    from ...stores._probe import probe_store
+    from ...stores.firestore import FirestoreStore
+
+    store = FirestoreStore(project=_BQ_PROJECT)
+    try:
+        probe_store(store, timeout)
+    finally:
+        store.close()
+
+
 def emulator_components(config: SimulationConfig) -> Components:
     """
     Components on the emulators: FirestoreStore (a fresh project), the
@@ -87,7 +128,7 @@ def emulator_components(config: SimulationConfig) -> Components:
     """
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(emulators_running())
+        stack.enter_context(emulators_running(config.connect_timeout))
         return _build(config, stack)
     except BaseException:
         stack.close()
@@ -122,19 +163,19 @@ def _build(config: SimulationConfig, stack: contextlib.ExitStack) -> Components:
     )
     parts.publish = _publisher(PubSubTriggerPublisher(topic))
     parts.close = stack.close
+    parts.description = (
+        f"project={project} on emulators firestore={os.environ['FIRESTORE_EMULATOR_HOST']} "
+        f"pubsub={os.environ['PUBSUB_EMULATOR_HOST']} "
+        f"bigquery={os.environ['BIGQUERY_EMULATOR_HOST']}"
+    )
     return parts
 
 
 def _create_topic(project: str, stack: contextlib.ExitStack) -> str:
-    from google.cloud import pubsub_v1
+    from ...pubsub._admin import create_topic
 
-    publisher = pubsub_v1.PublisherClient()
-    topic: str = publisher.topic_path(project, "simulate-triggers")
-    try:
-        publisher.create_topic(name=topic)
-    except Exception as exc:
-        raise EmulatorError(f"creating the Pub/Sub topic {topic} failed: {exc}") from exc
-    stack.callback(publisher.stop)
+    topic, close = create_topic(project, "simulate-triggers")
+    stack.callback(close)
     return topic
 
 
@@ -200,23 +241,12 @@ class BigQueryTable:
         return out
 
     def _table(self, processor: str) -> str:
-        from google.cloud import bigquery
+        from ...sinks._admin import create_table
 
         name = f"{self.dataset}.out_{processor}"
         with self._lock:
             if name not in self._tables:
-                schema = [
-                    bigquery.SchemaField("game_date", "DATE"),
-                    bigquery.SchemaField("processor", "STRING"),
-                    bigquery.SchemaField("entity_id", "STRING"),
-                    bigquery.SchemaField("value", "FLOAT64"),
-                    bigquery.SchemaField("processed_at", "TIMESTAMP"),
-                    bigquery.SchemaField("execution_id", "STRING"),
-                ]
-                self.client.create_table(bigquery.Table(self._qualified(name), schema=schema),
-                                         exists_ok=True)
+                create_table(self.client, name, _COLUMNS)
                 self._tables.add(name)
         return name
 
-    def _qualified(self, name: str) -> str:
-        return f"{self.client.project!s}.{name}"

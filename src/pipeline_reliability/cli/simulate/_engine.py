@@ -39,9 +39,10 @@ class _Schedule:
     known: int = 0
     done: int = 0
 
-    def add(self, tick: int, item: Delivery | Resume) -> None:
+    def add(self, tick: int, item: Delivery | Resume, *, planned: bool = False) -> None:
         self.pending[tick].append(item)
-        self.known += 1
+        if not planned:  # planned deliveries are in ``known`` from the start
+            self.known += 1
 
 
 class Simulation:
@@ -83,6 +84,13 @@ class Simulation:
 
     def run(self) -> None:
         """Play every tick until nothing is pending and every trigger settled."""
+        # Every planned delivery of both phases is known before the first tick
+        # (phase 4's arrive later), so the progress total grows only by the
+        # redeliveries and resumes that failures add.
+        self.schedule.known = sum(
+            len(self.planner.deliveries(phase, date, 0))
+            for phase in (PHASE3, PHASE4) for date in self.planner.dates
+        )
         for date in self.planner.dates:
             self._start(PHASE3, date, self.planner.phase_start(date))
         with ThreadPoolExecutor(self.config.workers, thread_name_prefix="instance") as pool:
@@ -102,7 +110,7 @@ class Simulation:
     def _start(self, phase: str, date: str, start: int) -> None:
         self.schedule.started[phase][date] = start
         for tick, delivery in self.planner.deliveries(phase, date, start):
-            self.schedule.add(tick, delivery)
+            self.schedule.add(tick, delivery, planned=True)
 
     def _tick(
         self, pool: ThreadPoolExecutor, tick: int, items: Sequence[Delivery | Resume]

@@ -16,7 +16,37 @@ from ...breaker import BreakerState
 from ._components import KEY
 from ._engine import Simulation
 
-__all__ = ["Check", "Verdict", "check_run"]
+__all__ = ["INVARIANTS", "Check", "Verdict", "check_run"]
+
+#: Every invariant a run checks: name -> what must hold (``simulate --list-invariants``).
+INVARIANTS: dict[str, str] = {
+    "no_unexpected_failure": "no library call raised an error the chaos did not plan for",
+    "status_readable": "the tracker's status of every phase and date can be read",
+    "count_complete": "every expected processor is counted for the date (F1)",
+    "count_matches_records": "the count equals the processor records the document holds (F1)",
+    "reported_are_counted": "every expected processor that reported is in the count (F1, F2)",
+    "trigger_exactly_once": "exactly one trigger publish succeeded per phase and date (F3)",
+    "trigger_confirmed": "the tracker shows that trigger as confirmed (F3)",
+    "trigger_complete_set": "a trigger was published only for a complete set (F3)",
+    "degraded_replayed": "completions sent to the fallback ledger reached the store by "
+    "replay (F2)",
+    "unknown_ignored": "misspelled processor names are ignored, never counted (F4)",
+    "stale_write_fenced": "a stalled lock holder's late write is refused by the fence (F7)",
+    "stale_release_refused": "a stalled lock holder's release after losing its lease "
+    "fails (F7)",
+    "trigger_chain": "each phase reached every date (phase 4 starts from phase 3's trigger)",
+    "lock_race_one_winner": "of two instances racing for a date lock, exactly one gets "
+    "the lease (F7)",
+    "breaker_writes_are_transitions": "the shared breaker writes to the store only on "
+    "state transitions (F6)",
+    "breaker_healthy_no_writes": "without a downstream outage the breaker makes no store "
+    "writes (F6)",
+    "breaker_recovered": "after the outage every instance sees the circuit closed again",
+    "table_one_row_per_key": "the output table holds one row per key after dedup and "
+    "upsert (F8)",
+    "table_rows_complete": "every processor output holds exactly the rows it wrote (F8)",
+    "table_outputs_written": "every processor of every date wrote its output",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +66,9 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
 
     def add(self, name: str, subject: str, ok: bool, detail: str = "") -> None:
-        """Record one check."""
+        """Record one check (``name`` must be one of :data:`INVARIANTS`)."""
+        if name not in INVARIANTS:
+            raise ValueError(f"unknown invariant {name!r}: describe it in INVARIANTS")
         self.checks.append(Check(name, subject, bool(ok), "" if ok else detail))
 
     @property

@@ -124,14 +124,19 @@ _HEADERS = ("phase", "date", "count", "trigger", "pub", "degr/repl", "dups", "re
 _LEGEND = (
     "columns: count = processors counted/expected; trigger = confirmed triggers (reason); "
     "pub = publish attempts",
-    "         degr/repl = completions sent to the fallback ledger / ledger rows the replay "
-    "applied",
+    "         degr/repl = completions written to the fallback ledger while Firestore was "
+    "down (degraded) /",
+    "           ledger rows the replay after the outage applied to the store; repl is lower "
+    "when a row's",
+    "           completion was already there (a duplicate delivery during the outage, or a "
+    "redelivery after it)",
     "         dups = duplicate deliveries; rows dropped = duplicate-key rows removed before "
     "the upsert",
     "         calls = breaker-protected calls; leases = lock leases granted (each a new "
     "fencing token)",
     "         busy = lock contention; stale refused = late writes of stalled holders refused "
     "by the fence",
+    "invariants: what each check means is listed by `simulate --list-invariants`",
 )
 
 
