@@ -216,6 +216,7 @@ class Instance:
 
     def _acquire(self, lock: DateLock, d: Delivery) -> Lease | None:
         lease: Lease | None = None
+        store_error = False
         try:
             lease = lock.acquire(blocking=False)
         except LockNotAcquiredError:
@@ -223,10 +224,14 @@ class Instance:
                 stats.contended += 1
         except StoreError:
             # Fail closed: no lock, no work (production proceeded without one).
+            # On Firestore two overlapping acquires can both abort (lock
+            # timeouts) until their attempts run out: then nobody wins, and
+            # the nacked message is delivered again.
+            store_error = True
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.fail_closed += 1
         if d.race:
-            self.obs.race(d.phase, d.date, d.processor, lease is not None)
+            self.obs.race(d.phase, d.date, d.processor, lease is not None, store_error)
             # Both racers attempt before either goes on, so the winner still
             # holds the lease when the loser tries: exactly one must get it.
             self._rendezvous(d)

@@ -65,6 +65,7 @@ class Observations:
         self.breaker_transitions = 0
         self.breaker_events: list[Any] = []
         self.race_winners: dict[tuple[str, str, str], int] = {}
+        self.race_store_errors: dict[tuple[str, str, str], int] = {}
 
     @contextmanager
     def edit(self, phase: str, date: str) -> Iterator[PhaseDateStats]:
@@ -89,8 +90,11 @@ class Observations:
             if getattr(event, "local", False) and hasattr(event, "new_state"):
                 self.breaker_transitions += 1
 
-    def race(self, phase: str, date: str, processor: str, won: bool) -> None:
-        """Count an attempt of a planned lock race (and whether it got the lease)."""
+    def race(
+        self, phase: str, date: str, processor: str, won: bool, store_error: bool = False
+    ) -> None:
+        """Count an attempt of a planned lock race: did it get the lease, did the store fail."""
         with self._lock:
             key = (phase, date, processor)
             self.race_winners[key] = self.race_winners.get(key, 0) + int(won)
+            self.race_store_errors[key] = self.race_store_errors.get(key, 0) + int(store_error)
