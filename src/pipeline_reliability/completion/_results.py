@@ -168,7 +168,12 @@ class SweepOutcome:
     failed for this date; see ``error``). ``newly_marked`` is set the first
     time a date is marked ``deadline_exceeded`` (the only sweep that writes
     the mark and logs it to the execution log; ``execution_log_error`` says
-    why that row failed, if it did).
+    why that row failed, if it did). ``reason`` is the trigger reason of a
+    ``claimed`` date (``complete``, ``deadline_partial``, ...).
+
+    In a dry run (``sweep(..., dry_run=True)``) the outcome is what the real
+    sweep would do at the same store state, but ``claim`` is always ``None``:
+    nothing was claimed, so there is nothing to publish.
     """
 
     date: str
@@ -178,6 +183,7 @@ class SweepOutcome:
     newly_marked: bool = False
     error: str | None = None
     execution_log_error: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +192,15 @@ class SweepReport:
     The result of :meth:`CompletionTracker.sweep` (and ``sweep_and_trigger``).
 
     ``published`` and ``publish_errors`` (date -> error) are filled by
-    ``sweep_and_trigger`` only.
+    ``sweep_and_trigger`` only. ``dry_run`` is set by ``sweep(...,
+    dry_run=True)``: the outcomes are predictions and nothing was written.
     """
 
     phase: str
     outcomes: tuple[SweepOutcome, ...]
     published: tuple[TriggerConfirmation, ...] = ()
     publish_errors: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
 
     @property
     def claims(self) -> tuple[TriggerClaim, ...]:

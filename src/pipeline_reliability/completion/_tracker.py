@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -12,9 +13,9 @@ from typing import Any
 from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
-from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
+from ._claims import try_claim
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
-from ._doc import Completion, apply_completion, deadline_at, deadline_passed, done_set, recount
+from ._doc import Completion, apply_completion, deadline_at, done_set, ensure_doc, recount
 from ._doc import first_completion_at as first_at
 from ._events import TriggerClaim
 from ._ledger import ExecutionLogRow, LedgerRow
@@ -27,6 +28,7 @@ from ._results import (
     TriggerConfirmation,
 )
 from ._spec import RECONCILED, PhaseSpec, normalise_date
+from ._sweep import decide_sweep
 
 __all__ = ["CompletionTracker", "Evidence"]
 
@@ -71,6 +73,8 @@ class CompletionTracker(RecordingTracker):
         phase: str,
         dates: Iterable[str | date_type],
         now: datetime | None = None,
+        *,
+        dry_run: bool = False,
     ) -> SweepReport:
         """
         Evaluate deadlines and stale claims for ``dates``, with no message needed (DESIGN F5).
@@ -88,6 +92,10 @@ class CompletionTracker(RecordingTracker):
             dates: The dates to check (e.g. the last few days).
             now: Judge deadlines as of this time instead of the store's time
                 (leases are always judged by the store's time).
+            dry_run: Decide exactly as the real sweep would on the current
+                state (the same decision function, on a read of each date's
+                document), but write nothing, claim nothing and log no
+                execution-log row. Outcomes carry no ``claim``.
 
         .. versionadded:: 0.1.0
         """
@@ -96,9 +104,13 @@ class CompletionTracker(RecordingTracker):
         when: object = now  # checked as given: callers may pass anything
         if when is not None and not (isinstance(when, datetime) and when.tzinfo is not None):
             raise InvalidInputError(f"now must be a timezone-aware datetime, got {now!r}")
-        with span("tracker", "sweep", {"phase": spec.name, "dates": len(days)}):
-            outcomes = tuple(self._sweep_one(spec, day, now) for day in days)
-        return SweepReport(spec.name, outcomes)
+        flag: object = dry_run
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"dry_run must be a bool, got {dry_run!r}")
+        attrs = {"phase": spec.name, "dates": len(days), "dry_run": dry_run}
+        with span("tracker", "sweep", attrs):
+            outcomes = tuple(self._sweep_one(spec, day, now, dry_run=dry_run) for day in days)
+        return SweepReport(spec.name, outcomes, dry_run=dry_run)
 
     def sweep_and_trigger(
         self,
@@ -230,34 +242,33 @@ class CompletionTracker(RecordingTracker):
         confirmation, error = self._publish_claim(report.claim, publish)
         return dataclasses.replace(report, confirmation=confirmation, publish_error=error)
 
-    def _sweep_one(self, spec: PhaseSpec, day: str, now: datetime | None) -> SweepOutcome:
+    def _sweep_one(
+        self, spec: PhaseSpec, day: str, now: datetime | None, *, dry_run: bool = False
+    ) -> SweepOutcome:
         def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            judged = now or snap.now
-            claim = try_claim(doc, spec, day, now=snap.now, deadline_now=judged, owner=self.owner)
-            missing = spec.expected - done_set(doc, spec)
-            if claim is not None:
-                recount(doc, spec, snap.now)
-                return (SweepOutcome(day, "claimed", claim, missing), None), True
-            state = (trigger_of(doc) or {}).get("state")
-            if state in {CONFIRMED, CLAIMED}:
-                action = "triggered" if state == CONFIRMED else "in_flight"
-                return (SweepOutcome(day, action, missing=missing), None), False
-            if not deadline_passed(doc, spec, day, judged):
-                return (SweepOutcome(day, "waiting", missing=missing), None), False
-            meta = doc["meta"]
-            newly = meta.get("deadline_exceeded_at") is None
-            row = None
-            if newly:
-                row = self._overdue_row(spec, day, doc, snap.now, missing)
-                meta.update(deadline_exceeded_at=snap.now, missing_at_deadline=sorted(missing))
-                recount(doc, spec, snap.now)
-            outcome = SweepOutcome(day, "deadline_exceeded", missing=missing, newly_marked=newly)
-            return (outcome, row), newly
+            decision = decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+            )
+            outcome, row = decision.outcome, None
+            if outcome.newly_marked:
+                row = self._overdue_row(spec, day, doc, snap.now, outcome.missing)
+            return (outcome, row), decision.write
+
+        def predict() -> SweepOutcome:
+            # The same decision on a private copy of the document: nothing is written.
+            snap = self._retry.call(self._store.get, spec.collection, day)
+            doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
+            decision = decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+            )
+            return dataclasses.replace(decision.outcome, claim=None)
 
         fields = {"phase": spec.name, "date": day}
         outcome: SweepOutcome
-        with span("tracker", "sweep_date", fields):
+        with span("tracker", "sweep_date", {**fields, "dry_run": dry_run}):
             try:
+                if dry_run:
+                    return predict()
                 outcome, row = self._transact(spec, day, decide)
             except STORE_FAILURES as exc:
                 log_failure(logger, "sweep could not check a date", exc, **fields)
