@@ -13,6 +13,7 @@ __all__ = [
     "CompletionResult",
     "PhaseStatus",
     "ProcessorRecord",
+    "QuarantinedRow",
     "ReconcileReport",
     "ReplayReport",
     "SweepOutcome",
@@ -224,12 +225,37 @@ class SweepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    """
+    A ledger row that replay skipped because it can never be applied.
+
+    Attributes:
+        date, processor, execution_id, message_id: The row's identity, as
+            read (a value that is not text is shown by its ``repr``).
+        reason: Why it cannot be applied (e.g. ``record_count must be an int
+            within 0..2**63-1``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    date: str
+    processor: str
+    execution_id: str
+    message_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayReport:
     """
     The result of :meth:`CompletionTracker.replay_ledger`.
 
     ``applied`` counts rows that changed the store; ``duplicates`` rows it
-    already held (so a second replay reports ``applied == 0``).
+    already held (so a second replay reports ``applied == 0``);
+    ``quarantined`` the rows skipped because no store can ever take them
+    (each is also logged at ERROR and counted in
+    ``pipeline_reliability.tracker.replay_quarantined``). ``rows`` is
+    ``applied + duplicates + len(quarantined)``.
     """
 
     phase: str
@@ -240,6 +266,7 @@ class ReplayReport:
     claims: tuple[TriggerClaim, ...] = ()
     published: tuple[TriggerConfirmation, ...] = ()
     publish_errors: Mapping[str, str] = field(default_factory=dict)
+    quarantined: tuple[QuarantinedRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import log_failure, span
+from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._claims import try_claim
@@ -18,9 +18,10 @@ from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, deadline_at, done_set, ensure_doc, recount
 from ._doc import first_completion_at as first_at
 from ._events import TriggerClaim
-from ._ledger import ExecutionLogRow, LedgerRow
+from ._ledger import ExecutionLogRow, LedgerRow, check_ledger_row
 from ._record import RecordingTracker, count_result
 from ._results import (
+    QuarantinedRow,
     ReconcileReport,
     ReplayReport,
     SweepOutcome,
@@ -140,6 +141,11 @@ class CompletionTracker(RecordingTracker):
         second replay applies nothing) and an older run never overwrites a
         newer one. Claims for dates that replay completes are returned.
 
+        A row that can never be applied (a field no store can hold, e.g. a
+        ``record_count`` above int64, as older versions could write) is
+        quarantined: skipped, listed in ``quarantined`` with the reason,
+        logged at ERROR and counted; the other rows of its date still replay.
+
         Raises:
             ConfigurationError: no ledger is configured.
             StoreError, RetryExhaustedError: the store is still failing.
@@ -151,11 +157,22 @@ class CompletionTracker(RecordingTracker):
         if self._ledger is None:
             raise ConfigurationError("replay_ledger needs a tracker with a ledger")
         with span("tracker", "replay_ledger", {"phase": spec.name, "dates": len(days)}):
-            rows = sorted(self._ledger.read(spec.name, days), key=lambda r: r.event_time)
+            rows = self._ledger.read(spec.name, days)
+            valid: list[tuple[LedgerRow, Completion]] = []
+            quarantined: list[QuarantinedRow] = []
+            for row in rows:
+                try:
+                    valid.append((row, self._from_row(spec, row)))
+                except InvalidInputError as exc:
+                    quarantined.append(_quarantine(spec, row, exc))
             applied = duplicates = 0
             claims: dict[str, TriggerClaim] = {}
-            for row in rows:
-                result = self._record(spec, row.date, self._from_row(spec, row))
+            for row, completion in sorted(valid, key=lambda rc: rc[0].event_time):
+                try:
+                    result = self._record(spec, row.date, completion)
+                except InvalidInputError as exc:  # the store refuses what the row holds
+                    quarantined.append(_quarantine(spec, row, exc))
+                    continue
                 count_result(result)
                 if result.duplicate:
                     duplicates += 1
@@ -164,7 +181,13 @@ class CompletionTracker(RecordingTracker):
                 if result.trigger is not None:
                     claims[row.date] = result.trigger
             return ReplayReport(
-                spec.name, days, len(rows), applied, duplicates, tuple(claims.values())
+                spec.name,
+                days,
+                len(rows),
+                applied,
+                duplicates,
+                tuple(claims.values()),
+                quarantined=tuple(quarantined),
             )
 
     def replay_and_trigger(
@@ -312,8 +335,12 @@ class CompletionTracker(RecordingTracker):
         )
 
     def _from_row(self, spec: PhaseSpec, row: LedgerRow) -> Completion:
-        # Rows were validated when they were written; re-check the parts that
-        # become keys, so a hand-edited ledger cannot put junk in the store.
+        # Rows written by this version were checked before they were written;
+        # older versions (or hand edits) may have written rows no store can
+        # hold, so check every field again: a bad row is quarantined, not raised.
+        check_ledger_row(row)
+        if row.phase != spec.name:
+            raise InvalidInputError(f"row of phase {row.phase!r} read for {spec.name!r}")
         c = self._completion(
             spec,
             processor=row.processor,
@@ -324,7 +351,6 @@ class CompletionTracker(RecordingTracker):
             metadata=row.metadata,
             correlation_id=row.correlation_id,
         )
-        normalise_date(row.date)
         return dataclasses.replace(c, reported_at=row.event_time)
 
     def _publish_all(
@@ -343,6 +369,33 @@ class CompletionTracker(RecordingTracker):
             if error is not None:
                 errors[claim.date] = error
         return tuple(published), errors
+
+
+def _quarantine(spec: PhaseSpec, row: object, exc: InvalidInputError) -> QuarantinedRow:
+    """Report a ledger row that can never be applied: a value, an ERROR log line, a count."""
+
+    def text(name: str) -> str:
+        value = getattr(row, name, None)
+        return value if isinstance(value, str) else f"{value!r:.200}"
+
+    message_id = getattr(row, "message_id", None)
+    quarantined = QuarantinedRow(
+        date=text("date"),
+        processor=text("processor"),
+        execution_id=text("execution_id"),
+        message_id=None if message_id is None else text("message_id"),
+        reason=str(exc),
+    )
+    counter("tracker.replay_quarantined", "Ledger rows replay skipped: never applicable").add(
+        1, {"phase": spec.name}
+    )
+    fields = {"phase": spec.name, **dataclasses.asdict(quarantined)}
+    logger.error(
+        "ledger row quarantined, it can never be applied: %s",
+        quarantined.reason,
+        extra={"pipeline_reliability": fields},
+    )
+    return quarantined
 
 
 def _has_output(evidence: Evidence, processor: str) -> bool:

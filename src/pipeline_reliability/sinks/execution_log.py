@@ -14,7 +14,7 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from .._telemetry import span
-from ..completion._ledger import ExecutionLogRow
+from ..completion._ledger import ExecutionLogRow, check_execution_row
 from ..retry import RetryPolicy
 from ._bigquery import TableSink, content_id, encode_row, json_text, parse_date
 from .bootstrap import create_table_from_schema
@@ -74,8 +74,11 @@ class BigQueryExecutionLog:
         Write one row.
 
         Raises:
+            InvalidInputError: The row does not fit the table
+                (:func:`check_execution_row`); nothing was sent.
             WriteFailedError: The row was not written (cause chained).
         """
+        check_execution_row(row)
         attrs = {"table": self.table, "phase": row.phase_name, "date": row.game_date}
         with span("sinks", "execution_log_write", attrs):
             record = encode_row("execution-log row", lambda: execution_row_to_json(row))
