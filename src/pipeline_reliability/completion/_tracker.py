@@ -61,10 +61,20 @@ class CompletionTracker(RecordingTracker):
             deadlines use the store's time).
         execution_log: Where confirmed triggers (and overdue dates) are logged.
         owner: This instance's id in trigger claims (default: host:pid:random).
-        retry: Retry policy for store operations.
+        retry: Retry policy for store operations (default: 4 attempts within
+            ``store_deadline``).
+        store_deadline: Time budget (seconds or ``timedelta``) of one store
+            operation, retries included: no attempt starts after it, and the
+            retry policy's deadline is capped by it. Default: the ``retry``
+            policy's deadline, else 10 s. When the store is down, a completion
+            degrades to the ledger after at most ``store_deadline`` plus the
+            store call in flight (bounded by the store's own timeout, e.g.
+            ``FirestoreStore(timeout=)``), then spends at most the ledger's
+            own deadline there.
 
     Raises:
-        ConfigurationError: no phases, a phase or collection twice, bad owner.
+        ConfigurationError: no phases, a phase or collection twice, bad
+            owner, retry or store_deadline.
 
     .. versionadded:: 0.1.0
     """

@@ -34,6 +34,7 @@ from ._bigquery import (
     DEFAULT_BIGQUERY_RETRY,
     TableSink,
     bigquery_module,
+    check_retry,
     content_id,
     encode_row,
     json_text,
@@ -41,9 +42,17 @@ from ._bigquery import (
 )
 from .bootstrap import create_table_from_schema
 
-__all__ = ["DEFAULT_BIGQUERY_RETRY", "BigQueryLedger"]
+__all__ = ["DEFAULT_BIGQUERY_RETRY", "DEFAULT_LEDGER_RETRY", "BigQueryLedger"]
 
 logger = logging.getLogger("pipeline_reliability.sinks")
+
+DEFAULT_LEDGER_RETRY = RetryPolicy(attempts=4, deadline=10.0, initial=0.25, maximum=4.0)
+"""
+Default retry of :class:`BigQueryLedger`: 4 attempts within 10 s, transient errors only.
+
+The deadline is a hard bound on an append (each request's timeout is cut to
+the time left): it is the ledger's share of the degraded path's budget.
+"""
 
 
 class BigQueryLedger:
@@ -59,11 +68,14 @@ class BigQueryLedger:
         client: A ``google.cloud.bigquery.Client``; created on first use
             when ``None`` (honouring ``BIGQUERY_EMULATOR_HOST``).
         retry: Retry policy for transient BigQuery errors (default
-            :data:`DEFAULT_BIGQUERY_RETRY`).
-        timeout: Seconds per BigQuery request.
+            :data:`DEFAULT_LEDGER_RETRY`). Its deadline bounds a whole
+            ``append`` or ``read``, requests in flight included.
+        timeout: Seconds per BigQuery request (cut to what is left of the
+            retry deadline).
 
     Raises:
-        ConfigurationError: ``table`` is not a valid table id.
+        ConfigurationError: ``table`` is not a valid table id, ``retry`` is
+            not a ``RetryPolicy`` or ``timeout`` not a positive duration.
 
     .. versionadded:: 0.1.0
     """
@@ -76,7 +88,7 @@ class BigQueryLedger:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._sink = TableSink(table, client, retry, timeout)
+        self._sink = TableSink(table, client, check_retry(retry) or DEFAULT_LEDGER_RETRY, timeout)
         self.table = table
 
     def __repr__(self) -> str:
