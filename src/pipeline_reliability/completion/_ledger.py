@@ -33,6 +33,7 @@ __all__ = [
 
 #: The largest integer every sink holds (Firestore and BigQuery INTEGER are int64).
 MAX_INT64 = 2**63 - 1
+_MAX_SECONDS = 1e15
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +110,16 @@ def check_execution_row(row: object) -> ExecutionLogRow:
     check_timestamp(row.execution_timestamp, "execution_timestamp")
     check_timestamp(row.start_time, "start_time")
     seconds: object = row.duration_seconds
+    # 0 .. 1e15 s: a FLOAT64 that every consumer can also read as a duration.
     if (
         isinstance(seconds, bool)
         or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= _MAX_SECONDS
         or not math.isfinite(seconds)
-        or not 0 <= seconds <= 1e15
     ):
-        raise InvalidInputError(f"duration_seconds must be a finite number >= 0, got {seconds!r}")
+        raise InvalidInputError(
+            f"duration_seconds must be a finite number within 0..1e15, got {seconds!r:.80}"
+        )
     check_metadata(row.metadata)
     return row
 

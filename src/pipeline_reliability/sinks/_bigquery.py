@@ -41,7 +41,6 @@ __all__ = [
     "TableSink",
     "bigquery_module",
     "call_mapped",
-    "check_retry",
     "content_id",
     "encode_row",
     "json_text",
@@ -257,7 +256,9 @@ class TableSink:
         self.table_id = TableId.parse(table)
         self.table = table
         self.timeout = positive_seconds(timeout, "timeout")
-        self.retry = check_retry(retry) or DEFAULT_BIGQUERY_RETRY
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
+        self.retry = retry or DEFAULT_BIGQUERY_RETRY
         self._client = client
         self._lock = threading.Lock()
 
@@ -335,13 +336,6 @@ class TableSink:
             return list(job.result(timeout=timeout))
 
         return self.call(f"query of {self.table}", once)
-
-
-def check_retry(retry: object) -> RetryPolicy | None:
-    """Return ``retry`` if it is ``None`` or a ``RetryPolicy``; else ``ConfigurationError``."""
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
-    return retry
 
 
 _SYSTEM_CLOCK = SystemClock()

@@ -17,6 +17,7 @@ from .._telemetry import span
 from ..completion._ledger import ExecutionLogRow, check_execution_row
 from ..retry import RetryPolicy
 from ._bigquery import TableSink, content_id, encode_row, json_text, parse_date
+from ._checks import check_clock
 from .bootstrap import create_table_from_schema
 
 __all__ = ["BigQueryExecutionLog", "execution_row_to_json"]
@@ -38,7 +39,8 @@ class BigQueryExecutionLog:
         clock: Stamps ``created_at`` (default: the system clock).
 
     Raises:
-        ConfigurationError: ``table`` is not a valid table id.
+        ConfigurationError: ``table`` is not a valid table id, or ``retry``,
+            ``timeout`` or ``clock`` is not what it must be.
 
     .. versionadded:: 0.1.0
     """
@@ -53,7 +55,7 @@ class BigQueryExecutionLog:
         clock: Clock | None = None,
     ) -> None:
         self._sink = TableSink(table, client, retry, timeout)
-        self._clock = clock or SystemClock()
+        self._clock = check_clock(clock) or SystemClock()
         self.table = table
 
     def __repr__(self) -> str:

@@ -34,12 +34,12 @@ from ._bigquery import (
     DEFAULT_BIGQUERY_RETRY,
     TableSink,
     bigquery_module,
-    check_retry,
     content_id,
     encode_row,
     json_text,
     parse_date,
 )
+from ._checks import check_retry
 from .bootstrap import create_table_from_schema
 
 __all__ = ["DEFAULT_BIGQUERY_RETRY", "DEFAULT_LEDGER_RETRY", "BigQueryLedger"]
