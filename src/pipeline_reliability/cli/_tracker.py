@@ -280,6 +280,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "triggered": sorted(c.claim.date for c in report.published),
         "publish_errors": dict(report.publish_errors),
         "due_without_topic": [] if publish else sorted(c.date for c in report.claims),
+        "quarantined": [{"date": q.date, "processor": q.processor,
+                         "execution_id": q.execution_id, "reason": q.reason}
+                        for q in report.quarantined],
     }
     if args.json:
         emit_json(result)
@@ -289,6 +292,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"triggered {result['triggered'] or 'none'}")
         if result["due_without_topic"]:
             print(f"due but not published (no --topic): {result['due_without_topic']}")
+        for q in report.quarantined:
+            print(f"QUARANTINED {q.date} {q.processor} run {q.execution_id}: {q.reason}")
     return EXIT_FAILED if report.publish_errors else EXIT_OK
 
 

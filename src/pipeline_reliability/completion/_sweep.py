@@ -16,11 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
-from ._doc import deadline_passed, done_set, recount
+from ._doc import deadline_at, deadline_passed, done_set, first_completion_at, recount
+from ._ledger import ExecutionLogRow
 from ._results import SweepOutcome
 from ._spec import PhaseSpec
 
-__all__ = ["SweepDecision", "decide_sweep"]
+__all__ = ["SweepDecision", "decide_sweep", "overdue_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +71,25 @@ def decide_sweep(
         recount(doc, spec, store_now)
     outcome = SweepOutcome(day, "deadline_exceeded", missing=missing, newly_marked=newly)
     return SweepDecision(outcome, write=newly)
+
+
+def overdue_row(
+    spec: PhaseSpec, day: str, doc: dict[str, Any], now: datetime, missing: frozenset[str]
+) -> ExecutionLogRow:
+    """The execution-log row of a date first found overdue without a trigger."""
+    due = deadline_at(doc, spec, day)
+    start = first_completion_at(doc) or due - spec.deadline
+    return ExecutionLogRow(
+        execution_timestamp=now,
+        phase_name=spec.name,
+        game_date=day,
+        start_time=start,
+        duration_seconds=max((now - start).total_seconds(), 0.0),
+        status="deadline_exceeded",
+        metadata={
+            "completed_processors": sorted(spec.expected - missing),
+            "missing_processors": sorted(missing),
+            "deadline_at": due.isoformat(),
+            "deadline_minutes": spec.deadline.total_seconds() / 60,
+        },
+    )

@@ -15,10 +15,9 @@ from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._claims import try_claim
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
-from ._doc import Completion, apply_completion, deadline_at, done_set, ensure_doc, recount
-from ._doc import first_completion_at as first_at
+from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
 from ._events import TriggerClaim
-from ._ledger import ExecutionLogRow, LedgerRow, check_ledger_row
+from ._ledger import LedgerRow, check_ledger_row
 from ._record import RecordingTracker, count_result
 from ._results import (
     QuarantinedRow,
@@ -29,7 +28,7 @@ from ._results import (
     TriggerConfirmation,
 )
 from ._spec import RECONCILED, PhaseSpec, normalise_date
-from ._sweep import decide_sweep
+from ._sweep import decide_sweep, overdue_row
 
 __all__ = ["CompletionTracker", "Evidence"]
 
@@ -284,7 +283,7 @@ class CompletionTracker(RecordingTracker):
             )
             outcome, row = decision.outcome, None
             if outcome.newly_marked:
-                row = self._overdue_row(spec, day, doc, snap.now, outcome.missing)
+                row = overdue_row(spec, day, doc, snap.now, outcome.missing)
             return (outcome, row), decision.write
 
         def predict() -> SweepOutcome:
@@ -318,31 +317,6 @@ class CompletionTracker(RecordingTracker):
                     _, error = self._write_execution_row(row, fields)
                     outcome = dataclasses.replace(outcome, execution_log_error=error)
             return outcome
-
-    def _overdue_row(
-        self,
-        spec: PhaseSpec,
-        day: str,
-        doc: dict[str, Any],
-        now: datetime,
-        missing: frozenset[str],
-    ) -> ExecutionLogRow:
-        due = deadline_at(doc, spec, day)
-        start = first_at(doc) or due - spec.deadline
-        return ExecutionLogRow(
-            execution_timestamp=now,
-            phase_name=spec.name,
-            game_date=day,
-            start_time=start,
-            duration_seconds=max((now - start).total_seconds(), 0.0),
-            status="deadline_exceeded",
-            metadata={
-                "completed_processors": sorted(spec.expected - missing),
-                "missing_processors": sorted(missing),
-                "deadline_at": due.isoformat(),
-                "deadline_minutes": spec.deadline.total_seconds() / 60,
-            },
-        )
 
     def _from_row(self, spec: PhaseSpec, row: LedgerRow) -> Completion:
         # Rows written by this version were checked before they were written;
