@@ -25,7 +25,12 @@ from pipeline_reliability.errors import (
 )
 from pipeline_reliability.pubsub import PubSubTriggerPublisher
 from pipeline_reliability.retry import RetryPolicy
-from pipeline_reliability.sinks import BigQueryExecutionLog, BigQueryLedger, BigQueryWriter
+from pipeline_reliability.sinks import (
+    BigQueryExecutionLog,
+    BigQueryLedger,
+    BigQueryWriter,
+    bigquery_output_counts,
+)
 from pipeline_reliability.testing import FakeClock
 
 
@@ -285,3 +290,25 @@ def test_item9_publish_refuses_events_it_cannot_encode(event: Any) -> None:
     with pytest.raises(InvalidInputError):
         publisher.publish(event)
     assert client.used == []
+
+
+# --- reconcile evidence ------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(tables=hostile, day=hostile, opts=_options(("date_column", "timeout")))
+def test_evidence_arguments(tables: Any, day: Any, opts: dict[str, Any]) -> None:
+    """bigquery_output_counts with hostile arguments: our errors only, no query on rejection."""
+    client = Untouchable()
+
+    error = _only_ours(lambda: bigquery_output_counts(tables, day, client=client, **opts))
+
+    if isinstance(error, InvalidInputError | ConfigurationError):
+        assert client.used == []
+
+
+@pytest.mark.parametrize("tables", [None, 5, "ds.t", ["ds.t"], {5: "ds.t"}])
+def test_item9_evidence_tables_must_be_a_mapping(tables: Any) -> None:
+    """A list, a string or non-string processor names: InvalidInputError, not AttributeError."""
+    with pytest.raises(InvalidInputError):
+        bigquery_output_counts(tables, "2026-01-31", client=Untouchable())
