@@ -147,7 +147,8 @@ def test_sweep_dry_run_writes_nothing(cli: Cli, store: MemoryStore) -> None:
     run = cli("sweep", "phase4", "2026-01-30..2026-01-31", "--dry-run", "--json")
 
     data = json.loads(run.out)
-    assert [d["action"] for d in data["dates"]] == ["waiting", "waiting"]
+    # 2026-01-30 is past its deadline (end of day + 6 h): the real sweep would mark it.
+    assert [d["action"] for d in data["dates"]] == ["deadline_exceeded", "waiting"]
     assert store.stats.writes == 0
 
 

@@ -202,3 +202,36 @@ def test_read_rejects_bad_dates(ledger: BigQueryLedger) -> None:
     """A malformed date raises InvalidInputError before any query."""
     with pytest.raises(InvalidInputError):
         ledger.read("phase3", ["25/01/2026"])
+
+
+@pytest.mark.bigquery
+def test_rows_older_versions_wrote_are_quarantined_on_replay(
+    ledger: BigQueryLedger, bigquery_client: Any
+) -> None:
+    """A row no store can take, streamed in past the checks, is read back and quarantined."""
+    from pipeline_reliability import MemoryStore
+    from pipeline_reliability.completion import CompletionTracker, PhaseSpec
+
+    bad = ledger_row_to_json(row("team_defense_game_summary"))
+    bad["processor"] = "team defense/summary"  # unsafe as a document key
+    errors = bigquery_client.insert_rows_json(ledger._sink.qualified, [bad], retry=None)
+    assert errors == []
+    ledger.append(row())
+    spec = PhaseSpec("phase3", {"player_game_summary", "team_defense_game_summary"})
+    tracker = CompletionTracker(MemoryStore(), [spec], ledger=ledger)
+
+    report = tracker.replay_ledger("phase3", ["2026-01-25"])
+
+    assert (report.rows, report.applied) == (2, 1)
+    [quarantined] = report.quarantined
+    assert quarantined.processor == "team defense/summary"
+    assert "processor" in quarantined.reason
+    assert tracker.status("phase3", "2026-01-25").completed == {"player_game_summary"}
+
+
+def test_append_refuses_a_row_no_store_can_hold() -> None:
+    """record_count 2**63 is refused before the client is created."""
+    ledger = BigQueryLedger("ds.completion_ledger")
+
+    with pytest.raises(InvalidInputError):
+        ledger.append(row(record_count=2**63))

@@ -306,7 +306,7 @@ def test_bad_configuration_is_refused(client: FakeBigQuery) -> None:
         BigQueryWriter(client, staging_dataset="bad/dataset")
     with pytest.raises(ConfigurationError):
         BigQueryWriter(client, replay_window=timedelta(0))
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInputError):  # a call argument, not an option
         BigQueryWriter(client).upsert("no_dataset", rows(1), key=KEY)
 
 

@@ -206,8 +206,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise CliError("sweep needs --topic to publish the triggers it claims (or --dry-run)")
     tracker = _tracker(args, phase)
     if args.dry_run:
-        rows = [_due(tracker.status(phase.spec.name, d)) for d in dates]
-        ok = True
+        # The tracker's own dry run: the same decision as the real sweep, nothing written.
+        preview = tracker.sweep(phase.spec.name, dates, dry_run=True)
+        rows = [{"date": o.date, "action": "due" if o.action == "claimed" else o.action,
+                 "missing": sorted(o.missing), "error": o.error}
+                for o in preview.outcomes]
+        ok = preview.ok
     else:
         publish = _publisher(args)
         assert publish is not None
@@ -220,21 +224,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         ok = report.ok
     _print_rows(args, phase, rows)
     return EXIT_OK if ok else EXIT_FAILED
-
-
-def _due(status: Any) -> dict[str, Any]:
-    if status.triggered:
-        action = "triggered"
-    elif status.trigger_state == "claimed":
-        action = "in_flight"
-    elif not status.missing:
-        action = "due"
-    elif status.deadline_exceeded:
-        action = "deadline_exceeded"
-    else:
-        action = "waiting"
-    return {"date": status.date, "action": action, "missing": sorted(status.missing),
-            "error": None}
 
 
 def _print_rows(args: argparse.Namespace, phase: PhaseConfig, rows: list[dict[str, Any]]) -> None:
@@ -329,6 +318,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         "triggered": sorted(c.claim.date for c in report.published),
         "publish_errors": dict(report.publish_errors),
         "due_without_topic": [] if publish else sorted(c.date for c in report.claims),
+        "quarantined": [{"date": q.date, "processor": q.processor,
+                         "execution_id": q.execution_id, "reason": q.reason}
+                        for q in report.quarantined],
     }
     if args.json:
         emit_json(result)
@@ -338,4 +330,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
               f"triggered {result['triggered'] or 'none'}")
         if result["due_without_topic"]:
             print(f"due but not published (no --topic): {result['due_without_topic']}")
+        for q in report.quarantined:
+            print(f"QUARANTINED {q.date} {q.processor} run {q.execution_id}: {q.reason}")
     return EXIT_FAILED if report.publish_errors else EXIT_OK

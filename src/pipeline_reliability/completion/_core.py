@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from .._clock import Clock, SystemClock
 from .._identity import default_owner
 from .._telemetry import counter, log_failure, span
+from .._validate import duration_seconds
 from ..errors import (
     ConfigurationError,
     InvalidInputError,
@@ -69,6 +70,7 @@ class TrackerCore:
         execution_log: ExecutionLog | None = None,
         owner: str | None = None,
         retry: RetryPolicy | None = None,
+        store_deadline: float | timedelta | None = None,
     ) -> None:
         specs: dict[str, PhaseSpec] = {}
         collections: set[str] = set()
@@ -94,9 +96,7 @@ class TrackerCore:
         self.owner: str = owner or default_owner()
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
-        self._retry = retry or RetryPolicy(
-            attempts=4, deadline=20.0, initial=0.1, maximum=2.0, clock=clock
-        )
+        self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
 
     @property
     def phases(self) -> Mapping[str, PhaseSpec]:
@@ -291,6 +291,35 @@ class TrackerCore:
             log_failure(logger, "execution log row not written", exc, **fields)
             return False, describe(exc)
         return True, None
+
+
+#: The default time budget of one store operation of the tracker, retries included.
+DEFAULT_STORE_DEADLINE = 10.0
+
+
+def _store_budget(
+    retry: object, store_deadline: object, clock: Clock | None
+) -> tuple[RetryPolicy, float]:
+    """
+    The retry policy of store operations, its deadline capped by ``store_deadline``.
+
+    The degraded path's latency is this deadline, plus the store call in
+    flight when it runs out (bounded by the store's own per-call timeout),
+    plus the ledger's deadline (docs/how-to/completion.md states the sum).
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
+    if store_deadline is None:
+        given = None if retry is None else retry.deadline_seconds
+        budget = DEFAULT_STORE_DEADLINE if given is None else given
+    else:
+        budget = duration_seconds(store_deadline, "store_deadline")
+    policy = retry or RetryPolicy(
+        attempts=4, deadline=budget, initial=0.1, maximum=2.0, clock=clock
+    )
+    if policy.deadline_seconds is None or policy.deadline_seconds > budget:
+        policy = policy.with_(deadline=budget)
+    return policy, budget
 
 
 def _fields(claim: TriggerClaim) -> dict[str, Any]:

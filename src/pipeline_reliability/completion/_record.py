@@ -17,7 +17,7 @@ from ..stores._protocol import Snapshot
 from ._claims import CONFIRMED, trigger_of, try_claim
 from ._core import STORE_FAILURES, Publish, TrackerCore, count_claim, describe, logger
 from ._doc import Applied, Completion, apply_completion, done_set, recount
-from ._ledger import LedgerRow
+from ._ledger import LedgerRow, check_count, check_ledger_row
 from ._results import CompletionResult, PhaseStatus
 from ._spec import PhaseSpec, encode_metadata, normalise_date, validate_name, validate_text
 from ._status import status_from_doc, status_from_ledger
@@ -196,17 +196,14 @@ class RecordingTracker(TrackerCore):
         if status_ not in spec.statuses:
             known = sorted(spec.statuses)
             raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
-        if record_count is not None and (
-            isinstance(record_count, bool) or not isinstance(record_count, int) or record_count < 0
-        ):
-            raise InvalidInputError(f"record_count must be an int >= 0, got {record_count!r}")
+        count = check_count(record_count, "record_count")  # int64: what every sink holds
         return Completion(
             processor=name,
             execution_id=str(validate_text(execution_id, "execution_id")),
             status=status_,
             reported_at=self._clock.now(),
             message_id=validate_text(message_id, "message_id", optional=True),
-            record_count=record_count,
+            record_count=count,
             metadata_json=encode_metadata(metadata),
             correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
         )
@@ -284,7 +281,9 @@ class RecordingTracker(TrackerCore):
             correlation_id=c.correlation_id,
         )
         try:
-            self._ledger.append(row)
+            # Every field fits every sink (the input checks guarantee it): the
+            # row can always be replayed later (issue 10, item 3).
+            self._ledger.append(check_ledger_row(row))
         except Exception as ledger_exc:
             log_failure(
                 logger, "completion not written to the fallback ledger", ledger_exc, **fields

@@ -13,6 +13,7 @@ __all__ = [
     "CompletionResult",
     "PhaseStatus",
     "ProcessorRecord",
+    "QuarantinedRow",
     "ReconcileReport",
     "ReplayReport",
     "SweepOutcome",
@@ -168,7 +169,12 @@ class SweepOutcome:
     failed for this date; see ``error``). ``newly_marked`` is set the first
     time a date is marked ``deadline_exceeded`` (the only sweep that writes
     the mark and logs it to the execution log; ``execution_log_error`` says
-    why that row failed, if it did).
+    why that row failed, if it did). ``reason`` is the trigger reason of a
+    ``claimed`` date (``complete``, ``deadline_partial``, ...).
+
+    In a dry run (``sweep(..., dry_run=True)``) the outcome is what the real
+    sweep would do at the same store state, but ``claim`` is always ``None``:
+    nothing was claimed, so there is nothing to publish.
     """
 
     date: str
@@ -178,6 +184,7 @@ class SweepOutcome:
     newly_marked: bool = False
     error: str | None = None
     execution_log_error: str | None = None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +193,15 @@ class SweepReport:
     The result of :meth:`CompletionTracker.sweep` (and ``sweep_and_trigger``).
 
     ``published`` and ``publish_errors`` (date -> error) are filled by
-    ``sweep_and_trigger`` only.
+    ``sweep_and_trigger`` only. ``dry_run`` is set by ``sweep(...,
+    dry_run=True)``: the outcomes are predictions and nothing was written.
     """
 
     phase: str
     outcomes: tuple[SweepOutcome, ...]
     published: tuple[TriggerConfirmation, ...] = ()
     publish_errors: Mapping[str, str] = field(default_factory=dict)
+    dry_run: bool = False
 
     @property
     def claims(self) -> tuple[TriggerClaim, ...]:
@@ -216,12 +225,37 @@ class SweepReport:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantinedRow:
+    """
+    A ledger row that replay skipped because it can never be applied.
+
+    Attributes:
+        date, processor, execution_id, message_id: The row's identity, as
+            read (a value that is not text is shown by its ``repr``).
+        reason: Why it cannot be applied (e.g. ``record_count must be an int
+            within 0..2**63-1``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    date: str
+    processor: str
+    execution_id: str
+    message_id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayReport:
     """
     The result of :meth:`CompletionTracker.replay_ledger`.
 
     ``applied`` counts rows that changed the store; ``duplicates`` rows it
-    already held (so a second replay reports ``applied == 0``).
+    already held (so a second replay reports ``applied == 0``);
+    ``quarantined`` the rows skipped because no store can ever take them
+    (each is also logged at ERROR and counted in
+    ``pipeline_reliability.tracker.replay_quarantined``). ``rows`` is
+    ``applied + duplicates + len(quarantined)``.
     """
 
     phase: str
@@ -232,6 +266,7 @@ class ReplayReport:
     claims: tuple[TriggerClaim, ...] = ()
     published: tuple[TriggerConfirmation, ...] = ()
     publish_errors: Mapping[str, str] = field(default_factory=dict)
+    quarantined: tuple[QuarantinedRow, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

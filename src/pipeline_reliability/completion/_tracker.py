@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -9,17 +10,17 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import log_failure, span
+from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
-from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
+from ._claims import try_claim
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
-from ._doc import Completion, apply_completion, deadline_at, deadline_passed, done_set, recount
-from ._doc import first_completion_at as first_at
+from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
 from ._events import TriggerClaim
-from ._ledger import ExecutionLogRow, LedgerRow
+from ._ledger import LedgerRow, check_ledger_row
 from ._record import RecordingTracker, count_result
 from ._results import (
+    QuarantinedRow,
     ReconcileReport,
     ReplayReport,
     SweepOutcome,
@@ -27,6 +28,7 @@ from ._results import (
     TriggerConfirmation,
 )
 from ._spec import RECONCILED, PhaseSpec, normalise_date
+from ._sweep import decide_sweep, overdue_row
 
 __all__ = ["CompletionTracker", "Evidence"]
 
@@ -58,10 +60,20 @@ class CompletionTracker(RecordingTracker):
             deadlines use the store's time).
         execution_log: Where confirmed triggers (and overdue dates) are logged.
         owner: This instance's id in trigger claims (default: host:pid:random).
-        retry: Retry policy for store operations.
+        retry: Retry policy for store operations (default: 4 attempts within
+            ``store_deadline``).
+        store_deadline: Time budget (seconds or ``timedelta``) of one store
+            operation, retries included: no attempt starts after it, and the
+            retry policy's deadline is capped by it. Default: the ``retry``
+            policy's deadline, else 10 s. When the store is down, a completion
+            degrades to the ledger after at most ``store_deadline`` plus the
+            store call in flight (bounded by the store's own timeout, e.g.
+            ``FirestoreStore(timeout=)``), then spends at most the ledger's
+            own deadline there.
 
     Raises:
-        ConfigurationError: no phases, a phase or collection twice, bad owner.
+        ConfigurationError: no phases, a phase or collection twice, bad
+            owner, retry or store_deadline.
 
     .. versionadded:: 0.1.0
     """
@@ -71,6 +83,8 @@ class CompletionTracker(RecordingTracker):
         phase: str,
         dates: Iterable[str | date_type],
         now: datetime | None = None,
+        *,
+        dry_run: bool = False,
     ) -> SweepReport:
         """
         Evaluate deadlines and stale claims for ``dates``, with no message needed (DESIGN F5).
@@ -88,6 +102,10 @@ class CompletionTracker(RecordingTracker):
             dates: The dates to check (e.g. the last few days).
             now: Judge deadlines as of this time instead of the store's time
                 (leases are always judged by the store's time).
+            dry_run: Decide exactly as the real sweep would on the current
+                state (the same decision function, on a read of each date's
+                document), but write nothing, claim nothing and log no
+                execution-log row. Outcomes carry no ``claim``.
 
         .. versionadded:: 0.1.0
         """
@@ -96,9 +114,13 @@ class CompletionTracker(RecordingTracker):
         when: object = now  # checked as given: callers may pass anything
         if when is not None and not (isinstance(when, datetime) and when.tzinfo is not None):
             raise InvalidInputError(f"now must be a timezone-aware datetime, got {now!r}")
-        with span("tracker", "sweep", {"phase": spec.name, "dates": len(days)}):
-            outcomes = tuple(self._sweep_one(spec, day, now) for day in days)
-        return SweepReport(spec.name, outcomes)
+        flag: object = dry_run
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"dry_run must be a bool, got {dry_run!r}")
+        attrs = {"phase": spec.name, "dates": len(days), "dry_run": dry_run}
+        with span("tracker", "sweep", attrs):
+            outcomes = tuple(self._sweep_one(spec, day, now, dry_run=dry_run) for day in days)
+        return SweepReport(spec.name, outcomes, dry_run=dry_run)
 
     def sweep_and_trigger(
         self,
@@ -128,6 +150,11 @@ class CompletionTracker(RecordingTracker):
         second replay applies nothing) and an older run never overwrites a
         newer one. Claims for dates that replay completes are returned.
 
+        A row that can never be applied (a field no store can hold, e.g. a
+        ``record_count`` above int64, as older versions could write) is
+        quarantined: skipped, listed in ``quarantined`` with the reason,
+        logged at ERROR and counted; the other rows of its date still replay.
+
         Raises:
             ConfigurationError: no ledger is configured.
             StoreError, RetryExhaustedError: the store is still failing.
@@ -139,11 +166,22 @@ class CompletionTracker(RecordingTracker):
         if self._ledger is None:
             raise ConfigurationError("replay_ledger needs a tracker with a ledger")
         with span("tracker", "replay_ledger", {"phase": spec.name, "dates": len(days)}):
-            rows = sorted(self._ledger.read(spec.name, days), key=lambda r: r.event_time)
+            rows = self._ledger.read(spec.name, days)
+            valid: list[tuple[LedgerRow, Completion]] = []
+            quarantined: list[QuarantinedRow] = []
+            for row in rows:
+                try:
+                    valid.append((row, self._from_row(spec, row)))
+                except InvalidInputError as exc:
+                    quarantined.append(_quarantine(spec, row, exc))
             applied = duplicates = 0
             claims: dict[str, TriggerClaim] = {}
-            for row in rows:
-                result = self._record(spec, row.date, self._from_row(spec, row))
+            for row, completion in sorted(valid, key=lambda rc: rc[0].event_time):
+                try:
+                    result = self._record(spec, row.date, completion)
+                except InvalidInputError as exc:  # the store refuses what the row holds
+                    quarantined.append(_quarantine(spec, row, exc))
+                    continue
                 count_result(result)
                 if result.duplicate:
                     duplicates += 1
@@ -152,7 +190,13 @@ class CompletionTracker(RecordingTracker):
                 if result.trigger is not None:
                     claims[row.date] = result.trigger
             return ReplayReport(
-                spec.name, days, len(rows), applied, duplicates, tuple(claims.values())
+                spec.name,
+                days,
+                len(rows),
+                applied,
+                duplicates,
+                tuple(claims.values()),
+                quarantined=tuple(quarantined),
             )
 
     def replay_and_trigger(
@@ -230,34 +274,33 @@ class CompletionTracker(RecordingTracker):
         confirmation, error = self._publish_claim(report.claim, publish)
         return dataclasses.replace(report, confirmation=confirmation, publish_error=error)
 
-    def _sweep_one(self, spec: PhaseSpec, day: str, now: datetime | None) -> SweepOutcome:
+    def _sweep_one(
+        self, spec: PhaseSpec, day: str, now: datetime | None, *, dry_run: bool = False
+    ) -> SweepOutcome:
         def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            judged = now or snap.now
-            claim = try_claim(doc, spec, day, now=snap.now, deadline_now=judged, owner=self.owner)
-            missing = spec.expected - done_set(doc, spec)
-            if claim is not None:
-                recount(doc, spec, snap.now)
-                return (SweepOutcome(day, "claimed", claim, missing), None), True
-            state = (trigger_of(doc) or {}).get("state")
-            if state in {CONFIRMED, CLAIMED}:
-                action = "triggered" if state == CONFIRMED else "in_flight"
-                return (SweepOutcome(day, action, missing=missing), None), False
-            if not deadline_passed(doc, spec, day, judged):
-                return (SweepOutcome(day, "waiting", missing=missing), None), False
-            meta = doc["meta"]
-            newly = meta.get("deadline_exceeded_at") is None
-            row = None
-            if newly:
-                row = self._overdue_row(spec, day, doc, snap.now, missing)
-                meta.update(deadline_exceeded_at=snap.now, missing_at_deadline=sorted(missing))
-                recount(doc, spec, snap.now)
-            outcome = SweepOutcome(day, "deadline_exceeded", missing=missing, newly_marked=newly)
-            return (outcome, row), newly
+            decision = decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+            )
+            outcome, row = decision.outcome, None
+            if outcome.newly_marked:
+                row = overdue_row(spec, day, doc, snap.now, outcome.missing)
+            return (outcome, row), decision.write
+
+        def predict() -> SweepOutcome:
+            # The same decision on a private copy of the document: nothing is written.
+            snap = self._retry.call(self._store.get, spec.collection, day)
+            doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
+            decision = decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+            )
+            return dataclasses.replace(decision.outcome, claim=None)
 
         fields = {"phase": spec.name, "date": day}
         outcome: SweepOutcome
-        with span("tracker", "sweep_date", fields):
+        with span("tracker", "sweep_date", {**fields, "dry_run": dry_run}):
             try:
+                if dry_run:
+                    return predict()
                 outcome, row = self._transact(spec, day, decide)
             except STORE_FAILURES as exc:
                 log_failure(logger, "sweep could not check a date", exc, **fields)
@@ -275,34 +318,13 @@ class CompletionTracker(RecordingTracker):
                     outcome = dataclasses.replace(outcome, execution_log_error=error)
             return outcome
 
-    def _overdue_row(
-        self,
-        spec: PhaseSpec,
-        day: str,
-        doc: dict[str, Any],
-        now: datetime,
-        missing: frozenset[str],
-    ) -> ExecutionLogRow:
-        due = deadline_at(doc, spec, day)
-        start = first_at(doc) or due - spec.deadline
-        return ExecutionLogRow(
-            execution_timestamp=now,
-            phase_name=spec.name,
-            game_date=day,
-            start_time=start,
-            duration_seconds=max((now - start).total_seconds(), 0.0),
-            status="deadline_exceeded",
-            metadata={
-                "completed_processors": sorted(spec.expected - missing),
-                "missing_processors": sorted(missing),
-                "deadline_at": due.isoformat(),
-                "deadline_minutes": spec.deadline.total_seconds() / 60,
-            },
-        )
-
     def _from_row(self, spec: PhaseSpec, row: LedgerRow) -> Completion:
-        # Rows were validated when they were written; re-check the parts that
-        # become keys, so a hand-edited ledger cannot put junk in the store.
+        # Rows written by this version were checked before they were written;
+        # older versions (or hand edits) may have written rows no store can
+        # hold, so check every field again: a bad row is quarantined, not raised.
+        check_ledger_row(row)
+        if row.phase != spec.name:
+            raise InvalidInputError(f"row of phase {row.phase!r} read for {spec.name!r}")
         c = self._completion(
             spec,
             processor=row.processor,
@@ -313,7 +335,6 @@ class CompletionTracker(RecordingTracker):
             metadata=row.metadata,
             correlation_id=row.correlation_id,
         )
-        normalise_date(row.date)
         return dataclasses.replace(c, reported_at=row.event_time)
 
     def _publish_all(
@@ -332,6 +353,33 @@ class CompletionTracker(RecordingTracker):
             if error is not None:
                 errors[claim.date] = error
         return tuple(published), errors
+
+
+def _quarantine(spec: PhaseSpec, row: object, exc: InvalidInputError) -> QuarantinedRow:
+    """Report a ledger row that can never be applied: a value, an ERROR log line, a count."""
+
+    def text(name: str) -> str:
+        value = getattr(row, name, None)
+        return value if isinstance(value, str) else f"{value!r:.200}"
+
+    message_id = getattr(row, "message_id", None)
+    quarantined = QuarantinedRow(
+        date=text("date"),
+        processor=text("processor"),
+        execution_id=text("execution_id"),
+        message_id=None if message_id is None else text("message_id"),
+        reason=str(exc),
+    )
+    counter("tracker.replay_quarantined", "Ledger rows replay skipped: never applicable").add(
+        1, {"phase": spec.name}
+    )
+    fields = {"phase": spec.name, **dataclasses.asdict(quarantined)}
+    logger.error(
+        "ledger row quarantined, it can never be applied: %s",
+        quarantined.reason,
+        extra={"pipeline_reliability": fields},
+    )
+    return quarantined
 
 
 def _has_output(evidence: Evidence, processor: str) -> bool:

@@ -18,7 +18,12 @@ from typing import Any, Protocol
 
 from .._telemetry import counter, log_failure, span
 from .._validate import duration_seconds
-from ..errors import ConfigurationError, MissingDependencyError, PublishFailedError
+from ..errors import (
+    ConfigurationError,
+    InvalidInputError,
+    MissingDependencyError,
+    PublishFailedError,
+)
 from ..retry import RetryPolicy
 from ..retry._predicates import any_of, if_exception_type
 
@@ -29,6 +34,7 @@ logger = logging.getLogger("pipeline_reliability.pubsub")
 DEFAULT_PUBLISH_RETRY = RetryPolicy(attempts=5, deadline=60.0, initial=0.5, maximum=10.0)
 """Default retry of :class:`PubSubTriggerPublisher`: 5 attempts within 60 s."""
 
+_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.:]{0,127}")
 _FULL_TOPIC = re.compile(r"projects/([^/]+)/topics/([^/]+)")
 # Pub/Sub's naming rules: 3-255 chars, starts with a letter, no "goog" prefix.
 _SHORT_TOPIC = re.compile(r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}")
@@ -88,6 +94,9 @@ class PubSubTriggerPublisher:
     ) -> None:
         self.topic = _topic_path(topic, project)
         self.timeout = duration_seconds(timeout, "timeout")
+        given: object = retry
+        if given is not None and not isinstance(given, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
         policy = retry or DEFAULT_PUBLISH_RETRY
         # A timed-out attempt may still be delivered; publishing again is safe
         # because subscribers deduplicate on trigger_id.
@@ -119,8 +128,7 @@ class PubSubTriggerPublisher:
             PublishFailedError: The publish failed permanently, or transient
                 failures outlasted the retry policy. The cause is chained.
         """
-        body = json.dumps(event.to_dict(), sort_keys=True, default=_json_default).encode()
-        attributes = {str(k): str(v) for k, v in event.attributes().items()}
+        body, attributes = _encode(event)
         fields = {"topic": self.topic, **attributes}
         with span("pubsub", "publish", lambda: fields):
             try:
@@ -169,9 +177,28 @@ class PubSubTriggerPublisher:
             return self._client
 
 
-def _topic_path(topic: object, project: str | None) -> str:
+def _encode(event: object) -> tuple[bytes, dict[str, str]]:
+    """The message body and attributes of ``event``, or ``InvalidInputError`` before any I/O."""
+    to_dict, attributes = getattr(event, "to_dict", None), getattr(event, "attributes", None)
+    if not (callable(to_dict) and callable(attributes)):
+        raise InvalidInputError(
+            f"publish needs an event with to_dict() and attributes(), got {type(event).__name__}"
+        )
+    try:
+        body = json.dumps(to_dict(), sort_keys=True, default=_json_default).encode()
+        attrs = attributes()
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInputError(f"the event cannot be encoded as a message: {exc}") from exc
+    if not isinstance(attrs, Mapping):
+        raise InvalidInputError(f"attributes() must return a mapping, got {type(attrs).__name__}")
+    return body, {str(k): str(v) for k, v in attrs.items()}
+
+
+def _topic_path(topic: object, project: object) -> str:
     if not isinstance(topic, str) or not topic:
         raise ConfigurationError(f"topic must be a non-empty string: {topic!r}")
+    if project is not None and not (isinstance(project, str) and _PROJECT.fullmatch(project)):
+        raise ConfigurationError(f"project must be a project id, got {project!r:.80}")
     if topic.startswith("projects/"):
         match = _FULL_TOPIC.fullmatch(topic)
         if match is None or not _valid_short(match.group(2)):

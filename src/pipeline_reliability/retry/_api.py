@@ -17,6 +17,7 @@ __all__ = ["retry_transient", "retrying"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_MAX_NAME = 200  # a label for logs, spans and metric attributes
 
 
 def _resolve(policy: RetryPolicy | None, overrides: dict[str, Any]) -> RetryPolicy:
@@ -66,6 +67,9 @@ def retry_transient(
     effective = _resolve(policy, overrides)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        given: object = fn
+        if not callable(given):
+            raise ConfigurationError(f"retry_transient decorates callables, not {fn!r:.80}")
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -109,4 +113,9 @@ def retrying(
 
     .. versionadded:: 0.1.0
     """
+    label: object = name
+    if not isinstance(label, str) or not label or len(label) > _MAX_NAME:
+        raise ConfigurationError(
+            f"name must be a non-empty string of at most {_MAX_NAME} characters, got {name!r:.80}"
+        )
     return iterate(_resolve(policy, overrides), name)

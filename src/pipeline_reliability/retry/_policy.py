@@ -9,13 +9,14 @@ tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_backoff``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from .._clock import Clock
 from .._validate import duration_seconds
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InvalidInputError
 from ._engine import run_async, run_sync
 from ._predicates import Predicate, is_transient
 
@@ -51,7 +52,7 @@ class RetryPolicy:
             attempts only.
         initial: Backoff cap of the first retry, in seconds (>= 0).
         maximum: Upper bound of any single sleep, in seconds (>= ``initial``).
-        multiplier: Growth of the backoff cap per retry (>= 1).
+        multiplier: Growth of the backoff cap per retry (1 to 1000).
         predicate: Says which errors are retried; others raise at once.
         clock: Where ``monotonic`` and ``sleep`` come from; ``None`` for the
             real clock (``asyncio.sleep`` in async code). A ``FakeClock``
@@ -81,9 +82,7 @@ class RetryPolicy:
         maximum = _seconds("maximum", self.maximum)
         if maximum < initial:
             raise ConfigurationError(f"maximum ({maximum}s) is below initial ({initial}s)")
-        multiplier = _seconds("multiplier", self.multiplier)
-        if multiplier < 1:
-            raise ConfigurationError(f"multiplier must be at least 1, not {multiplier}")
+        multiplier = _multiplier(self.multiplier)
         deadline = None if self.deadline is None else _seconds("deadline", self.deadline)
         if deadline is not None and deadline <= 0:
             raise ConfigurationError("deadline must be positive (use None for attempts only)")
@@ -122,7 +121,13 @@ class RetryPolicy:
         Example::
 
             quick = policy.with_(attempts=3, deadline=5)
+
+        Raises:
+            ConfigurationError: an unknown field, or a value that cannot work.
         """
+        unknown = sorted(set(changes) - _FIELDS)
+        if unknown:
+            raise ConfigurationError(f"RetryPolicy has no option(s) {unknown}")
         return dataclasses.replace(self, **changes)
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -141,6 +146,7 @@ class RetryPolicy:
             BaseException: Any error the predicate rejects, unchanged, after
                 exactly one attempt.
         """
+        _check_callable(fn)
         return run_sync(self, _name_of(fn), fn, *args, **kwargs)
 
     async def acall(
@@ -153,7 +159,32 @@ class RetryPolicy:
         when one is given (a ``FakeClock`` returns at once; a real clock would
         block the event loop, so do not inject one in async code).
         """
+        _check_callable(fn)
         return await run_async(self, _name_of(fn), fn, *args, **kwargs)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(RetryPolicy))
+#: Beyond this the backoff cap reaches ``maximum`` after a retry or two anyway.
+_MAX_MULTIPLIER = 1000.0
+
+
+def _multiplier(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"multiplier must be a number, not {value!r:.80}")
+    try:
+        multiplier = float(value)
+    except OverflowError as exc:
+        raise ConfigurationError("multiplier is not a representable number") from exc
+    if not (math.isfinite(multiplier) and 1 <= multiplier <= _MAX_MULTIPLIER):
+        raise ConfigurationError(
+            f"multiplier must be within 1..{_MAX_MULTIPLIER:g}, not {value!r:.80}"
+        )
+    return multiplier
+
+
+def _check_callable(fn: object) -> None:
+    if not callable(fn):
+        raise InvalidInputError(f"expected a callable to retry, got {fn!r:.80}")
 
 
 def _as_float(value: float | timedelta) -> float:

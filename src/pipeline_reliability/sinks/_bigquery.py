@@ -23,6 +23,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from .._clock import SystemClock
 from .._validate import duration_seconds, iso_date
 from ..errors import (
     ConfigurationError,
@@ -240,7 +241,14 @@ def ndjson_file(rows: Iterable[Mapping[str, Any]]) -> io.BytesIO:
 
 
 class TableSink:
-    """A table, a lazily created client, a retry policy and a per-call timeout."""
+    """
+    A table, a lazily created client, a retry policy and a per-call timeout.
+
+    The policy's deadline is a hard bound on a whole call: each request's
+    timeout is cut to the time left, and no request starts once it is gone.
+    So a ledger append that BigQuery never answers costs at most the
+    deadline (the degraded path's budget depends on it).
+    """
 
     def __init__(
         self, table: str, client: Any, retry: RetryPolicy | None, timeout: float
@@ -248,6 +256,8 @@ class TableSink:
         self.table_id = TableId.parse(table)
         self.table = table
         self.timeout = positive_seconds(timeout, "timeout")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
         self.retry = retry or DEFAULT_BIGQUERY_RETRY
         self._client = client
         self._lock = threading.Lock()
@@ -265,15 +275,30 @@ class TableSink:
         """``project.dataset.table``."""
         return self.table_id.qualified(self.client.project)
 
-    def call(self, what: str, fn: Callable[[], R]) -> R:
+    def call(self, what: str, fn: Callable[[float], R]) -> R:
         """
-        Run ``fn`` under the retry policy; any failure becomes a ``WriteFailedError``.
+        Run ``fn(timeout)`` under the retry policy; any failure becomes a ``WriteFailedError``.
 
-        Transient failures that outlasted the policy raise its transient
-        subclass ``SinkUnavailableError``; permanent ones ``WriteFailedError``.
+        ``timeout`` is the per-request timeout, cut to what is left of the
+        policy's deadline. Transient failures that outlasted the policy raise
+        its transient subclass ``SinkUnavailableError``; permanent ones
+        ``WriteFailedError``.
         """
+        clock = self.retry.clock or _SYSTEM_CLOCK
+        start = clock.monotonic()
+        deadline = self.retry.deadline_seconds
+
+        def attempt() -> R:
+            timeout = self.timeout
+            if deadline is not None:
+                left = deadline - (clock.monotonic() - start)
+                if left <= 0:
+                    raise SinkUnavailableError(f"{what}: the {deadline:g}s deadline ran out")
+                timeout = min(timeout, left)
+            return fn(timeout)
+
         try:
-            return self.retry.call(fn)
+            return self.retry.call(attempt)
         except RetryExhaustedError as exc:
             message = f"{what} failed after {exc.attempts} attempts: {exc}"
             raise SinkUnavailableError(message) from exc
@@ -286,7 +311,7 @@ class TableSink:
     def insert(self, rows: Sequence[Mapping[str, Any]], row_ids: Sequence[str]) -> None:
         """Stream ``rows`` with their ``insertId`` s (one policy-level retry layer)."""
 
-        def once() -> None:
+        def once(timeout: float) -> None:
             # retry=None: the policy above is the only retry layer (DESIGN F9);
             # the client's default would retry for minutes.
             errors = self.client.insert_rows_json(
@@ -294,7 +319,7 @@ class TableSink:
                 list(rows),
                 row_ids=list(row_ids),
                 retry=None,
-                timeout=self.timeout,
+                timeout=timeout,
             )
             if errors:
                 raise WriteFailedError(f"BigQuery rejected rows of {self.qualified}: {errors}")
@@ -306,8 +331,11 @@ class TableSink:
         bigquery = bigquery_module()
         config = bigquery.QueryJobConfig(query_parameters=list(parameters))
 
-        def once() -> list[Any]:
-            job = self.client.query(sql, job_config=config, timeout=self.timeout)
-            return list(job.result(timeout=self.timeout))
+        def once(timeout: float) -> list[Any]:
+            job = self.client.query(sql, job_config=config, timeout=timeout)
+            return list(job.result(timeout=timeout))
 
         return self.call(f"query of {self.table}", once)
+
+
+_SYSTEM_CLOCK = SystemClock()

@@ -75,6 +75,9 @@ def bigquery_output_counts(
     column: object = date_column
     if not isinstance(column, str) or not _COLUMN.fullmatch(column):
         raise ConfigurationError(f"date_column must be a column name, got {date_column!r}")
+    given: object = tables
+    if not isinstance(given, Mapping) or not all(isinstance(p, str) for p in given):
+        raise InvalidInputError("tables must be a mapping of processor name -> table id")
     ids = {processor: TableId.parse(table) for processor, table in tables.items()}
     day = parse_date(date)
     timeout = positive_seconds(timeout, "timeout")

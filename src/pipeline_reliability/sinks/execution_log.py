@@ -14,9 +14,10 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from .._telemetry import span
-from ..completion._ledger import ExecutionLogRow
+from ..completion._ledger import ExecutionLogRow, check_execution_row
 from ..retry import RetryPolicy
 from ._bigquery import TableSink, content_id, encode_row, json_text, parse_date
+from ._checks import check_clock
 from .bootstrap import create_table_from_schema
 
 __all__ = ["BigQueryExecutionLog", "execution_row_to_json"]
@@ -38,7 +39,8 @@ class BigQueryExecutionLog:
         clock: Stamps ``created_at`` (default: the system clock).
 
     Raises:
-        ConfigurationError: ``table`` is not a valid table id.
+        ConfigurationError: ``table`` is not a valid table id, or ``retry``,
+            ``timeout`` or ``clock`` is not what it must be.
 
     .. versionadded:: 0.1.0
     """
@@ -53,7 +55,7 @@ class BigQueryExecutionLog:
         clock: Clock | None = None,
     ) -> None:
         self._sink = TableSink(table, client, retry, timeout)
-        self._clock = clock or SystemClock()
+        self._clock = check_clock(clock) or SystemClock()
         self.table = table
 
     def __repr__(self) -> str:
@@ -74,8 +76,11 @@ class BigQueryExecutionLog:
         Write one row.
 
         Raises:
+            InvalidInputError: The row does not fit the table
+                (:func:`check_execution_row`); nothing was sent.
             WriteFailedError: The row was not written (cause chained).
         """
+        check_execution_row(row)
         attrs = {"table": self.table, "phase": row.phase_name, "date": row.game_date}
         with span("sinks", "execution_log_write", attrs):
             record = encode_row("execution-log row", lambda: execution_row_to_json(row))

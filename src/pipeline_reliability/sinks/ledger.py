@@ -20,6 +20,7 @@ restrictions on UPDATE/DELETE do not matter.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from datetime import date
 from typing import Any
 
 from .._telemetry import span
-from ..completion._ledger import LedgerRow
+from ..completion._ledger import LedgerRow, check_ledger_row
 from ..retry import RetryPolicy
 from ._bigquery import (
     DEFAULT_BIGQUERY_RETRY,
@@ -38,11 +39,20 @@ from ._bigquery import (
     json_text,
     parse_date,
 )
+from ._checks import check_retry
 from .bootstrap import create_table_from_schema
 
-__all__ = ["DEFAULT_BIGQUERY_RETRY", "BigQueryLedger"]
+__all__ = ["DEFAULT_BIGQUERY_RETRY", "DEFAULT_LEDGER_RETRY", "BigQueryLedger"]
 
 logger = logging.getLogger("pipeline_reliability.sinks")
+
+DEFAULT_LEDGER_RETRY = RetryPolicy(attempts=4, deadline=10.0, initial=0.25, maximum=4.0)
+"""
+Default retry of :class:`BigQueryLedger`: 4 attempts within 10 s, transient errors only.
+
+The deadline is a hard bound on an append (each request's timeout is cut to
+the time left): it is the ledger's share of the degraded path's budget.
+"""
 
 
 class BigQueryLedger:
@@ -58,11 +68,14 @@ class BigQueryLedger:
         client: A ``google.cloud.bigquery.Client``; created on first use
             when ``None`` (honouring ``BIGQUERY_EMULATOR_HOST``).
         retry: Retry policy for transient BigQuery errors (default
-            :data:`DEFAULT_BIGQUERY_RETRY`).
-        timeout: Seconds per BigQuery request.
+            :data:`DEFAULT_LEDGER_RETRY`). Its deadline bounds a whole
+            ``append`` or ``read``, requests in flight included.
+        timeout: Seconds per BigQuery request (cut to what is left of the
+            retry deadline).
 
     Raises:
-        ConfigurationError: ``table`` is not a valid table id.
+        ConfigurationError: ``table`` is not a valid table id, ``retry`` is
+            not a ``RetryPolicy`` or ``timeout`` not a positive duration.
 
     .. versionadded:: 0.1.0
     """
@@ -75,7 +88,7 @@ class BigQueryLedger:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._sink = TableSink(table, client, retry, timeout)
+        self._sink = TableSink(table, client, check_retry(retry) or DEFAULT_LEDGER_RETRY, timeout)
         self.table = table
 
     def __repr__(self) -> str:
@@ -95,9 +108,15 @@ class BigQueryLedger:
         """
         Append one row.
 
+        The row is checked first (:func:`check_ledger_row`: int64 counts,
+        bounded ids and metadata, TIMESTAMP-range times), so every row in
+        the ledger can be replayed later.
+
         Raises:
+            InvalidInputError: The row cannot be stored; nothing was sent.
             WriteFailedError: The row was not written (cause chained).
         """
+        check_ledger_row(row)
         attrs = {"table": self.table, "phase": row.phase, "date": row.date}
         with span("sinks", "ledger_append", lambda: {**attrs, "processor": row.processor}):
             record = encode_row("ledger row", lambda: ledger_row_to_json(row))
@@ -174,11 +193,20 @@ def ledger_row_to_json(row: LedgerRow) -> dict[str, Any]:
 
 
 def ledger_row_from_record(record: Any) -> LedgerRow:
-    """Build a :class:`LedgerRow` from a query result row (a mapping of columns)."""
+    """
+    Build a :class:`LedgerRow` from a query result row (a mapping of columns).
+
+    Never raises for a bad value: a row that older versions (or a hand edit)
+    wrote with values no store can take is returned as read, and
+    ``replay_ledger`` quarantines it instead of failing the whole replay.
+    """
     metadata = record["metadata"]
     if isinstance(metadata, str | bytes):
-        metadata = json.loads(metadata)
+        # Undecodable text is kept as text: the replay check reports it as not a mapping.
+        with contextlib.suppress(ValueError, RecursionError):
+            metadata = json.loads(metadata)
     day = record["date"]
+    count = record["record_count"]
     return LedgerRow(
         phase=record["phase"],
         date=day.isoformat() if isinstance(day, date) else str(day),
@@ -189,10 +217,17 @@ def ledger_row_from_record(record: Any) -> LedgerRow:
         recorded_time=record["recorded_time"],
         primary_ok=bool(record["primary_ok"]),
         message_id=record["message_id"],
-        record_count=None if record["record_count"] is None else int(record["record_count"]),
+        record_count=count if count is None or isinstance(count, int) else _int(count),
         metadata=metadata,
         correlation_id=record.get("correlation_id"),
     )
+
+
+def _int(value: Any) -> Any:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return value  # the replay check reports it
 
 
 def ledger_row_id(row: LedgerRow) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from .._clock import Clock, SystemClock
 from .._telemetry import counter, span
+from .._validate import duration_seconds
 from ..dedup._policy import DedupPolicy, check_null_keys
 from ..dedup._rows import dedupe
 from ..dedup._sql import (
@@ -35,9 +36,20 @@ from ..dedup._sql import (
     partition_filter,
     partitioning,
 )
-from ..errors import ConfigurationError, InvalidInputError, WriteFailedError
+from ..errors import InvalidInputError, WriteFailedError
 from ..retry import RetryPolicy, any_of, is_serialization_conflict
 from ._bigquery import TableId, call_mapped, make_client, ndjson_file
+from ._checks import (
+    DATASET_ID,
+    PROJECT_ID,
+    check_call,
+    check_clock,
+    check_id,
+    check_names,
+    check_retry,
+    rows_arg,
+    table_arg,
+)
 from ._merge_jobs import MergeJobs, MergeRun, batch_digest, stale_fence_error
 
 __all__ = ["BigQueryWriter", "Fence", "WriteReport"]
@@ -87,9 +99,7 @@ class WriteReport:
 
 
 def _positive(value: object, name: str) -> timedelta:
-    if not isinstance(value, timedelta) or value <= timedelta(0):
-        raise ConfigurationError(f"{name} must be a positive timedelta, got {value!r}")
-    return value
+    return timedelta(seconds=duration_seconds(value, name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +139,10 @@ class BigQueryWriter:
         clock: Time source of the window (default: the system clock).
 
     Raises:
-        ConfigurationError: a malformed dataset or table id.
+        ConfigurationError: a malformed project, dataset or table id, a
+            ``retry`` that is not a ``RetryPolicy``, a ``replay_window`` that
+            is not a positive duration (seconds or ``timedelta``, at most
+            100 years), a ``clock`` that is not a ``Clock``.
 
     .. versionadded:: 0.1.0
     """
@@ -142,18 +155,20 @@ class BigQueryWriter:
         retry: RetryPolicy | None = None,
         staging_dataset: str | None = None,
         fence_table: str | None = None,
-        replay_window: timedelta = timedelta(hours=1),
+        replay_window: timedelta | float = timedelta(hours=1),
         clock: Clock | None = None,
     ) -> None:
         self.replay_window = _positive(replay_window, "replay_window")
-        self.clock: Clock = clock or SystemClock()
-        if staging_dataset is not None:
-            TableId.parse(f"{staging_dataset}.staging", "staging dataset")
+        self.clock: Clock = check_clock(clock) or SystemClock()
+        check_id("project", project, PROJECT_ID)
+        check_id("staging_dataset", staging_dataset, DATASET_ID)
         self._fence_table = None if fence_table is None else TableId.parse(fence_table, "fence")
         self._client = client
         self._project = project
         self._staging_dataset = staging_dataset
-        policy = retry or RetryPolicy(attempts=6, deadline=300.0, initial=1.0, maximum=30.0)
+        policy = check_retry(retry) or RetryPolicy(
+            attempts=6, deadline=300.0, initial=1.0, maximum=30.0
+        )
         # Lost races are always worth re-running: the script is one transaction and
         # the MERGE is idempotent, whatever predicate the caller chose.
         self.retry = policy.with_(predicate=any_of(policy.predicate, is_serialization_conflict))
@@ -221,10 +236,14 @@ class BigQueryWriter:
             WriteFailedError: BigQuery refused a step (``job_id`` says which).
             RetryExhaustedError: transient failures outlasted the retry policy.
         """
+        check_names(key, "key")
+        check_names(order_by, "order_by", optional=True)
         policy = DedupPolicy.build(key, order_by, keep)
         policy.check_sql_names()
         mode = check_null_keys(null_keys, ("reject", "drop"))
-        table_id = TableId.parse(table)
+        table_id = table_arg(table)
+        check_call(partition_column, request_id)
+        rows = rows_arg(rows)
         base = WriteReport(
             table_id.qualified(self.project),
             fence_token=None if fence is None else fence_token(fence),
@@ -315,9 +334,11 @@ class BigQueryWriter:
 
         .. versionadded:: 0.1.0
         """
+        check_names(key, "key")
         policy = DedupPolicy.build(key)
         policy.check_sql_names()
-        table_id = TableId.parse(table)
+        table_id = table_arg(table)
+        check_call(partition_column)
         partition = iso_date(partition_date)
         where = None
         if partition is not None:
