@@ -22,6 +22,7 @@ def store(monkeypatch: pytest.MonkeyPatch, fake_clock: FakeClock) -> MemoryStore
     """The store every command of the test opens."""
     shared = MemoryStore(clock=fake_clock)
     monkeypatch.setattr(_common, "open_store", lambda args: shared)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "memory-project")
     return shared
 
 
