@@ -54,8 +54,9 @@ class DateLock:
     :meth:`locked` and ``with lock as lease:``. Expiry is judged inside the
     store's transaction by the store's own time, so clients with skewed
     clocks agree; every lease carries a fencing token (:attr:`Lease.token`)
-    that increases strictly per (name, date). One uncontended acquire and
-    one release cost one transaction each.
+    that increases strictly per (name, date), even if the lock document is
+    deleted. An uncontended acquire costs two transactions (reserve a token
+    in the counter document, grant the lease) and a release one.
 
     One ``DateLock`` object holds at most one lease at a time; it is
     thread-safe, and any thread may release what another acquired.
