@@ -216,3 +216,39 @@ def test_proceed_lets_a_failed_release_pass_with_a_warning(
     assert lock.locked()  # still recorded; it expires by itself
     fake_clock.advance(TTL)
     assert not lock.locked()
+
+
+def test_retried_release_succeeds_while_the_store_records_it(
+    faulty: FaultyStore, fake_clock: FakeClock
+) -> None:
+    """A lost release retried after another holder acquired succeeds and spares that holder."""
+    first = _lock(faulty, fake_clock, "a")
+    first.acquire()
+    faulty.fail_next(Fault.LOST_RESPONSE)
+    with pytest.raises(StoreUnavailableError):
+        first.release()
+    second = _lock(faulty, fake_clock, "b")
+    lease = second.acquire(blocking=False)
+
+    first.release()
+
+    assert first.lease is None
+    lease.ensure_held()
+
+
+def test_retried_release_is_refused_once_its_record_is_overwritten(
+    faulty: FaultyStore, fake_clock: FakeClock
+) -> None:
+    """When a later release replaced the record, the retry cannot prove it: LockLostError."""
+    first = _lock(faulty, fake_clock, "a")
+    first.acquire()
+    faulty.fail_next(Fault.LOST_RESPONSE)
+    with pytest.raises(StoreUnavailableError):
+        first.release()
+    second = _lock(faulty, fake_clock, "b")
+    second.acquire(blocking=False)
+    second.release()
+
+    with pytest.raises(LockLostError, match="superseded"):
+        first.release()
+    assert first.lease is None
