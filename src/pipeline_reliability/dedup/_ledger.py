@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,7 +110,11 @@ class IdempotencyLedger:
             above the longest expected run time. Default 10 min, the longest
             Pub/Sub ack deadline.
         collection: Store collection of the entries.
-        owner: This worker's id (default: host, pid and a random suffix).
+        owner: A label for this worker, as operators will see it in
+            :class:`InProgress` (default: host, pid and a random suffix). It
+            does not identify claims: every ``claim`` call gets a claim id
+            unique to this ledger object, so two ledgers given the same
+            ``owner`` still exclude each other.
         retry: Retry policy for store calls. Every operation is safe to
             repeat, even after a lost response (the claim id is fixed before
             the first attempt). Default: 4 attempts within 20 s.
@@ -137,6 +142,10 @@ class IdempotencyLedger:
         self.collection = collection
         self.owner = owner or default_owner()
         self.retry = retry or RetryPolicy(attempts=4, deadline=20.0)
+        # Claim ids are "<random id of this object>.<n>": unique per call even
+        # when several ledgers share an owner label (a copied config, a fixed
+        # service name), so one ledger never mistakes another's claim for its own.
+        self._id = uuid.uuid4().hex
         self._claims = itertools.count(1)
 
     def claim(self, key: str, payload: Any = None) -> ClaimResult:
@@ -153,7 +162,7 @@ class IdempotencyLedger:
             StoreError, RetryExhaustedError: the store failed.
         """
         digest = payload_hash(payload)
-        claim_id = f"{self.owner}#{next(self._claims)}"
+        claim_id = f"{self._id}.{next(self._claims)}"
 
         def decide(snap: Snapshot) -> Outcome[ClaimResult]:
             data = self._live(snap)
@@ -232,8 +241,8 @@ class IdempotencyLedger:
         Give a claim up after a failure, so the next delivery may retry at once.
 
         With a :class:`Claimed`, only that claim is released; with a plain
-        key, only an in-progress claim of this ledger's ``owner``. Another
-        worker's claim is never touched (F7).
+        key, only an in-progress claim made by this ledger object (not merely
+        one with the same ``owner``). Another worker's claim is never touched (F7).
 
         Returns:
             Whether a claim was released.
@@ -246,7 +255,7 @@ class IdempotencyLedger:
         def mine(data: dict[str, Any]) -> bool:
             if isinstance(key, Claimed):
                 return bool(data["claim_id"] == key.claim_id)
-            return bool(data["owner"] == self.owner)
+            return str(data["claim_id"]).partition(".")[0] == self._id
 
         def decide(snap: Snapshot) -> Outcome[bool]:
             data = self._live(snap)
