@@ -298,13 +298,13 @@ def test_invalid_options_raise_configuration_error(
 
 def test_timeout_with_non_blocking_is_refused(make_lock: MakeLock) -> None:
     """As threading.Lock, a timeout makes no sense for a non-blocking acquire."""
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInputError):
         make_lock("a").acquire(blocking=False, timeout=1)
 
 
 def test_negative_timeout_is_refused(make_lock: MakeLock) -> None:
-    """A negative timeout is a configuration error (None means wait forever)."""
-    with pytest.raises(ConfigurationError):
+    """A negative timeout is a bad call argument (None means wait forever)."""
+    with pytest.raises(InvalidInputError):
         make_lock("a").acquire(timeout=-1)
 
 

@@ -29,6 +29,7 @@ from typing import Any, TypeAlias, TypeVar
 from .._identity import default_owner
 from .._keys import encode_key, validate_id
 from .._telemetry import counter, span
+from .._validate import describe, duration_seconds
 from ..errors import ConfigurationError, InvalidInputError, PayloadMismatchError
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
@@ -38,6 +39,11 @@ __all__ = ["ClaimResult", "Claimed", "Completed", "IdempotencyLedger", "InProgre
 
 T = TypeVar("T")
 
+# A key is an id (a Pub/Sub message id, a request id), stored in its entry
+# (a generous bound, far below the 1 MiB document);
+# the owner is a label shown to operators.
+_MAX_KEY_BYTES = 65_536
+_MAX_OWNER_BYTES = 500
 _IN_PROGRESS = "in_progress"
 _COMPLETED = "completed"
 _RELEASED = "released"
@@ -120,7 +126,8 @@ class IdempotencyLedger:
             the first attempt). Default: 4 attempts within 20 s.
 
     Raises:
-        ConfigurationError: bad durations, collection or owner.
+        ConfigurationError: bad store, durations (each a positive timedelta of
+            at most ``MAX_DURATION``), collection, owner or retry policy.
 
     .. versionadded:: 0.1.0
     """
@@ -135,7 +142,7 @@ class IdempotencyLedger:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        _check_config(expires_after, claim_ttl, collection, owner)
+        _check_config(store, expires_after, claim_ttl, collection, owner, retry)
         self.store = store
         self.expires_after = expires_after
         self.claim_ttl = claim_ttl
@@ -158,9 +165,12 @@ class IdempotencyLedger:
 
         Raises:
             PayloadMismatchError: the key is remembered with a different payload.
-            InvalidInputError: empty key, or a payload that is not JSON serialisable.
+            InvalidInputError: a key that is not a non-empty string of at most
+                64 KiB of UTF-8, or a payload that is not JSON serialisable
+                (self-referential, nested too deeply, NaN, ...).
             StoreError, RetryExhaustedError: the store failed.
         """
+        key = _check_key(key)
         digest = payload_hash(payload)
         claim_id = f"{self._id}.{next(self._claims)}"
 
@@ -209,7 +219,7 @@ class IdempotencyLedger:
                 key was claimed again meanwhile for another payload.
             StoreError, RetryExhaustedError: the store failed.
         """
-        name, digest = (key.key, key.payload_hash) if isinstance(key, Claimed) else (key, None)
+        name, digest = _target(key)
         text = to_json(result)
 
         def decide(snap: Snapshot) -> Outcome[Completed]:
@@ -248,9 +258,10 @@ class IdempotencyLedger:
             Whether a claim was released.
 
         Raises:
+            InvalidInputError: ``key`` is neither a valid key nor a :class:`Claimed`.
             StoreError, RetryExhaustedError: the store failed.
         """
-        name = key.key if isinstance(key, Claimed) else key
+        name, _ = _target(key)
 
         def mine(data: dict[str, Any]) -> bool:
             if isinstance(key, Claimed):
@@ -298,26 +309,59 @@ class IdempotencyLedger:
 
 
 def _check_config(
-    expires_after: object, claim_ttl: object, collection: str, owner: object
+    store: object,
+    expires_after: object,
+    claim_ttl: object,
+    collection: object,
+    owner: object,
+    retry: object,
 ) -> None:
-    if not isinstance(claim_ttl, timedelta) or claim_ttl <= timedelta(0):
-        raise ConfigurationError(f"claim_ttl must be a positive timedelta, got {claim_ttl!r}")
-    if not isinstance(expires_after, timedelta) or expires_after < claim_ttl:
+    if not isinstance(store, StateStore):
+        raise ConfigurationError(f"store must be a StateStore, got {describe(store)}")
+    for what, value in (("claim_ttl", claim_ttl), ("expires_after", expires_after)):
+        if not isinstance(value, timedelta):
+            raise ConfigurationError(f"{what} must be a timedelta, got {describe(value)}")
+        # Bounded, so that "store time + claim_ttl" can never overflow.
+        duration_seconds(value, what)
+    assert isinstance(expires_after, timedelta)
+    assert isinstance(claim_ttl, timedelta)
+    if expires_after < claim_ttl:
         raise ConfigurationError(
-            f"expires_after must be a timedelta of at least claim_ttl, got {expires_after!r}"
+            f"expires_after must be at least claim_ttl, got {describe(expires_after)}"
         )
     try:
         validate_id(collection, "collection id")
     except InvalidInputError as exc:
         raise ConfigurationError(str(exc)) from exc
-    if owner is not None and (not isinstance(owner, str) or not owner):
-        raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+    if owner is not None:
+        _check_text(owner, "owner", _MAX_OWNER_BYTES, ConfigurationError)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {describe(retry)}")
+
+
+def _target(key: object) -> tuple[str, str | None]:
+    """The key named by a plain key or a :class:`Claimed`, and the claim's payload hash."""
+    if not isinstance(key, Claimed):
+        return _check_key(key), None
+    if not isinstance(key.payload_hash, str) or not isinstance(key.claim_id, str):
+        raise InvalidInputError(f"a malformed Claimed: {describe(key)}")
+    return _check_key(key.key), key.payload_hash
 
 
 def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"an idempotency key must be a non-empty string, got {key!r}")
-    return key
+    return _check_text(key, "an idempotency key", _MAX_KEY_BYTES, InvalidInputError)
+
+
+def _check_text(value: object, what: str, max_bytes: int, error: type[Exception]) -> str:
+    if not isinstance(value, str) or not value:
+        raise error(f"{what} must be a non-empty string, got {describe(value)}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} is not valid UTF-8 (it holds a lone surrogate)") from exc
+    if size > max_bytes:
+        raise error(f"{what} is longer than {max_bytes} bytes")
+    return value
 
 
 def _claimed(key: str, data: dict[str, Any]) -> Claimed:
