@@ -75,7 +75,9 @@ def iso_date(value: object, what: str = "date") -> str:
         except ValueError as exc:
             raise InvalidInputError(f"{what} {value!r} is not a real date") from exc
         return _in_range(day, what).isoformat()
-    raise InvalidInputError(f"{what} must be a datetime.date or 'YYYY-MM-DD', got {describe(value)}")
+    raise InvalidInputError(
+        f"{what} must be a datetime.date or 'YYYY-MM-DD', got {describe(value)}"
+    )
 
 
 def _in_range(day: date, what: str) -> date:

@@ -142,7 +142,14 @@ class IdempotencyLedger:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        _check_config(store, expires_after, claim_ttl, collection, owner, retry)
+        _check_config(
+            store,
+            expires_after=expires_after,
+            claim_ttl=claim_ttl,
+            collection=collection,
+            owner=owner,
+            retry=retry,
+        )
         self.store = store
         self.expires_after = expires_after
         self.claim_ttl = claim_ttl
@@ -310,6 +317,7 @@ class IdempotencyLedger:
 
 def _check_config(
     store: object,
+    *,
     expires_after: object,
     claim_ttl: object,
     collection: object,
@@ -318,14 +326,7 @@ def _check_config(
 ) -> None:
     if not isinstance(store, StateStore):
         raise ConfigurationError(f"store must be a StateStore, got {describe(store)}")
-    for what, value in (("claim_ttl", claim_ttl), ("expires_after", expires_after)):
-        if not isinstance(value, timedelta):
-            raise ConfigurationError(f"{what} must be a timedelta, got {describe(value)}")
-        # Bounded, so that "store time + claim_ttl" can never overflow.
-        duration_seconds(value, what)
-    assert isinstance(expires_after, timedelta)
-    assert isinstance(claim_ttl, timedelta)
-    if expires_after < claim_ttl:
+    if _duration(expires_after, "expires_after") < _duration(claim_ttl, "claim_ttl"):
         raise ConfigurationError(
             f"expires_after must be at least claim_ttl, got {describe(expires_after)}"
         )
@@ -339,11 +340,20 @@ def _check_config(
         raise ConfigurationError(f"retry must be a RetryPolicy, got {describe(retry)}")
 
 
+def _duration(value: object, what: str) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise ConfigurationError(f"{what} must be a timedelta, got {describe(value)}")
+    # Bounded by MAX_DURATION, so that "store time + claim_ttl" never overflows.
+    duration_seconds(value, what)
+    return value
+
+
 def _target(key: object) -> tuple[str, str | None]:
     """The key named by a plain key or a :class:`Claimed`, and the claim's payload hash."""
     if not isinstance(key, Claimed):
         return _check_key(key), None
-    if not isinstance(key.payload_hash, str) or not isinstance(key.claim_id, str):
+    fields: tuple[object, ...] = (key.payload_hash, key.claim_id)
+    if not all(isinstance(field, str) for field in fields):
         raise InvalidInputError(f"a malformed Claimed: {describe(key)}")
     return _check_key(key.key), key.payload_hash
 

@@ -89,7 +89,7 @@ class DedupPolicy:
         Raises:
             InvalidInputError: empty or repeated field names, or an unknown ``keep``.
         """
-        if not isinstance(keep, str) or keep not in _KEEP:
+        if not _is_str(keep) or keep not in _KEEP:
             raise InvalidInputError(f"keep must be 'first' or 'last', got {describe(keep)}")
         return cls(
             _fields(key, "key", required=True),
@@ -149,6 +149,12 @@ class DedupPolicy:
         return condition
 
 
+def _is_str(value: object) -> bool:
+    # Typed ``str``, but callers may pass anything: ``in`` on an unhashable or
+    # odd value must not be what decides.
+    return isinstance(value, str)
+
+
 def quote_ident(name: str) -> str:
     """Quote a column name for BigQuery (backticks, escaped)."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
@@ -156,7 +162,7 @@ def quote_ident(name: str) -> str:
 
 def check_null_keys(null_keys: str, allowed: Sequence[str] = _NULL_KEYS) -> NullKeys:
     """Validate a ``null_keys`` option against ``allowed``."""
-    if not isinstance(null_keys, str) or null_keys not in allowed:
+    if not _is_str(null_keys) or null_keys not in allowed:
         raise InvalidInputError(
             f"null_keys must be one of {list(allowed)}, got {describe(null_keys)}"
         )

@@ -141,7 +141,9 @@ def _reserve_and_grant(t: LockTarget, lease_id: str) -> Granted | Busy:
             return result
         above = result.token
     # Only a counter deleted again and again between our transactions gets here.
-    raise StoreConflictError(f"{t.name}/{t.date}: the token counter kept falling behind")
+    raise StoreConflictError(
+        f"{t.name}/{t.date}: the token counter kept falling behind", attempts=_RESERVATIONS
+    )
 
 
 def _recover(t: LockTarget, exc: StoreUnavailableError, lease_id: str) -> Granted | None:

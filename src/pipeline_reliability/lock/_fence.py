@@ -48,8 +48,11 @@ class FenceGuard:
             InvalidInputError: ``token`` is not a non-negative int, or ``key``
                 is not hashable.
         """
-        if isinstance(token, bool) or not isinstance(token, int) or token < 0:
-            raise InvalidInputError(f"a fencing token is a non-negative int, got {describe(token)}")
+        value: object = token  # typed int, but callers may pass anything
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(
+                f"a fencing token is a non-negative int, got {describe(value)}"
+            )
         with self._lock:
             newest = self._lookup(key)
             if newest is not None and token < newest:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from .._keys import encode_key
 from .._telemetry import span
-from ..stores import StateStore
 from ..errors import InvalidInputError
+from ..stores import StateStore
 from ._options import (
     DEFAULT_COLLECTION,
     check_collection,

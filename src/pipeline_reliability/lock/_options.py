@@ -44,7 +44,7 @@ def parse_date(value: object) -> str:
 
 
 def parse_name(value: object) -> str:
-    """Return the lock name: a non-empty UTF-8 string (any characters: it is escaped into the id)."""
+    """Return the lock name: a non-empty UTF-8 string (escaped into the id, so any characters)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"lock name must be a non-empty string, got {describe(value)}")
     _check_text(value, "lock name", MAX_ID_BYTES, InvalidInputError)
@@ -79,7 +79,9 @@ def check_flag(value: object, what: str, error: type[Exception]) -> bool:
 def check_token(value: object, what: str) -> int | None:
     """Return a fencing token given as an argument: ``None`` or a non-negative int."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidInputError(f"{what} must be a non-negative int or None, got {describe(value)}")
+        raise InvalidInputError(
+            f"{what} must be a non-negative int or None, got {describe(value)}"
+        )
     return value
 
 
@@ -97,14 +99,18 @@ def check_owner(owner: object) -> str:
 def check_store(store: object, error: type[Exception]) -> StateStore:
     """Return ``store`` if it implements the StateStore protocol."""
     if not isinstance(store, StateStore):
-        raise error(f"store must be a StateStore (MemoryStore, FirestoreStore), got {describe(store)}")
+        raise error(
+            f"store must be a StateStore (MemoryStore, FirestoreStore), got {describe(store)}"
+        )
     return store
 
 
 def check_clock(clock: object) -> Clock | None:
     """Return ``clock`` (``None``: the system clock) if it implements the Clock protocol."""
     if clock is not None and not isinstance(clock, Clock):
-        raise ConfigurationError(f"clock must implement now/monotonic/sleep, got {describe(clock)}")
+        raise ConfigurationError(
+            f"clock must implement now/monotonic/sleep, got {describe(clock)}"
+        )
     return clock
 
 
