@@ -31,7 +31,10 @@ from pipeline_reliability import (
     MemoryStore,
     PhaseSpec,
     StateStore,
+    break_lock,
 )
+from pipeline_reliability.lock._record import counter_key
+from pipeline_reliability.stores import Delete, Outcome
 from pipeline_reliability.testing import FakeClock
 
 pytestmark = pytest.mark.firestore
@@ -165,6 +168,45 @@ def test_lock_decides_the_same_on_memory_and_firestore(
 
     assert on_memory == on_firestore
     assert on_memory[2], "tokens must strictly increase"
+
+
+token_endings = st.lists(
+    st.sampled_from(("release", "break", "delete_lock", "delete_counter")),
+    min_size=1,
+    max_size=6,
+)
+
+
+def token_run(endings: list[str]) -> Callable[..., Any]:
+    """Lease after lease, each ended by a release, a break or a deletion of a document."""
+
+    def run(store: StateStore, clock: FakeClock) -> Any:
+        tokens: list[int] = []
+        for i, ending in enumerate([*endings, "release"]):
+            lock = DateLock(store, "phase4", DATE, ttl=3600, owner=f"o{i}", clock=clock)
+            tokens.append(lock.acquire(blocking=False).token)
+            if ending == "break":
+                break_lock(store, "phase4", DATE)
+                continue
+            lock.release()
+            if ending.startswith("delete"):
+                key = lock.key if ending == "delete_lock" else counter_key(lock.key)
+                store.transact(lock.collection, key, lambda _s: Outcome(None, Delete()))
+        return [b - a for a, b in itertools.pairwise(tokens)]
+
+    return run
+
+
+@DIFFERENTIAL
+@given(endings=token_endings)
+def test_item8_tokens_strictly_increase_on_memory_and_firestore(
+    firestore_emulator: str, endings: list[str]
+) -> None:
+    """Released, broken or deleted: the next token is larger, on both stores alike."""
+    on_memory, on_firestore = on_both(token_run(endings))
+
+    assert on_memory == on_firestore
+    assert all(step > 0 for step in on_memory), on_memory
 
 
 class DownstreamError(Exception):

@@ -6,6 +6,7 @@ import hashlib
 import re
 from urllib.parse import quote
 
+from ._validate import describe
 from .errors import InvalidInputError
 
 __all__ = ["MAX_ID_BYTES", "encode_key", "validate_id"]
@@ -24,7 +25,7 @@ def validate_id(value: object, what: str = "document id") -> str:
             or looks like a reserved ``__name__``.
     """
     if not isinstance(value, str) or not value:
-        raise InvalidInputError(f"{what} must be a non-empty string, got {value!r}")
+        raise InvalidInputError(f"{what} must be a non-empty string, got {describe(value)}")
     if "/" in value or value in {".", ".."} or _RESERVED.match(value):
         raise InvalidInputError(f"{what} {value!r} is not a valid Firestore id")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from datetime import date, datetime, timedelta
 
 from .errors import ConfigurationError, InvalidInputError
 
-__all__ = ["DATE_MAX", "DATE_MIN", "MAX_DURATION", "duration_seconds", "iso_date"]
+__all__ = [
+    "DATE_MAX",
+    "DATE_MIN",
+    "MAX_DURATION",
+    "describe",
+    "duration_seconds",
+    "iso_date",
+]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -25,6 +33,25 @@ MAX_DURATION = timedelta(days=36_500)
 #: The first and last dates accepted as pipeline dates.
 DATE_MIN = date.min + MAX_DURATION
 DATE_MAX = date.max - MAX_DURATION
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 80
+
+
+def describe(value: object) -> str:
+    """
+    A short ``repr`` of any value, for error messages.
+
+    Plain ``repr`` can itself fail on hostile input (``RecursionError`` for
+    deeply nested lists, ``ValueError`` for an int of more than 4300 digits)
+    and would then hide the error being reported; this never raises.
+    """
+    try:
+        return _REPR.repr(value)
+    except Exception:  # noqa: BLE001 - any failure of a user type's __repr__
+        return f"<{type(value).__name__}>"
 
 
 def iso_date(value: object, what: str = "date") -> str:
@@ -48,7 +75,9 @@ def iso_date(value: object, what: str = "date") -> str:
         except ValueError as exc:
             raise InvalidInputError(f"{what} {value!r} is not a real date") from exc
         return _in_range(day, what).isoformat()
-    raise InvalidInputError(f"{what} must be a datetime.date or 'YYYY-MM-DD', got {value!r:.200}")
+    raise InvalidInputError(
+        f"{what} must be a datetime.date or 'YYYY-MM-DD', got {describe(value)}"
+    )
 
 
 def _in_range(day: date, what: str) -> date:
@@ -67,7 +96,7 @@ def duration_seconds(value: object, what: str, *, allow_zero: bool = False) -> f
             :data:`MAX_DURATION`.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | timedelta):
-        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {value!r:.200}")
+        raise ConfigurationError(f"{what} must be seconds or a timedelta, got {describe(value)}")
     try:
         seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
     except OverflowError as exc:  # an int too large for a float

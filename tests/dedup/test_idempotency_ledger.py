@@ -248,3 +248,31 @@ def test_concurrent_claimers_get_exactly_one_claim() -> None:
         thread.join()
 
     assert sorted(type(r).__name__ for r in results) == ["Claimed"] + ["InProgress"] * 7
+
+
+def test_item7_two_ledgers_with_one_owner_never_both_claim(store: StateStore) -> None:
+    """The owner is a label: a second ledger with the same owner finds the key in progress."""
+    first, second = ledger(store, "worker"), ledger(store, "worker")
+
+    claim = first.claim("msg-1", {"n": 1})
+    again = second.claim("msg-1", {"n": 1})
+
+    assert isinstance(claim, Claimed)
+    assert isinstance(again, InProgress)
+    assert again.owner == "worker"
+    assert second.release("msg-1") is False  # not its claim, whatever the label says
+    assert isinstance(first.claim("msg-1", {"n": 1}), InProgress)  # nor a re-claim by call
+    assert first.release("msg-1") is True
+
+
+def test_claim_ids_are_unique_per_call_and_per_ledger(store: StateStore) -> None:
+    """Claim ids never repeat across ledgers sharing an owner, nor across calls."""
+    ids = set()
+    for i in range(3):
+        worker = ledger(store, "worker")
+        for j in range(3):
+            claim = worker.claim(f"msg-{i}-{j}")
+            assert isinstance(claim, Claimed)
+            ids.add(claim.claim_id)
+
+    assert len(ids) == 9

@@ -32,10 +32,10 @@ def test_acquire_returns_a_fenced_lease_in_store_time(
     assert lease.acquired_at == fake_clock.now()
 
 
-def test_uncontended_acquire_and_release_cost_two_transactions(
+def test_uncontended_acquire_and_release_cost_three_transactions(
     make_lock: MakeLock, memory_store: MemoryStore
 ) -> None:
-    """One acquire and one release are one atomic read-modify-write each."""
+    """An acquire reads, reserves a token and grants the lease; a release is one more."""
     lock = make_lock("a")
     memory_store.reset_stats()
 
@@ -43,7 +43,7 @@ def test_uncontended_acquire_and_release_cost_two_transactions(
     lock.release()
 
     stats = memory_store.stats
-    assert (stats.transactions, stats.reads, stats.writes) == (2, 2, 2)
+    assert (stats.transactions, stats.reads, stats.writes) == (3, 4, 3)
 
 
 def test_non_blocking_acquire_reports_contention_as_an_error(
@@ -104,14 +104,15 @@ def test_poll_delays_are_jittered_and_bounded(make_lock: MakeLock, fake_clock: F
 def test_blocking_acquire_with_zero_timeout_tries_once(
     make_lock: MakeLock, fake_clock: FakeClock, memory_store: MemoryStore
 ) -> None:
-    """timeout=0 makes exactly one attempt."""
+    """timeout=0 makes exactly one attempt: one read that finds the lock held, no write."""
     make_lock("a").acquire()
     memory_store.reset_stats()
 
     with pytest.raises(LockNotAcquiredError):
         make_lock("b").acquire(timeout=0)
 
-    assert memory_store.stats.transactions == 1
+    stats = memory_store.stats
+    assert (stats.reads, stats.transactions, stats.writes) == (1, 0, 0)
     assert fake_clock.sleeps == []
 
 
@@ -297,13 +298,13 @@ def test_invalid_options_raise_configuration_error(
 
 def test_timeout_with_non_blocking_is_refused(make_lock: MakeLock) -> None:
     """As threading.Lock, a timeout makes no sense for a non-blocking acquire."""
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidInputError):
         make_lock("a").acquire(blocking=False, timeout=1)
 
 
 def test_negative_timeout_is_refused(make_lock: MakeLock) -> None:
-    """A negative timeout is a configuration error (None means wait forever)."""
-    with pytest.raises(ConfigurationError):
+    """A negative timeout is a bad call argument (None means wait forever)."""
+    with pytest.raises(InvalidInputError):
         make_lock("a").acquire(timeout=-1)
 
 

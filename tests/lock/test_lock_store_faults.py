@@ -25,13 +25,17 @@ def faulty(memory_store: MemoryStore) -> FaultyStore:
     return FaultyStore(memory_store)
 
 
+# The operations of an acquire: a read, then two transactions (reserve, grant).
+_RESERVE, _GRANT, _READ_BACK = 1, 2, 3
+
+
 def _lock(store: FaultyStore, clock: FakeClock, owner: str, **options: object) -> DateLock:
     return DateLock(store, NAME, DATE, owner=owner, clock=clock, ttl=TTL, **options)  # type: ignore[arg-type]
 
 
 def test_lost_acquire_response_is_recovered(faulty: FaultyStore, fake_clock: FakeClock) -> None:
     """An acquire applied but unanswered is read back and returned as our lease."""
-    faulty.fail_next(Fault.LOST_RESPONSE)
+    faulty.plan[_GRANT] = Fault.LOST_RESPONSE
 
     lease = _lock(faulty, fake_clock, "a").acquire()
 
@@ -43,8 +47,7 @@ def test_unrecoverable_lost_acquire_fails_closed_and_expires(
     faulty: FaultyStore, fake_clock: FakeClock
 ) -> None:
     """If the read-back fails too, acquire raises; the orphan lease frees itself after the TTL."""
-    faulty.fail_next(Fault.LOST_RESPONSE)
-    faulty.fail_next(Fault.UNAVAILABLE)  # the read-back
+    faulty.plan.update({_GRANT: Fault.LOST_RESPONSE, _READ_BACK: Fault.UNAVAILABLE})
     lock = _lock(faulty, fake_clock, "a")
 
     with pytest.raises(StoreUnavailableError) as info:
@@ -62,7 +65,7 @@ def test_aborted_attempts_are_rerun_transparently(
     faulty: FaultyStore, fake_clock: FakeClock
 ) -> None:
     """An aborted first attempt does not grant a second token or a second lease."""
-    faulty.fail_next(Fault.ABORTED)
+    faulty.plan.update({_RESERVE: Fault.ABORTED, _GRANT: Fault.ABORTED})
 
     lease = _lock(faulty, fake_clock, "a").acquire()
 
@@ -71,7 +74,7 @@ def test_aborted_attempts_are_rerun_transparently(
 
 def test_conflicts_count_as_contention(faulty: FaultyStore, fake_clock: FakeClock) -> None:
     """StoreConflictError is contention: non-blocking raises LockNotAcquiredError, chained."""
-    faulty.fail_next(Fault.CONTENTION)
+    faulty.plan[_GRANT] = Fault.CONTENTION
 
     with pytest.raises(LockNotAcquiredError) as info:
         _lock(faulty, fake_clock, "a").acquire(blocking=False)
@@ -213,3 +216,39 @@ def test_proceed_lets_a_failed_release_pass_with_a_warning(
     assert lock.locked()  # still recorded; it expires by itself
     fake_clock.advance(TTL)
     assert not lock.locked()
+
+
+def test_retried_release_succeeds_while_the_store_records_it(
+    faulty: FaultyStore, fake_clock: FakeClock
+) -> None:
+    """A lost release retried after another holder acquired succeeds and spares that holder."""
+    first = _lock(faulty, fake_clock, "a")
+    first.acquire()
+    faulty.fail_next(Fault.LOST_RESPONSE)
+    with pytest.raises(StoreUnavailableError):
+        first.release()
+    second = _lock(faulty, fake_clock, "b")
+    lease = second.acquire(blocking=False)
+
+    first.release()
+
+    assert first.lease is None
+    lease.ensure_held()
+
+
+def test_retried_release_is_refused_once_its_record_is_overwritten(
+    faulty: FaultyStore, fake_clock: FakeClock
+) -> None:
+    """When a later release replaced the record, the retry cannot prove it: LockLostError."""
+    first = _lock(faulty, fake_clock, "a")
+    first.acquire()
+    faulty.fail_next(Fault.LOST_RESPONSE)
+    with pytest.raises(StoreUnavailableError):
+        first.release()
+    second = _lock(faulty, fake_clock, "b")
+    second.acquire(blocking=False)
+    second.release()
+
+    with pytest.raises(LockLostError, match="superseded"):
+        first.release()
+    assert first.lease is None

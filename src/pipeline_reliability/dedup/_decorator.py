@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._telemetry import log_failure
+from .._validate import describe
 from ..errors import ConfigurationError, LockNotAcquiredError
 from ._ledger import Completed, IdempotencyLedger, InProgress
 
@@ -52,8 +53,10 @@ def idempotent(
             checks nothing.
 
     Raises:
-        ConfigurationError: the handler is a coroutine function (the ledger's
-            store calls block; wrap a synchronous handler instead).
+        ConfigurationError: ``ledger`` is not an :class:`IdempotencyLedger`,
+            ``key_fn`` or ``payload_fn`` is not callable, or the handler is
+            not callable or is a coroutine function (the ledger's store calls
+            block; wrap a synchronous handler instead).
 
     Example::
 
@@ -63,8 +66,16 @@ def idempotent(
 
     .. versionadded:: 0.1.0
     """
+    if not isinstance(ledger, IdempotencyLedger):
+        raise ConfigurationError(f"ledger must be an IdempotencyLedger, got {describe(ledger)}")
+    if not callable(key_fn):
+        raise ConfigurationError(f"key_fn must be callable, got {describe(key_fn)}")
+    if payload_fn is not None and not callable(payload_fn):
+        raise ConfigurationError(f"payload_fn must be callable, got {describe(payload_fn)}")
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if not callable(fn):
+            raise ConfigurationError(f"idempotent() wraps a function, got {describe(fn)}")
         if inspect.iscoroutinefunction(fn):
             raise ConfigurationError("idempotent() wraps synchronous handlers only")
 

@@ -42,10 +42,11 @@ def to_json(value: Any, *, canonical: bool = False) -> str:
 
     Raises:
         InvalidInputError: ``value`` holds something JSON cannot represent
-            (another type, NaN or infinity, mixed-type object keys).
+            (another type, NaN or infinity, mixed-type object keys, a string
+            with a lone surrogate), refers to itself, or is nested too deeply.
     """
     try:
-        return json.dumps(
+        text = json.dumps(
             value,
             default=_default,
             allow_nan=False,
@@ -53,8 +54,19 @@ def to_json(value: Any, *, canonical: bool = False) -> str:
             sort_keys=canonical,
             separators=(",", ":") if canonical else None,
         )
+        # Stores and hashes take UTF-8: refuse a lone surrogate here, as input.
+        text.encode("utf-8")
+    except RecursionError as exc:
+        raise InvalidInputError("value is nested too deeply to serialise as JSON") from exc
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"value is not JSON serialisable: {exc}") from exc
+        # ValueError includes "Circular reference detected" and UnicodeEncodeError.
+        raise InvalidInputError(f"value is not JSON serialisable: {_short(exc)}") from exc
+    return text
+
+
+def _short(exc: Exception, limit: int = 300) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def canonical_json(value: Any) -> str:

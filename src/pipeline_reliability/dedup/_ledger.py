@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from typing import Any, TypeAlias, TypeVar
 from .._identity import default_owner
 from .._keys import encode_key, validate_id
 from .._telemetry import counter, span
+from .._validate import describe, duration_seconds
 from ..errors import ConfigurationError, InvalidInputError, PayloadMismatchError
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
@@ -37,6 +39,11 @@ __all__ = ["ClaimResult", "Claimed", "Completed", "IdempotencyLedger", "InProgre
 
 T = TypeVar("T")
 
+# A key is an id (a Pub/Sub message id, a request id), stored in its entry
+# (a generous bound, far below the 1 MiB document);
+# the owner is a label shown to operators.
+_MAX_KEY_BYTES = 65_536
+_MAX_OWNER_BYTES = 500
 _IN_PROGRESS = "in_progress"
 _COMPLETED = "completed"
 _RELEASED = "released"
@@ -109,13 +116,18 @@ class IdempotencyLedger:
             above the longest expected run time. Default 10 min, the longest
             Pub/Sub ack deadline.
         collection: Store collection of the entries.
-        owner: This worker's id (default: host, pid and a random suffix).
+        owner: A label for this worker, as operators will see it in
+            :class:`InProgress` (default: host, pid and a random suffix). It
+            does not identify claims: every ``claim`` call gets a claim id
+            unique to this ledger object, so two ledgers given the same
+            ``owner`` still exclude each other.
         retry: Retry policy for store calls. Every operation is safe to
             repeat, even after a lost response (the claim id is fixed before
             the first attempt). Default: 4 attempts within 20 s.
 
     Raises:
-        ConfigurationError: bad durations, collection or owner.
+        ConfigurationError: bad store, durations (each a positive timedelta of
+            at most ``MAX_DURATION``), collection, owner or retry policy.
 
     .. versionadded:: 0.1.0
     """
@@ -130,13 +142,24 @@ class IdempotencyLedger:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        _check_config(expires_after, claim_ttl, collection, owner)
+        _check_config(
+            store,
+            expires_after=expires_after,
+            claim_ttl=claim_ttl,
+            collection=collection,
+            owner=owner,
+            retry=retry,
+        )
         self.store = store
         self.expires_after = expires_after
         self.claim_ttl = claim_ttl
         self.collection = collection
         self.owner = owner or default_owner()
         self.retry = retry or RetryPolicy(attempts=4, deadline=20.0)
+        # Claim ids are "<random id of this object>.<n>": unique per call even
+        # when several ledgers share an owner label (a copied config, a fixed
+        # service name), so one ledger never mistakes another's claim for its own.
+        self._id = uuid.uuid4().hex
         self._claims = itertools.count(1)
 
     def claim(self, key: str, payload: Any = None) -> ClaimResult:
@@ -149,11 +172,14 @@ class IdempotencyLedger:
 
         Raises:
             PayloadMismatchError: the key is remembered with a different payload.
-            InvalidInputError: empty key, or a payload that is not JSON serialisable.
+            InvalidInputError: a key that is not a non-empty string of at most
+                64 KiB of UTF-8, or a payload that is not JSON serialisable
+                (self-referential, nested too deeply, NaN, ...).
             StoreError, RetryExhaustedError: the store failed.
         """
+        key = _check_key(key)
         digest = payload_hash(payload)
-        claim_id = f"{self.owner}#{next(self._claims)}"
+        claim_id = f"{self._id}.{next(self._claims)}"
 
         def decide(snap: Snapshot) -> Outcome[ClaimResult]:
             data = self._live(snap)
@@ -200,7 +226,7 @@ class IdempotencyLedger:
                 key was claimed again meanwhile for another payload.
             StoreError, RetryExhaustedError: the store failed.
         """
-        name, digest = (key.key, key.payload_hash) if isinstance(key, Claimed) else (key, None)
+        name, digest = _target(key)
         text = to_json(result)
 
         def decide(snap: Snapshot) -> Outcome[Completed]:
@@ -232,21 +258,22 @@ class IdempotencyLedger:
         Give a claim up after a failure, so the next delivery may retry at once.
 
         With a :class:`Claimed`, only that claim is released; with a plain
-        key, only an in-progress claim of this ledger's ``owner``. Another
-        worker's claim is never touched (F7).
+        key, only an in-progress claim made by this ledger object (not merely
+        one with the same ``owner``). Another worker's claim is never touched (F7).
 
         Returns:
             Whether a claim was released.
 
         Raises:
+            InvalidInputError: ``key`` is neither a valid key nor a :class:`Claimed`.
             StoreError, RetryExhaustedError: the store failed.
         """
-        name = key.key if isinstance(key, Claimed) else key
+        name, _ = _target(key)
 
         def mine(data: dict[str, Any]) -> bool:
             if isinstance(key, Claimed):
                 return bool(data["claim_id"] == key.claim_id)
-            return bool(data["owner"] == self.owner)
+            return str(data["claim_id"]).partition(".")[0] == self._id
 
         def decide(snap: Snapshot) -> Outcome[bool]:
             data = self._live(snap)
@@ -289,26 +316,62 @@ class IdempotencyLedger:
 
 
 def _check_config(
-    expires_after: object, claim_ttl: object, collection: str, owner: object
+    store: object,
+    *,
+    expires_after: object,
+    claim_ttl: object,
+    collection: object,
+    owner: object,
+    retry: object,
 ) -> None:
-    if not isinstance(claim_ttl, timedelta) or claim_ttl <= timedelta(0):
-        raise ConfigurationError(f"claim_ttl must be a positive timedelta, got {claim_ttl!r}")
-    if not isinstance(expires_after, timedelta) or expires_after < claim_ttl:
+    if not isinstance(store, StateStore):
+        raise ConfigurationError(f"store must be a StateStore, got {describe(store)}")
+    if _duration(expires_after, "expires_after") < _duration(claim_ttl, "claim_ttl"):
         raise ConfigurationError(
-            f"expires_after must be a timedelta of at least claim_ttl, got {expires_after!r}"
+            f"expires_after must be at least claim_ttl, got {describe(expires_after)}"
         )
     try:
         validate_id(collection, "collection id")
     except InvalidInputError as exc:
         raise ConfigurationError(str(exc)) from exc
-    if owner is not None and (not isinstance(owner, str) or not owner):
-        raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+    if owner is not None:
+        _check_text(owner, "owner", _MAX_OWNER_BYTES, ConfigurationError)
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {describe(retry)}")
+
+
+def _duration(value: object, what: str) -> timedelta:
+    if not isinstance(value, timedelta):
+        raise ConfigurationError(f"{what} must be a timedelta, got {describe(value)}")
+    # Bounded by MAX_DURATION, so that "store time + claim_ttl" never overflows.
+    duration_seconds(value, what)
+    return value
+
+
+def _target(key: object) -> tuple[str, str | None]:
+    """The key named by a plain key or a :class:`Claimed`, and the claim's payload hash."""
+    if not isinstance(key, Claimed):
+        return _check_key(key), None
+    fields: tuple[object, ...] = (key.payload_hash, key.claim_id)
+    if not all(isinstance(field, str) for field in fields):
+        raise InvalidInputError(f"a malformed Claimed: {describe(key)}")
+    return _check_key(key.key), key.payload_hash
 
 
 def _check_key(key: object) -> str:
-    if not isinstance(key, str) or not key:
-        raise InvalidInputError(f"an idempotency key must be a non-empty string, got {key!r}")
-    return key
+    return _check_text(key, "an idempotency key", _MAX_KEY_BYTES, InvalidInputError)
+
+
+def _check_text(value: object, what: str, max_bytes: int, error: type[Exception]) -> str:
+    if not isinstance(value, str) or not value:
+        raise error(f"{what} must be a non-empty string, got {describe(value)}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} is not valid UTF-8 (it holds a lone surrogate)") from exc
+    if size > max_bytes:
+        raise error(f"{what} is longer than {max_bytes} bytes")
+    return value
 
 
 def _claimed(key: str, data: dict[str, Any]) -> Claimed:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from .._validate import describe
 from ..errors import InvalidInputError
 
 __all__ = ["DedupPolicy", "Keep", "NullKeys", "check_null_keys", "quote_ident"]
@@ -45,7 +46,9 @@ def _fields(value: object, what: str, *, required: bool) -> tuple[str, ...]:
         raise InvalidInputError(f"{what} must name at least one field")
     for field in fields:
         if not isinstance(field, str) or not field:
-            raise InvalidInputError(f"{what} fields must be non-empty strings, got {field!r}")
+            raise InvalidInputError(
+                f"{what} fields must be non-empty strings, got {describe(field)}"
+            )
     names = tuple(str(field) for field in fields)
     if len(set(names)) != len(names):
         raise InvalidInputError(f"{what} names a field twice: {list(names)}")
@@ -86,8 +89,8 @@ class DedupPolicy:
         Raises:
             InvalidInputError: empty or repeated field names, or an unknown ``keep``.
         """
-        if keep not in _KEEP:
-            raise InvalidInputError(f"keep must be 'first' or 'last', got {keep!r}")
+        if not _is_str(keep) or keep not in _KEEP:
+            raise InvalidInputError(f"keep must be 'first' or 'last', got {describe(keep)}")
         return cls(
             _fields(key, "key", required=True),
             _fields(order_by, "order_by", required=False),
@@ -146,6 +149,12 @@ class DedupPolicy:
         return condition
 
 
+def _is_str(value: object) -> bool:
+    # Typed ``str``, but callers may pass anything: ``in`` on an unhashable or
+    # odd value must not be what decides.
+    return isinstance(value, str)
+
+
 def quote_ident(name: str) -> str:
     """Quote a column name for BigQuery (backticks, escaped)."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
@@ -153,8 +162,10 @@ def quote_ident(name: str) -> str:
 
 def check_null_keys(null_keys: str, allowed: Sequence[str] = _NULL_KEYS) -> NullKeys:
     """Validate a ``null_keys`` option against ``allowed``."""
-    if null_keys not in allowed:
-        raise InvalidInputError(f"null_keys must be one of {list(allowed)}, got {null_keys!r}")
+    if not _is_str(null_keys) or null_keys not in allowed:
+        raise InvalidInputError(
+            f"null_keys must be one of {list(allowed)}, got {describe(null_keys)}"
+        )
     if null_keys == "reject":
         return "reject"
     return "drop" if null_keys == "drop" else "report"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .._telemetry import counter, span
+from .._validate import describe
 from ..errors import InvalidInputError
 from ._policy import DedupPolicy, NullKeys, check_null_keys
 
@@ -60,6 +61,10 @@ class _Tag:
 
 
 _MAPPING = _Tag("mapping")
+# How deeply a key value may nest lists, tuples, sets and mappings. Far beyond
+# any real key; a self-referential value reaches it at once, instead of
+# exhausting the interpreter's stack (RecursionError).
+MAX_KEY_DEPTH = 100
 
 
 def canonical_key(value: Any) -> Any:
@@ -74,17 +79,25 @@ def canonical_key(value: Any) -> Any:
     share one dict.
 
     Raises:
-        TypeError: ``value`` contains an unhashable object of another type.
+        TypeError: ``value`` contains an unhashable object of another type,
+            or nests more than :data:`MAX_KEY_DEPTH` levels deep (a value that
+            contains itself always does).
 
     .. versionadded:: 0.1.0
     """
+    return _canonical(value, MAX_KEY_DEPTH)
+
+
+def _canonical(value: Any, depth: int) -> Any:
+    if depth < 0:
+        raise TypeError(f"a key value nests more than {MAX_KEY_DEPTH} levels deep")
     if isinstance(value, list | tuple):
-        return tuple(canonical_key(item) for item in value)
+        return tuple(_canonical(item, depth - 1) for item in value)
     if isinstance(value, Mapping):
-        items = frozenset((canonical_key(k), canonical_key(v)) for k, v in value.items())
-        return (_MAPPING, items)
+        pairs = ((_canonical(k, depth - 1), _canonical(v, depth - 1)) for k, v in value.items())
+        return (_MAPPING, frozenset(pairs))
     if isinstance(value, set | frozenset):
-        return frozenset(canonical_key(item) for item in value)
+        return frozenset(_canonical(item, depth - 1) for item in value)
     if isinstance(value, bytearray):
         return bytes(value)
     hash(value)
@@ -151,7 +164,8 @@ class _Pass(Generic[M]):
                 # The fast loop inserted the row before it failed: start over.
                 del self.best[raw]
             dict_key = raw
-        except TypeError:
+        except (TypeError, RecursionError):
+            # Unhashable, or hashable but too deep to hash or compare.
             dict_key = None
         if any(value is None for value in values):
             self.null_row(row)
@@ -161,7 +175,10 @@ class _Pass(Generic[M]):
                 dict_key = canonical_key(raw)
             except TypeError as exc:
                 raise InvalidInputError(f"key {list(key)} holds an unusable value: {exc}") from exc
-        current = self.best.setdefault(dict_key, row)
+        try:
+            current = self.best.setdefault(dict_key, row)
+        except RecursionError as exc:  # equal hashes, and too deep to compare
+            raise InvalidInputError(f"key {list(key)} holds a value nested too deeply") from exc
         if current is not row and self._wins(row, current):
             self.best[dict_key] = row
 
@@ -169,7 +186,7 @@ class _Pass(Generic[M]):
         new, old = self._sortable(row), self._sortable(current)
         try:
             return new >= old if self.policy.keep == "last" else new < old
-        except TypeError as exc:
+        except (TypeError, RecursionError) as exc:
             raise InvalidInputError(
                 f"order_by {list(self.policy.order_by)} values cannot be compared: "
                 f"{_preview(row)} vs {_preview(current)} ({exc})"
@@ -182,9 +199,8 @@ class _Pass(Generic[M]):
         )
 
 
-def _preview(row: Any, limit: int = 200) -> str:
-    text = repr(row)
-    return text if len(text) <= limit else text[:limit] + "…"
+def _preview(row: Any) -> str:
+    return describe(row)
 
 
 def dedupe(rows: Iterable[M], policy: DedupPolicy, null_keys: NullKeys) -> DedupResult[M]:
@@ -240,9 +256,20 @@ def _run(rows: Iterable[M], state: _Pass[M]) -> None:
                     del best[key]
                     state.null_row(row)
             break
-        except (TypeError, KeyError):
-            # Missing field, unhashable key, None or mixed-type order_by, not a mapping.
+        except (TypeError, KeyError, RecursionError):
+            # Missing field, unhashable key, None or mixed-type order_by, not a
+            # mapping; or a value nested too deeply (or self-referential) to
+            # hash or compare.
             state.careful(row)
+
+
+def _names(value: object, what: str) -> Any:
+    """``value`` as ``DedupPolicy.build`` takes it: ``None``, a name, or a tuple of names."""
+    if value is None or isinstance(value, str):
+        return value
+    if not isinstance(value, Iterable):
+        raise InvalidInputError(f"{what} must be a field name or several, got {describe(value)}")
+    return tuple(value)
 
 
 def deduplicate_rows(
@@ -301,11 +328,9 @@ def deduplicate_rows(
 
     .. versionadded:: 0.1.0
     """
-    policy = DedupPolicy.build(
-        key if isinstance(key, str) else tuple(key),
-        order_by if order_by is None or isinstance(order_by, str) else tuple(order_by),
-        keep,
-    )
+    if not isinstance(rows, Iterable):
+        raise InvalidInputError(f"rows must be an iterable of mappings, got {describe(rows)}")
+    policy = DedupPolicy.build(_names(key, "key"), _names(order_by, "order_by"), keep)
     mode = check_null_keys(null_keys)
     with span("dedup", "rows", lambda: {"dedup.key": ",".join(policy.key)}) as current:
         result = dedupe(rows, policy, mode)

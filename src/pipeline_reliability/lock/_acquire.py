@@ -1,4 +1,4 @@
-"""Acquiring a lease: one transaction per attempt, polling with jittered backoff."""
+"""Acquiring a lease: reserve a token, then grant; polling with jittered backoff."""
 
 from __future__ import annotations
 
@@ -11,12 +11,23 @@ from .._telemetry import counter
 from ..errors import LockNotAcquiredError, StoreConflictError, StoreError, StoreUnavailableError
 from ._lease import Lease, LockTarget
 from ._options import OnStoreError
-from ._record import Busy, Granted, Record, decide_acquire
+from ._record import (
+    Busy,
+    Granted,
+    Outbid,
+    Record,
+    counter_key,
+    decide_acquire,
+    decide_reserve,
+)
 
 __all__ = ["acquire_lease"]
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
+# Reservations per attempt: the first is above the counter; only a counter
+# found behind the lock document (deleted, or older than it) needs a second.
+_RESERVATIONS = 3
 _POLL_INITIAL = 0.05
 _POLL_MAX = 2.0
 
@@ -31,19 +42,19 @@ def acquire_lease(
     """
     Try until granted, or until not blocking / past ``limit`` seconds (then raise).
 
-    The first attempt is the transaction itself (an uncontended acquire costs
-    one). While the lock is held, polls are plain reads, and the transaction
-    runs only once a read shows the lock free: a waiter's transaction would
-    hold a read lock on the document (Firestore locks pessimistically) and
-    slow down the holder's renewals and release.
+    Every attempt starts with a plain read, and the transactions (reserve a
+    token, grant the lease) run only once a read shows the lock free: an
+    uncontended acquire costs one read and two transactions, and an attempt on
+    a held lock one read and no write. A waiter's transaction would also hold
+    a read lock on the document (Firestore locks pessimistically) and slow
+    down the holder's renewals and release.
     """
     clock = target.clock
     deadline = None if limit is None else clock.monotonic() + limit
     delay = _POLL_INITIAL
-    outcome: Lease | Busy | StoreConflictError | None = None
+    outcome: Lease | Busy | StoreConflictError | None
     while True:
-        if outcome is not None:
-            outcome = _peek(target)
+        outcome = _peek(target)
         if outcome is None:
             outcome = _attempt(target, on_store_error)
         if isinstance(outcome, Lease):
@@ -82,11 +93,8 @@ def _peek(t: LockTarget) -> Busy | None:
 def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | StoreConflictError:
     lease_id = uuid.uuid4().hex
     started = t.clock.monotonic()
-    decide = functools.partial(
-        decide_acquire, name=t.name, date=t.date, owner=t.owner, lease_id=lease_id, ttl=t.ttl
-    )
     try:
-        result: Granted | Busy = t.store.transact(t.collection, t.key, decide)
+        result = _reserve_and_grant(t, lease_id)
     except StoreConflictError as exc:
         # Others are writing this very document: that is contention, not an outage.
         return exc
@@ -112,6 +120,31 @@ def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | Stor
         expires_at=result.expires_at,
         local_deadline=started + t.ttl.total_seconds(),
     )
+
+def _reserve_and_grant(t: LockTarget, lease_id: str) -> Granted | Busy:
+    """Reserve a token in the counter document, then grant the lease with it."""
+    above = 0
+    for _ in range(_RESERVATIONS):
+        reserve = functools.partial(decide_reserve, name=t.name, date=t.date, above=above)
+        token: int = t.store.transact(t.collection, counter_key(t.key), reserve)
+        grant = functools.partial(
+            decide_acquire,
+            name=t.name,
+            date=t.date,
+            owner=t.owner,
+            lease_id=lease_id,
+            ttl=t.ttl,
+            token=token,
+        )
+        result: Granted | Busy | Outbid = t.store.transact(t.collection, t.key, grant)
+        if not isinstance(result, Outbid):
+            return result
+        above = result.token
+    # Only a counter deleted again and again between our transactions gets here.
+    raise StoreConflictError(
+        f"{t.name}/{t.date}: the token counter kept falling behind", attempts=_RESERVATIONS
+    )
+
 
 def _recover(t: LockTarget, exc: StoreUnavailableError, lease_id: str) -> Granted | None:
     """After a lost response, read back whether our acquire was applied."""

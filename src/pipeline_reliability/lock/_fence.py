@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable
 
+from .._validate import describe
 from ..errors import InvalidInputError, StaleFenceError
 
 __all__ = ["FenceGuard"]
@@ -44,14 +45,20 @@ class FenceGuard:
 
         Raises:
             StaleFenceError: a newer token was already admitted for ``key``.
+            InvalidInputError: ``token`` is not a non-negative int, or ``key``
+                is not hashable.
         """
-        if isinstance(token, bool) or token < 0:
-            raise InvalidInputError(f"a fencing token is a non-negative int, got {token!r}")
+        value: object = token  # typed int, but callers may pass anything
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInputError(
+                f"a fencing token is a non-negative int, got {describe(value)}"
+            )
         with self._lock:
-            newest = self._newest.get(key)
+            newest = self._lookup(key)
             if newest is not None and token < newest:
                 raise StaleFenceError(
-                    f"fencing token {token} is stale for {key!r}: token {newest} already wrote",
+                    f"fencing token {describe(token)} is stale for {describe(key)}: "
+                    f"token {describe(newest)} already wrote",
                     token=token,
                     current=newest,
                 )
@@ -59,6 +66,19 @@ class FenceGuard:
         return token
 
     def newest(self, key: Hashable = None) -> int | None:
-        """The newest token admitted for ``key``, or ``None``."""
+        """
+        The newest token admitted for ``key``, or ``None``.
+
+        Raises:
+            InvalidInputError: ``key`` is not hashable.
+        """
         with self._lock:
+            return self._lookup(key)
+
+    def _lookup(self, key: Hashable) -> int | None:
+        # Checked here, not by the caller: hashing a hostile key (a list, a
+        # tuple nested thousands deep) fails inside the dict operation itself.
+        try:
             return self._newest.get(key)
+        except (TypeError, RecursionError) as exc:
+            raise InvalidInputError(f"a fence key must be hashable, got {describe(key)}") from exc

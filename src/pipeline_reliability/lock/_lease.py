@@ -13,6 +13,7 @@ from .._clock import Clock
 from .._telemetry import counter, span
 from ..errors import LockLostError, StaleFenceError
 from ..stores import StateStore
+from ._options import check_token
 from ._record import Lost, Record, Renewed, decide_renew, lost
 
 __all__ = ["Lease", "LockTarget", "OnLost"]
@@ -209,7 +210,10 @@ class Lease:
         Raises:
             StaleFenceError: ``token_from_sink`` is newer than this lease's
                 token: a later holder has written, this holder is stale.
+            InvalidInputError: ``token_from_sink`` is not ``None`` or a
+                non-negative int.
         """
+        check_token(token_from_sink, "token_from_sink")
         if token_from_sink is not None and token_from_sink > self.token:
             raise StaleFenceError(
                 f"lease {self.token} on {self.name}/{self.date} is stale: "

@@ -18,6 +18,7 @@ from .._keys import encode_key
 from .._telemetry import counter, log_failure, span
 from ..errors import (
     ConfigurationError,
+    InvalidInputError,
     LockError,
     LockLostError,
     StoreConflictError,
@@ -31,12 +32,16 @@ from ._ops import LockInfo, inspect_lock
 from ._options import (
     DEFAULT_COLLECTION,
     OnStoreError,
+    check_clock,
     check_collection,
+    check_flag,
     check_on_store_error,
     check_owner,
+    check_store,
+    check_ttl,
     parse_date,
     parse_name,
-    to_seconds,
+    parse_timeout,
 )
 from ._record import Lost, Record, Released, decide_release
 from ._renewer import RENEW_FRACTION, Renewer
@@ -54,8 +59,9 @@ class DateLock:
     :meth:`locked` and ``with lock as lease:``. Expiry is judged inside the
     store's transaction by the store's own time, so clients with skewed
     clocks agree; every lease carries a fencing token (:attr:`Lease.token`)
-    that increases strictly per (name, date). One uncontended acquire and
-    one release cost one transaction each.
+    that increases strictly per (name, date), even if the lock document is
+    deleted. An uncontended acquire costs two transactions (reserve a token
+    in the counter document, grant the lease) and a release one.
 
     One ``DateLock`` object holds at most one lease at a time; it is
     thread-safe, and any thread may release what another acquired.
@@ -84,7 +90,8 @@ class DateLock:
 
     Raises:
         InvalidInputError: ``name`` or ``date`` is invalid.
-        ConfigurationError: an option is invalid.
+        ConfigurationError: an option is invalid (e.g. ``ttl`` not a positive
+            duration of at most ``MAX_DURATION``, ``store`` not a StateStore).
     """
 
     def __init__(
@@ -101,15 +108,15 @@ class DateLock:
         auto_renew: bool = False,
         on_lost: OnLost | None = None,
     ) -> None:
-        seconds = to_seconds(ttl, "ttl", allow_zero=False)
-        assert seconds is not None
+        store = check_store(store, ConfigurationError)
         self.name = parse_name(name)
         self.date = parse_date(date)
-        self.ttl = dt.timedelta(seconds=seconds)
+        self.ttl = check_ttl(ttl)
         self.owner = default_owner() if owner is None else check_owner(owner)
+        clock = check_clock(clock)
         self.on_store_error: OnStoreError = check_on_store_error(on_store_error)
         self.collection = check_collection(collection)
-        self.auto_renew = bool(auto_renew)
+        self.auto_renew = check_flag(auto_renew, "auto_renew", ConfigurationError)
         if on_lost is not None and not callable(on_lost):
             raise ConfigurationError("on_lost must be callable")
         self.on_lost = on_lost
@@ -162,11 +169,14 @@ class DateLock:
                 ``expires_at`` say who and until when.
             StoreUnavailableError: the store failed (with ``"fail_closed"``).
             LockError: this object already holds a lease: release it first.
-            ConfigurationError: ``timeout`` given with ``blocking=False``, or negative.
+            InvalidInputError: ``blocking`` is not a bool; ``timeout`` is
+                negative, not finite, beyond ``MAX_DURATION``, or given with
+                ``blocking=False``.
         """
-        limit = to_seconds(timeout, "timeout", allow_zero=True)
+        check_flag(blocking, "blocking", InvalidInputError)
+        limit = parse_timeout(timeout)
         if not blocking and limit is not None:
-            raise ConfigurationError("a timeout cannot be given for a non-blocking acquire")
+            raise InvalidInputError("a timeout cannot be given for a non-blocking acquire")
         with self._acquiring:
             if self.lease is not None:
                 raise LockError(f"{self!r} already holds a lease; release it first")
@@ -311,6 +321,11 @@ class DateLock:
             exc.add_note(f"and releasing {self.name}/{self.date} failed: {release_error}")
 
 
+_OPTIONS = frozenset(
+    ("ttl", "owner", "clock", "on_store_error", "collection", "auto_renew", "on_lost")
+)
+
+
 @contextmanager
 def date_lock(
     store: StateStore,
@@ -334,9 +349,13 @@ def date_lock(
             writer.upsert(table, rows, fence=lease)
 
     Raises:
+        ConfigurationError: an unknown or invalid option.
         LockNotAcquiredError: the lock stayed held (see :meth:`DateLock.acquire`).
         LockLostError: the block succeeded but the lease was lost before release.
     """
+    unknown = sorted(set(options) - _OPTIONS, key=str)
+    if unknown:
+        raise ConfigurationError(f"unknown DateLock options: {unknown}")
     lock = DateLock(store, name, date, **options)
     lease = lock.acquire(blocking=blocking, timeout=timeout)
     try:

@@ -9,8 +9,16 @@ from dataclasses import dataclass
 
 from .._keys import encode_key
 from .._telemetry import span
+from ..errors import InvalidInputError
 from ..stores import StateStore
-from ._options import DEFAULT_COLLECTION, check_collection, parse_date, parse_name
+from ._options import (
+    DEFAULT_COLLECTION,
+    check_collection,
+    check_store,
+    check_token,
+    parse_date,
+    parse_name,
+)
 from ._record import Record, decide_break
 
 __all__ = ["LockInfo", "break_lock", "inspect_lock"]
@@ -53,8 +61,9 @@ def inspect_lock(
     collection: str = DEFAULT_COLLECTION,
 ) -> LockInfo:
     """Read a lock's state (see :meth:`DateLock.inspect`)."""
+    store = check_store(store, InvalidInputError)
     name, iso = parse_name(name), parse_date(date)
-    snap = store.get(check_collection(collection), encode_key(name, iso))
+    snap = store.get(check_collection(collection, InvalidInputError), encode_key(name, iso))
     rec = Record.parse(snap)
     return LockInfo(
         name=name,
@@ -99,15 +108,17 @@ def break_lock(
         or ``None`` when no lease was recorded (or ``token`` did not match).
 
     Raises:
-        InvalidInputError: ``name`` or ``date`` is invalid.
+        InvalidInputError: ``store``, ``name``, ``date``, ``token`` or
+            ``collection`` is invalid; nothing was written.
         StoreUnavailableError: the store failed; nothing is known to have changed.
     """
+    store = check_store(store, InvalidInputError)
     name, iso = parse_name(name), parse_date(date)
+    token = check_token(token, "token")
+    where = check_collection(collection, InvalidInputError)
     decide = functools.partial(decide_break, token=token)
     with span("lock", "break", {"lock.name": name, "lock.date": iso, "lock.token": token}):
-        broken: int | None = store.transact(
-            check_collection(collection), encode_key(name, iso), decide
-        )
+        broken: int | None = store.transact(where, encode_key(name, iso), decide)
     if broken is not None:
         logger.warning("lock %s/%s broken by an operator: lease %d cleared", name, iso, broken)
     return broken

@@ -1,23 +1,36 @@
-"""Validation of what a DateLock is built from: bad input raises before any store call."""
+"""
+Validation of what a DateLock is built from and called with.
+
+Bad input raises before any store call: ``ConfigurationError`` for a
+constructor option, ``InvalidInputError`` for a call argument (and for the
+lock's name and date, which say *what* is locked).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
 
-from .._keys import validate_id
-from .._validate import duration_seconds, iso_date
+from .._clock import Clock
+from .._keys import MAX_ID_BYTES, validate_id
+from .._validate import describe, duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError
+from ..stores import StateStore
 
 __all__ = [
     "DEFAULT_COLLECTION",
     "OnStoreError",
+    "check_clock",
     "check_collection",
+    "check_flag",
     "check_on_store_error",
     "check_owner",
+    "check_store",
+    "check_token",
+    "check_ttl",
     "parse_date",
     "parse_name",
-    "to_seconds",
+    "parse_timeout",
 ]
 
 OnStoreError = Literal["fail_closed", "proceed"]
@@ -31,40 +44,101 @@ def parse_date(value: object) -> str:
 
 
 def parse_name(value: object) -> str:
-    """Return the lock name, a non-empty string (any characters: it is escaped into the id)."""
+    """Return the lock name: a non-empty UTF-8 string (escaped into the id, so any characters)."""
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInputError(f"lock name must be a non-empty string, got {value!r}")
+        raise InvalidInputError(f"lock name must be a non-empty string, got {describe(value)}")
+    _check_text(value, "lock name", MAX_ID_BYTES, InvalidInputError)
     return value
 
 
-def to_seconds(value: float | dt.timedelta | None, what: str, *, allow_zero: bool) -> float | None:
-    """Normalise a duration given as seconds or a timedelta (``None`` stays ``None``)."""
-    return None if value is None else duration_seconds(value, what, allow_zero=allow_zero)
+def check_ttl(value: object) -> dt.timedelta:
+    """Return the lease duration: positive, at most MAX_DURATION, at least a microsecond."""
+    ttl = dt.timedelta(seconds=duration_seconds(value, "ttl"))
+    if not ttl:
+        raise ConfigurationError(f"ttl must be at least one microsecond, got {describe(value)}")
+    return ttl
+
+
+def parse_timeout(value: object) -> float | None:
+    """Return an acquire timeout in seconds (``None``: wait for ever)."""
+    if value is None:
+        return None
+    try:
+        return duration_seconds(value, "timeout", allow_zero=True)
+    except ConfigurationError as exc:
+        raise InvalidInputError(str(exc)) from exc
+
+
+def check_flag(value: object, what: str, error: type[Exception]) -> bool:
+    """Return ``value`` if it is a ``bool``; anything else raises ``error``."""
+    if not isinstance(value, bool):
+        raise error(f"{what} must be True or False, got {describe(value)}")
+    return value
+
+
+def check_token(value: object, what: str) -> int | None:
+    """Return a fencing token given as an argument: ``None`` or a non-negative int."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidInputError(
+            f"{what} must be a non-negative int or None, got {describe(value)}"
+        )
+    return value
 
 
 def check_owner(owner: object) -> str:
-    """Return a valid owner id (non-empty string of reasonable length)."""
+    """Return a valid owner id (non-empty UTF-8 string of reasonable length)."""
     if not isinstance(owner, str) or not owner or len(owner) > _MAX_OWNER:
         raise ConfigurationError(
-            f"owner must be a non-empty string of at most {_MAX_OWNER} characters, got {owner!r}"
+            f"owner must be a non-empty string of at most {_MAX_OWNER} characters, "
+            f"got {describe(owner)}"
         )
+    _check_text(owner, "owner", _MAX_OWNER * 4, ConfigurationError)
     return owner
 
 
-def check_collection(collection: object) -> str:
+def check_store(store: object, error: type[Exception]) -> StateStore:
+    """Return ``store`` if it implements the StateStore protocol."""
+    if not isinstance(store, StateStore):
+        raise error(
+            f"store must be a StateStore (MemoryStore, FirestoreStore), got {describe(store)}"
+        )
+    return store
+
+
+def check_clock(clock: object) -> Clock | None:
+    """Return ``clock`` (``None``: the system clock) if it implements the Clock protocol."""
+    if clock is not None and not isinstance(clock, Clock):
+        raise ConfigurationError(
+            f"clock must implement now/monotonic/sleep, got {describe(clock)}"
+        )
+    return clock
+
+
+def check_collection(collection: object, error: type[Exception] = ConfigurationError) -> str:
     """Return ``collection`` if it is a valid collection id."""
     try:
         return validate_id(collection, "collection id")
     except InvalidInputError as exc:
-        raise ConfigurationError(str(exc)) from exc
+        if error is InvalidInputError:
+            raise
+        raise error(str(exc)) from exc
 
 
 def check_on_store_error(value: object) -> OnStoreError:
     """Return the store-error policy, refusing anything but the two spelled-out choices."""
-    if value == "fail_closed":
+    if isinstance(value, str) and value == "fail_closed":
         return "fail_closed"
-    if value == "proceed":
+    if isinstance(value, str) and value == "proceed":
         return "proceed"
     raise ConfigurationError(
-        f"on_store_error must be 'fail_closed' or 'proceed', got {value!r}"
+        f"on_store_error must be 'fail_closed' or 'proceed', got {describe(value)}"
     )
+
+
+def _check_text(value: str, what: str, max_bytes: int, error: type[Exception]) -> None:
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise error(f"{what} is not valid UTF-8 (it holds a lone surrogate)") from exc
+    if size > max_bytes:
+        raise error(f"{what} is longer than {max_bytes} bytes")

@@ -11,7 +11,7 @@ One document per (name, date), never deleted by this library::
     name, date        what the lock protects (for operators)
     holder            owner id of the current lease, or None
     lease_id          random id of the current lease (recovers a lost acquire response)
-    token             the last fencing token issued; survives release (the counter)
+    token             the fencing token of the last lease granted; survives release
     acquired_at       store time the current lease was granted
     expires_at        store time the current lease ends unless renewed
     renewed_at        store time of the last renewal
@@ -19,12 +19,26 @@ One document per (name, date), never deleted by this library::
     released_by       its owner id, or "break" for an operator break
     released_at       store time of that release
     expire_at         garbage-collection time for a Firestore TTL policy
+
+and beside it one token counter per (name, date) (:func:`counter_key`), a
+document that carries no ``expire_at`` and that nothing ever deletes::
+
+    name, date        what the lock protects (for operators)
+    token             the highest token ever reserved
+
+Every grant first reserves its token from the counter (:func:`decide_reserve`),
+then writes it into the lock document (:func:`decide_acquire`), which accepts
+it only if it is above the token already there. So each token issued is at most
+the counter's value and at most the lock document's, and a token stays above
+every earlier one when either document is deleted (a TTL policy, an operator),
+whatever the store's clock does. Only deleting both between two grants could
+repeat a token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..errors import StoreError
@@ -35,47 +49,53 @@ __all__ = [
     "GC_RETENTION",
     "Busy",
     "Granted",
+    "Outbid",
     "Lost",
     "Record",
     "Released",
     "Renewed",
+    "counter_key",
     "decide_acquire",
     "decide_break",
     "decide_release",
     "decide_renew",
+    "decide_reserve",
     "lost",
-    "next_token",
-    "time_floor",
 ]
 
 # How long after a lease's end its document may be garbage-collected by a
 # Firestore TTL policy on ``expire_at``. Tokens do not depend on the document
-# surviving (see next_token), so this only keeps the document around for
-# operators; it must merely be positive for safety. Days, so that "who held it
-# last" is still there when someone looks the morning after.
+# surviving (the counter document outlives it), so this only keeps the document
+# around for operators; it must merely be positive for safety. Days, so that
+# "who held it last" is still there when someone looks the morning after.
 GC_RETENTION = timedelta(days=7)
 BROKEN_BY = "break"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def time_floor(now: datetime) -> int:
-    """Microseconds from the Unix epoch to ``now`` (exact integer arithmetic)."""
-    delta = now - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def next_token(last: int, now: datetime) -> int:
+def counter_key(key: str) -> str:
     """
-    The fencing token of the next lease.
+    The id of the token counter beside lock document ``key``.
 
-    ``last + 1`` keeps tokens strictly increasing while the document exists.
-    Flooring at the store's time in microseconds keeps them increasing after
-    the document is gone too (TTL garbage collection, manual deletion): every
-    token ever issued is at most the issue time in microseconds plus the
-    number of leases granted within the same microsecond, so a document
-    recreated later starts above all of them.
+    Lock ids (``encode_key(name, date)``) end with a date or, when long, a
+    SHA-256 in hex; this one ends with ``~tokens``, so it is never a lock id.
     """
-    return max(last + 1, time_floor(now))
+    return f"{key}~tokens"
+
+
+def decide_reserve(snap: Snapshot, *, name: str, date: str, above: int) -> Outcome[int]:
+    """
+    Reserve the next fencing token in the counter document.
+
+    The token is above every token reserved before and above ``above`` (the
+    lock document's token, when the counter was found behind it). A reserved
+    token that is never granted (the lock was busy) just leaves a gap.
+    """
+    data = snap.data or {}
+    last = data.get("token", 0)
+    if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+        raise StoreError(f"token counter {snap.collection}/{snap.key} is malformed")
+    token = max(last, above) + 1
+    return Outcome(token, Put({"name": name, "date": date, "token": token}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +167,18 @@ class Busy:
 
 
 @dataclass(frozen=True, slots=True)
+class Outbid:
+    """
+    The reserved token is not above the lock document's ``token``.
+
+    The counter was behind the lock document (the counter was deleted, or the
+    document predates it): reserve again above ``token``.
+    """
+
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class Renewed:
     """The lease was extended."""
 
@@ -211,15 +243,23 @@ def _lease_fields(
 
 
 def decide_acquire(
-    snap: Snapshot, *, name: str, date: str, owner: str, lease_id: str, ttl: timedelta
-) -> Outcome[Granted | Busy]:
-    """Grant a new lease unless a live one exists at the store's time."""
+    snap: Snapshot,
+    *,
+    name: str,
+    date: str,
+    owner: str,
+    lease_id: str,
+    ttl: timedelta,
+    token: int,
+) -> Outcome[Granted | Busy | Outbid]:
+    """Grant a new lease with the reserved ``token`` unless a live one exists at store time."""
     rec = Record.parse(snap)
     if rec.live(snap.now):
         assert rec.holder is not None
         assert rec.expires_at is not None
         return Outcome(Busy(rec.holder, rec.token, rec.expires_at, snap.now))
-    token = next_token(rec.token, snap.now)
+    if token <= rec.token:
+        return Outcome(Outbid(rec.token))
     expires = snap.now + ttl
     data = dict(snap.data or {})
     data.update(_lease_fields(rec, now=snap.now, holder=owner, lease_id=lease_id, expires=expires))
