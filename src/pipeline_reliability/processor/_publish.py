@@ -8,7 +8,7 @@ from typing import Any
 from ..errors import CompletionNotPublishedError, InvalidInputError
 from ..pubsub import CompletionMessage, CompletionPublisher, MemoryCompletionPublisher
 from ..pubsub._publisher import DEFAULT_PUBLISH_RETRY
-from ..retry import RetryPolicy
+from ..retry import RetryPolicy, any_of, if_exception_type
 
 __all__ = ["publish_completion"]
 
@@ -34,7 +34,13 @@ def publish_completion(
         if isinstance(publisher, CompletionPublisher | MemoryCompletionPublisher):
             result = publisher(message)
         else:
-            result = (retry or DEFAULT_PUBLISH_RETRY).call(publisher, message)
+            policy = retry or DEFAULT_PUBLISH_RETRY
+            # A timed-out attempt may have been delivered: publishing again is
+            # safe, the tracker deduplicates by (processor, execution_id).
+            policy = policy.with_(
+                predicate=any_of(policy.predicate, if_exception_type(TimeoutError))
+            )
+            result = policy.call(publisher, message)
     except CompletionNotPublishedError:
         raise
     except InvalidInputError:
