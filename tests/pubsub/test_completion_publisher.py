@@ -198,7 +198,7 @@ class ScriptedPublisher:
 
 
 def test_publish_sends_the_body_attributes_and_ordering_key(fake_clock: FakeClock) -> None:
-    """The body is to_dict() as JSON; attributes for filters; the ordering key per (phase, date)."""
+    """The body is to_dict() as JSON; attributes for filters; an ordering key per (phase, date)."""
     client = ScriptedPublisher(["m-1"])
     publisher = CompletionPublisher(
         "projects/p1/topics/phase3-complete", publisher=client, ordering=True,
