@@ -535,3 +535,22 @@ def test_the_decorator_form(
     first, second = topic.completions()
     assert (first.processor_name, first.game_date, first.record_count) == ("team_offense", DATE, 5)
     assert (second.game_date, second.correlation_id) == ("2026-02-02", "c-1")
+
+
+def test_a_writer_upsert_with_a_lost_fence_writes_nothing(
+    make_run: Callable[..., ProcessorRun],
+) -> None:
+    """upsert(fence=run.fence) raises before any BigQuery call once the lease is known lost."""
+    from pipeline_reliability import BigQueryWriter
+
+    writer = BigQueryWriter(project="p")  # no client: any BigQuery call would have to create one
+
+    def body() -> None:
+        with make_run() as run:
+            assert run.lease is not None
+            run.lease.mark_lost("superseded", "taken over")
+            writer.upsert("ds.table", [{"player": "a"}], key="player", fence=run.fence)
+
+    with pytest.raises(LockLostError, match="no more fenced writes"):
+        body()
+    assert writer._client is None
