@@ -484,6 +484,17 @@ def test_bad_lock_options_are_refused(
         make_run(lock=lock)
 
 
+@pytest.mark.parametrize(
+    "options", [{"publisher": "topic"}, {"lock_timeout": -1}, {"lock_timeout": "5"}]
+)
+def test_bad_run_options_are_refused(
+    make_run: Callable[..., ProcessorRun], options: dict[str, Any]
+) -> None:
+    """A publisher that is not callable, a negative or non-duration lock_timeout."""
+    with pytest.raises(ConfigurationError):
+        make_run(**options)
+
+
 def test_a_run_is_used_once(make_run: Callable[..., ProcessorRun]) -> None:
     """Entering the same run twice is refused."""
     run = make_run()

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._clock import Clock
+from .._validate import duration_seconds
 from ..completion import TriggerEvent
 from ..errors import ConfigurationError, InvalidInputError
 from ..lock import DateLock
@@ -139,6 +140,13 @@ def build_lock(
         raise ConfigurationError(f"invalid lock options: {exc}") from exc
 
 
-def lock_wait(timeout: float | dt.timedelta | None) -> tuple[bool, float | dt.timedelta | None]:
-    """``acquire`` arguments for ``lock_timeout``: ``None`` means do not wait."""
-    return (False, None) if timeout is None else (True, timeout)
+def lock_wait(timeout: float | dt.timedelta | None) -> tuple[bool, float | None]:
+    """
+    ``acquire`` arguments for ``lock_timeout``: ``None`` means do not wait.
+
+    Raises:
+        ConfigurationError: not a duration, negative, or too long.
+    """
+    if timeout is None:
+        return False, None
+    return True, duration_seconds(timeout, "lock_timeout", allow_zero=True)

@@ -16,6 +16,7 @@ from ..dedup import Claimed, Completed, IdempotencyLedger, InProgress
 from ..errors import (
     AlreadyCompletedError,
     AlreadyRunningError,
+    ConfigurationError,
     InvalidInputError,
     LockError,
     LockLostError,
@@ -134,7 +135,7 @@ class ProcessorRun:
         publish_retry: RetryPolicy | None = None,
     ) -> None:
         if not callable(publisher):
-            raise InvalidInputError(f"publisher must be callable, got {publisher!r:.80}")
+            raise ConfigurationError(f"publisher must be callable, got {publisher!r:.80}")
         self.processor = normalise_processor_name(processor)
         self.date = iso_date(date)
         self.phase = check_text(phase, "phase")
