@@ -131,6 +131,7 @@ def test_two_instances_per_processor_one_body_each_and_one_trigger(
     bodies: dict[str, list[str]] = {name: [] for name in PROCESSORS}
     refused = {name: threading.Event() for name in PROCESSORS}
     outcomes: dict[str, str] = {}
+    holders: dict[str, Any] = {}
     start = threading.Barrier(2 * len(PROCESSORS), timeout=WAIT)
 
     def instance(name: str, owner: str) -> None:
@@ -147,8 +148,12 @@ def test_two_instances_per_processor_one_body_each_and_one_trigger(
         try:
             process(DATE)
             outcomes[owner] = "ran"
-        except AlreadyRunningError:
+        except AlreadyRunningError as exc:
             outcomes[owner] = "already_running"
+            holders[owner] = (exc.holder, repr(exc.__cause__))
+            refused[name].set()
+        except Exception as exc:  # reported by the assertions below
+            outcomes[owner] = repr(exc)
             refused[name].set()
 
     threads = [
@@ -161,8 +166,8 @@ def test_two_instances_per_processor_one_body_each_and_one_trigger(
         t.join(2 * WAIT)
     results = pipeline.orchestrate(expected=len(PROCESSORS))
 
+    assert sorted(outcomes.values()) == ["already_running"] * 5 + ["ran"] * 5, (outcomes, holders)
     assert all(len(owners) == 1 for owners in bodies.values()), bodies
-    assert sorted(outcomes.values()) == ["already_running"] * 5 + ["ran"] * 5
     assert pipeline.table == {name: owners[0] for name, owners in bodies.items()}
     assert sum(r.counted for r in results) == len(PROCESSORS)
     assert sum(r.published for r in results) == 1

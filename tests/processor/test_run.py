@@ -565,3 +565,25 @@ def test_a_writer_upsert_with_a_lost_fence_writes_nothing(
     with pytest.raises(LockLostError, match="no more fenced writes"):
         body()
     assert writer._client is None
+
+
+@pytest.mark.parametrize(("contended", "runs"), [(4, True), (5, False)])
+def test_a_contended_lock_is_tried_again_before_already_running(
+    memory_store: MemoryStore, topic: MemoryCompletionPublisher, fake_clock: FakeClock,
+    contended: int, runs: bool,
+) -> None:
+    """Contention (nobody seen holding) is retried: 4 contended attempts run, 5 do not."""
+    from pipeline_reliability.testing import Fault, FaultyStore
+
+    faulty = FaultyStore(memory_store, plan=dict.fromkeys(range(contended), Fault.CONTENTION))
+    run = ProcessorRun("p", DATE, phase=PHASE, publisher=topic, clock=fake_clock,
+                       lock={"store": faulty, "auto_renew": False})
+
+    if runs:
+        with run:
+            pass
+        assert len(topic.completions()) == 1
+    else:
+        with pytest.raises(AlreadyRunningError, match="contended") as info:
+            run.__enter__()
+        assert info.value.holder is None

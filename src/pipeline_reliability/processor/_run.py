@@ -10,17 +10,13 @@ from typing import Any
 
 from .._clock import Clock, SystemClock
 from .._identity import default_owner
-from .._telemetry import counter, log_failure
+from .._telemetry import log_failure
 from .._validate import iso_date
-from ..dedup import Claimed, Completed, IdempotencyLedger, InProgress
+from ..dedup import Claimed, IdempotencyLedger
 from ..errors import (
-    AlreadyCompletedError,
-    AlreadyRunningError,
     ConfigurationError,
     InvalidInputError,
-    LockError,
     LockLostError,
-    LockNotAcquiredError,
     ReliabilityError,
     StaleFenceError,
     StoreError,
@@ -42,6 +38,7 @@ from ._options import (
     lock_wait,
 )
 from ._publish import publish_completion
+from ._steps import complete_claim, count, release_claim, release_lock, take_claim, take_lock
 
 __all__ = ["ProcessorRun", "PublishCompletion"]
 
@@ -249,56 +246,16 @@ class ProcessorRun:
             raise InvalidInputError(f"{self!r} was already started: a run is used once")
         self._entered = True
         if self._lock is not None:
-            self._take_lock(self._lock)
+            lease = take_lock(self._lock, self._blocking, self._timeout, self._clock,
+                              processor=self.processor, date=self.date)
+            self._fence = RunFence(lease)
         if self._ledger is not None:
+            key = f"{self.phase}/{self.processor}/{self.date}"
             try:
-                self._take_claim(self._ledger)
+                self._claim = take_claim(self._ledger, key, self.processor, self.date)
             except BaseException:
                 self._release_lock(None)
                 raise
-
-    def _take_lock(self, lock: DateLock) -> None:
-        try:
-            lease = lock.acquire(blocking=self._blocking, timeout=self._timeout)
-        except LockNotAcquiredError as exc:
-            counter("processor.runs", "Processor runs by outcome").add(
-                1, {"processor": self.processor, "outcome": "already_running"}
-            )
-            raise AlreadyRunningError(
-                f"{self.processor} {self.date} is already running (lock held by {exc.holder})",
-                processor=self.processor,
-                date=self.date,
-                holder=exc.holder,
-                expires_at=exc.expires_at,
-            ) from exc
-        self._fence = RunFence(lease)
-
-    def _take_claim(self, ledger: IdempotencyLedger) -> None:
-        key = f"{self.phase}/{self.processor}/{self.date}"
-        claim = ledger.claim(key)
-        if isinstance(claim, Claimed):
-            self._claim = claim
-            return
-        outcome = "already_running" if isinstance(claim, InProgress) else "already_completed"
-        counter("processor.runs", "Processor runs by outcome").add(
-            1, {"processor": self.processor, "outcome": outcome}
-        )
-        if isinstance(claim, InProgress):
-            raise AlreadyRunningError(
-                f"{self.processor} {self.date} is already running (claimed by {claim.owner})",
-                processor=self.processor,
-                date=self.date,
-                holder=claim.owner,
-                expires_at=claim.expires_at,
-            )
-        assert isinstance(claim, Completed)
-        raise AlreadyCompletedError(
-            f"{self.processor} {self.date} was completed at {claim.completed_at.isoformat()}",
-            processor=self.processor,
-            date=self.date,
-            completed_at=claim.completed_at,
-            result=claim.result,
-        )
 
     # -- finish --------------------------------------------------------------------------
 
@@ -407,48 +364,18 @@ class ProcessorRun:
         self.completion = message
 
     def _complete_claim(self) -> None:
-        if self._ledger is None or self._claim is None:
-            return
-        result = {"execution_id": self.execution_id, "status": self._status,
-                  "record_count": self._record_count, "message_id": self.message_id}
-        try:
-            self._ledger.complete(self._claim, result)
-        except ReliabilityError as error:
-            # The completion is out; an unrecorded claim only lapses after its TTL.
-            log_failure(logger, "completing the idempotency claim failed", error,
-                        processor=self.processor, date=self.date)
+        if self._ledger is not None and self._claim is not None:
+            result = {"execution_id": self.execution_id, "status": self._status,
+                      "record_count": self._record_count, "message_id": self.message_id}
+            complete_claim(self._ledger, self._claim, result, self.processor, self.date)
 
     def _release_claim(self, exc: BaseException | None) -> None:
-        if self._ledger is None or self._claim is None:
-            return
-        try:
-            self._ledger.release(self._claim)
-        except ReliabilityError as error:
-            log_failure(logger, "releasing the idempotency claim failed", error,
-                        processor=self.processor, date=self.date)
-            if exc is not None:
-                exc.add_note(f"and releasing the idempotency claim failed: {error}")
+        if self._ledger is not None and self._claim is not None:
+            release_claim(self._ledger, self._claim, exc, self.processor, self.date)
 
     def _release_lock(self, exc: BaseException | None) -> None:
-        lock = self._lock
-        if lock is None or lock.lease is None:
-            return
-        try:
-            lock.release()
-        except LockLostError as error:
-            if exc is None and self.completion is not None:
-                # Published while held (checked just before); lost since: the report stands.
-                logger.warning("%s %s: lease lost after publishing: %s",
-                               self.processor, self.date, error)
-            elif exc is not None:
-                exc.add_note(f"and the lease was lost: {error}")
-        except (LockError, StoreError) as error:
-            log_failure(logger, "releasing the run's lock failed; it expires after its TTL",
-                        error, processor=self.processor, date=self.date)
-            if exc is not None:
-                exc.add_note(f"and releasing the lock failed: {error}")
+        if self._lock is not None:
+            release_lock(self._lock, exc, self.completion is not None, self.processor, self.date)
 
     def _count(self, outcome: str) -> None:
-        counter("processor.runs", "Processor runs by outcome").add(
-            1, {"processor": self.processor, "outcome": outcome}
-        )
+        count(self.processor, outcome)
