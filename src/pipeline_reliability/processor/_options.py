@@ -23,6 +23,7 @@ __all__ = [
     "check_status",
     "check_text",
     "inherit_ids",
+    "lock_wait",
     "trigger_date",
 ]
 
