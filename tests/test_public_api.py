@@ -27,6 +27,7 @@ SUBPACKAGES = [
     "completion",
     "dedup",
     "lock",
+    "processor",
     "pubsub",
     "retry",
     "sinks",

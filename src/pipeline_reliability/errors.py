@@ -21,13 +21,16 @@ The tree::
     │   ├── WriteFailedError          a BigQuery load/query/insert failed
     │   │   └── SinkUnavailableError  transient: BigQuery overloaded/unreachable
     │   └── PublishFailedError        a Pub/Sub publish failed
+    │       └── CompletionNotPublishedError  a processor's completion could not be published
     ├── RetryExhaustedError           attempts or deadline ran out (last error chained)
     ├── CompletionNotRecordedError    neither the store nor the ledger took a completion
     ├── TriggerClaimLostError         a trigger claim expired or was taken over
     ├── CircuitOpenError              the circuit rejects calls for now
     ├── LockError
     │   ├── LockNotAcquiredError      another owner holds the lease
+    │   │   └── AlreadyRunningError   another instance runs this processor's date
     │   └── LockLostError             the caller's lease is no longer held
+    ├── AlreadyCompletedError         a processor's date is already done (idempotency)
     ├── StaleFenceError               a write carried an outdated fencing token
     └── EmulatorError                 a local emulator could not be started (testing)
 
@@ -41,7 +44,10 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 __all__ = [
+    "AlreadyCompletedError",
+    "AlreadyRunningError",
     "CircuitOpenError",
+    "CompletionNotPublishedError",
     "CompletionNotRecordedError",
     "ConfigurationError",
     "EmulatorError",
@@ -169,6 +175,20 @@ class PublishFailedError(SinkError):
     transient = True
 
 
+class CompletionNotPublishedError(PublishFailedError):
+    """
+    A processor's completion message could not be published (the retries ran out).
+
+    ``completion`` holds the :class:`~pipeline_reliability.CompletionMessage`
+    that was not published, so the caller can publish it later; the last
+    error is chained.
+    """
+
+    def __init__(self, message: str, *, completion: Any) -> None:
+        super().__init__(message)
+        self.completion = completion
+
+
 class RetryExhaustedError(ReliabilityError):
     """
     A retried operation still failed when its attempts or deadline ran out.
@@ -246,6 +266,47 @@ class LockNotAcquiredError(LockError):
 
 class LockLostError(LockError):
     """The caller's lease expired or was taken by another owner."""
+
+
+class AlreadyRunningError(LockNotAcquiredError):
+    """
+    Another instance is running this processor for this date: this run did not start.
+
+    Raised by ``ProcessorRun`` when the processor's date lock (or its
+    idempotency claim) is held by someone else. Nothing was run or
+    published; the holder reports the date. Acknowledge the message.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        processor: str,
+        date: str,
+        holder: str | None = None,
+        expires_at: datetime | None = None,
+    ) -> None:
+        super().__init__(message, holder=holder, expires_at=expires_at)
+        self.processor = processor
+        self.date = date
+
+
+class AlreadyCompletedError(ReliabilityError):
+    """
+    The processor already completed this date (within the idempotency window).
+
+    Raised by ``ProcessorRun`` with ``idempotency=``: nothing was run or
+    published. ``result`` is what the completed run recorded.
+    """
+
+    def __init__(
+        self, message: str, *, processor: str, date: str, completed_at: datetime, result: Any
+    ) -> None:
+        super().__init__(message)
+        self.processor = processor
+        self.date = date
+        self.completed_at = completed_at
+        self.result = result
 
 
 class StaleFenceError(ReliabilityError):

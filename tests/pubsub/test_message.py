@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline_reliability import MemoryStore
+from pipeline_reliability._validate import DATE_MAX, DATE_MIN
 from pipeline_reliability.completion import CompletionTracker, PhaseSpec
 from pipeline_reliability.errors import InvalidInputError, InvalidMessageError
 from pipeline_reliability.pubsub import STATUSES, CompletionMessage, parse_completion_message
@@ -338,7 +339,7 @@ valid_bodies = st.fixed_dictionaries(
         "phase": identifier,
         "execution_id": identifier,
         "correlation_id": identifier,
-        "game_date": st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10),
+        "game_date": st.dates(DATE_MIN, DATE_MAX).map(lambda d: d.isoformat()),
         "status": st.sampled_from(sorted(STATUSES)),
         "metadata": st.dictionaries(st.text(), json_values, max_size=3),
     },

@@ -23,6 +23,7 @@ from typing import Any
 from .._validate import iso_date
 from ..errors import InvalidInputError, InvalidMessageError
 from ._names import normalise_processor_name
+from ._schema import SCHEMA_FIELD, SCHEMA_VERSION, schema_version
 
 __all__ = ["STATUSES", "CompletionMessage", "parse_completion_message"]
 
@@ -99,6 +100,7 @@ class CompletionMessage:
         (apart from ``raw`` and ``attributes``).
         """
         body: dict[str, Any] = {
+            SCHEMA_FIELD: SCHEMA_VERSION,
             "processor_name": self.processor_name,
             "phase": self.phase,
             "execution_id": self.execution_id,
@@ -242,6 +244,7 @@ def _from_subscriber(message: Any, data: bytes) -> tuple[Mapping[str, Any], _Env
 def _build(body: Mapping[str, Any], envelope: _Envelope) -> CompletionMessage:
     """Validate the decoded completion body and build the result."""
     label = f" (message {envelope.message_id})" if envelope.message_id else ""
+    schema_version(body, label)
     missing = [k for k in _REQUIRED if body.get(k) is None]
     if body.get("processor_name") is None and body.get("output_table") is None:
         missing.insert(0, "processor_name")
