@@ -192,7 +192,10 @@ def test_a_contended_lock_is_tried_again_before_already_running(
     """Contention (nobody seen holding) is retried: 4 contended attempts run, 5 do not."""
     from pipeline_reliability.testing import Fault, FaultyStore
 
-    faulty = FaultyStore(memory_store, plan=dict.fromkeys(range(contended), Fault.CONTENTION))
+    # Each attempt is a plain read, then the token reservation: contention
+    # on the reservation of each of the first ``contended`` attempts.
+    plan = {2 * attempt + 1: Fault.CONTENTION for attempt in range(contended)}
+    faulty = FaultyStore(memory_store, plan=plan)
     run = ProcessorRun("p", DATE, phase=PHASE, publisher=topic, clock=fake_clock,
                        lock={"store": faulty, "auto_renew": False})
 
