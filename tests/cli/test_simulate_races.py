@@ -18,13 +18,13 @@ RACE = ("phase3", "2026-01-25", "team_defense_game_summary")
         ([(True, False), (False, False)], True),  # one won, one contended
         ([(True, False), (False, True)], True),  # one won, the other's store failed
         ([(False, True), (False, True)], True),  # both aborted by contention: fail closed
-        ([(False, True), (False, False)], False),  # nobody won, yet one saw no store error
+        ([(False, True), (False, False)], False),  # nobody won, yet one saw a holder
         ([(False, False), (False, False)], False),  # nobody won for no reason
         ([(True, False), (True, False)], False),  # two holders: F7
     ],
 )
 def test_lock_race_verdict(outcomes: list[tuple[bool, bool]], ok: bool) -> None:
-    """A race passes with one winner, or with none when every racer failed closed."""
+    """A race passes with one winner, or with none when both racers found nobody holding."""
     obs = Observations()
     for won, store_error in outcomes:
         obs.race(*RACE, won, store_error)

@@ -1,8 +1,9 @@
 """
 One simulated processor instance: what a Cloud Run / Cloud Functions
 instance of a processor does with one delivery, using the library the way a
-user would (breaker around a downstream call, a fenced date lock around the
-write, dedup before the upsert, the tracker after it).
+user would: a breaker around a downstream call, and a ``ProcessorRun`` (the
+fenced date lock, dedup before the upsert) whose completion goes to the
+tracker through an in-process publisher.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ...breaker import CircuitBreaker
 from ...completion import CompletionTracker, TriggerClaim
 from ...errors import (
     CircuitOpenError,
+    CompletionNotPublishedError,
     LockLostError,
     LockNotAcquiredError,
     PublishFailedError,
@@ -24,7 +26,9 @@ from ...errors import (
     StaleFenceError,
     StoreError,
 )
-from ...lock import DateLock, Lease
+from ...processor import ProcessorRun
+from ...pubsub import CompletionMessage
+from ...retry import RetryPolicy
 from ...testing import FaultyStore
 from ._components import KEY, ORDER_BY, Components
 from ._observe import Observations, Published
@@ -46,12 +50,15 @@ class Resume:
 
     delivery: Delivery
     instance: int
-    lock: DateLock
-    lease: Lease
+    run: ProcessorRun
     rows: tuple[Row, ...]
 
 
 FollowUp = tuple[int, Delivery | Resume]
+
+#: The completion is handed to the tracker in process, once: a failure nacks
+#: the delivery and Pub/Sub delivers it again (no retry inside the run).
+_ONCE = RetryPolicy(attempts=1)
 
 
 class TriggerDesk:
@@ -178,12 +185,12 @@ class Instance:
             stats.deliveries += 1
             stats.calls += 1
         self.call_downstream(tick)
+        follow_ups: list[FollowUp] = []
         if d.kind == "unknown":
             # A misspelled processor: it has no lock or table of ours, it just reports.
-            return self._record(tick, d)
-        lock = self.c.make_lock(self.store, f"{d.phase}.{d.processor}", d.date, self.owner)
-        lease = self._acquire(lock, d)
-        if lease is None:
+            return self._report(self._run(tick, d, follow_ups, locked=False), follow_ups)
+        run = self._run(tick, d, follow_ups, locked=True)
+        if not self._start(run, d):
             return [(tick + NACK_DELAY, d.redelivered())]
         rows = self._dedup(d)
         if d.pause:
@@ -191,17 +198,55 @@ class Instance:
             # Pub/Sub redelivers to another instance, which takes the lock
             # with a newer token; the stalled holder wakes up after that.
             redeliver = tick + self.planner.lease_ticks + 1
-            resume = Resume(d, self.index, lock, lease, rows)
+            resume = Resume(d, self.index, run, rows)
             return [(redeliver, d.redelivered()), (redeliver + 1, resume)]
+        assert run.fence is not None  # a locked run that started holds a lease
         try:
-            self.c.table.upsert(rows, fence=lease.token, fence_key=(lock.name, d.date))
-        except StaleFenceError as exc:
+            self.c.table.upsert(rows, fence=run.fence.token, fence_key=(run.fence.lease.name,
+                                                                        d.date))
+        except (StaleFenceError, LockLostError) as exc:
             self.obs.violate(f"{d.phase} {d.date} {d.processor}: live holder fenced out: {exc}")
+            run.__exit__(type(exc), exc, exc.__traceback__)
+            return []
+        return self._report(run, follow_ups, started=True)
+
+    def _run(
+        self, tick: int, d: Delivery, follow_ups: list[FollowUp], *, locked: bool
+    ) -> ProcessorRun:
+        """The processor's run of ``d``; its completion is recorded by the tracker."""
+
+        def publish(message: CompletionMessage) -> None:
+            try:
+                follow_ups.extend(self._record(tick, d, message))
+            except StoreError:
+                # Raising is allowed (F2: recorded, degraded, or raised): the
+                # message is nacked and Pub/Sub delivers it again.
+                follow_ups.append((tick + 1, d.redelivered()))
+                raise
+
+        lock = (self.c.make_lock(self.store, f"{d.phase}.{d.processor}", d.date, self.owner)
+                if locked else None)
+        run = ProcessorRun(d.processor, d.date, phase=d.phase, publisher=publish, lock=lock,
+                           execution_id=d.execution_id, owner=self.owner, clock=self.c.clock,
+                           publish_retry=_ONCE)
+        run.record_count = self.planner.config.rows
+        return run
+
+    def _report(
+        self, run: ProcessorRun, follow_ups: list[FollowUp], *, started: bool = False
+    ) -> list[FollowUp]:
+        """End ``run`` (publishing its completion); a failed report is delivered again."""
         try:
-            lock.release()
+            if not started:
+                run.__enter__()
+            run.__exit__(None, None, None)
+        except CompletionNotPublishedError:
+            if not follow_ups:  # not the tracker's store failing: a real defect
+                raise
+            return follow_ups  # nacked: delivered again
         except LockLostError as exc:
-            self.obs.violate(f"{d.phase} {d.date} {d.processor}: live holder lost: {exc}")
-        return self._record(tick, d)
+            self.obs.violate(f"{run.phase} {run.date} {run.processor}: live holder lost: {exc}")
+        return follow_ups
 
     def call_downstream(self, tick: int | None) -> None:
         """Call the flaky downstream through the shared breaker (``None``: a healthy call)."""
@@ -214,31 +259,33 @@ class Instance:
         with contextlib.suppress(CircuitOpenError, DownstreamError):
             self.breaker.call(downstream)
 
-    def _acquire(self, lock: DateLock, d: Delivery) -> Lease | None:
-        lease: Lease | None = None
-        store_error = False
+    def _start(self, run: ProcessorRun, d: Delivery) -> bool:
+        """Start ``run`` (take its date lock); whether this instance got the lease."""
+        started = nobody_held = False
         try:
-            lease = lock.acquire(blocking=False)
-        except LockNotAcquiredError:
+            run.__enter__()
+            started = True
+        except LockNotAcquiredError as exc:
+            # Held by the other instance, or contention that outlasted the
+            # run's attempts (on Firestore overlapping acquires can both
+            # abort): either way no lease, no work, the message comes back.
+            nobody_held = exc.holder is None
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.contended += 1
         except StoreError:
             # Fail closed: no lock, no work (production proceeded without one).
-            # On Firestore two overlapping acquires can both abort (lock
-            # timeouts) until their attempts run out: then nobody wins, and
-            # the nacked message is delivered again.
-            store_error = True
+            nobody_held = True
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.fail_closed += 1
         if d.race:
-            self.obs.race(d.phase, d.date, d.processor, lease is not None, store_error)
+            self.obs.race(d.phase, d.date, d.processor, started, nobody_held)
             # Both racers attempt before either goes on, so the winner still
             # holds the lease when the loser tries: exactly one must get it.
             self._rendezvous(d)
-        if lease is not None:
+        if started:
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.leases += 1
-        return lease
+        return started
 
     def _dedup(self, d: Delivery) -> tuple[Row, ...]:
         rows, planted = self.planner.rows(d, self.c.clock.now())
@@ -253,40 +300,44 @@ class Instance:
         return kept
 
     def _resume(self, r: Resume) -> None:
-        d = r.delivery
+        d, run = r.delivery, r.run
+        assert run.fence is not None
+        # The stalled holder still has its old token: the fence must refuse it.
+        token = run.fence.lease.token
         try:
-            self.c.table.upsert(r.rows, fence=r.lease.token, fence_key=(r.lock.name, d.date))
-        except StaleFenceError:
+            self.c.table.upsert(r.rows, fence=token, fence_key=(run.fence.lease.name, d.date))
+        except StaleFenceError as exc:
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.stale_rejected += 1
+            outcome: BaseException | None = exc
         else:
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.stale_accepted += 1
-        try:
-            r.lock.release()
-        except LockLostError:
+            outcome = None
+        # A superseded run that wrote anyway raises LockLostError instead of
+        # reporting (counted below).
+        with contextlib.suppress(LockLostError):
+            run.__exit__(None if outcome is None else type(outcome), outcome, None)
+        # A holder that lost its lease does not report: the instance that took
+        # over already did. Its release is refused.
+        if run.completion is None and run.fence.lease.lost:
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.lost_releases += 1
-        # A holder that lost its lease does not report success: the instance
-        # that took over already did.
 
     # -- the completion ----------------------------------------------------------------------
 
-    def _record(self, tick: int, d: Delivery) -> list[FollowUp]:
+    def _record(self, tick: int, d: Delivery, message: CompletionMessage) -> list[FollowUp]:
+        """The orchestrator's side of a completion message (Pub/Sub is in process here)."""
         self.desk.submitted_before(d.phase, d.date, d.processor)
         outage = self.store.outage() if self.planner.store_down(tick) else contextlib.nullcontext()
+        kwargs = {**message.completion_kwargs(), "message_id": d.message_id}
         try:
             with outage:
-                result = self.tracker.record_completion(
-                    d.phase, d.date, d.processor, execution_id=d.execution_id,
-                    message_id=d.message_id, record_count=self.planner.config.rows,
-                )
+                result = self.tracker.record_completion(d.phase, **kwargs)
         except StoreError:
-            # Raising is allowed (F2: recorded, degraded, or raised): the
-            # message is nacked and Pub/Sub delivers it again.
             with self.obs.edit(d.phase, d.date) as stats:
                 stats.raised += 1
-            return [(tick + 1, d.redelivered())]
+            raise
         with self.obs.edit(d.phase, d.date) as stats:
             stats.counted += int(result.counted)
             stats.duplicates += int(result.duplicate)

@@ -65,7 +65,7 @@ class Observations:
         self.breaker_transitions = 0
         self.breaker_events: list[Any] = []
         self.race_winners: dict[tuple[str, str, str], int] = {}
-        self.race_store_errors: dict[tuple[str, str, str], int] = {}
+        self.race_unheld: dict[tuple[str, str, str], int] = {}
 
     @contextmanager
     def edit(self, phase: str, date: str) -> Iterator[PhaseDateStats]:
@@ -91,10 +91,14 @@ class Observations:
                 self.breaker_transitions += 1
 
     def race(
-        self, phase: str, date: str, processor: str, won: bool, store_error: bool = False
+        self, phase: str, date: str, processor: str, won: bool, nobody_held: bool = False
     ) -> None:
-        """Count an attempt of a planned lock race: did it get the lease, did the store fail."""
+        """
+        Count an attempt of a planned lock race: did it get the lease, and if
+        not, was that with nobody holding it (contention outlasted its attempts,
+        or the store failed: no lease, no work, the message comes back).
+        """
         with self._lock:
             key = (phase, date, processor)
             self.race_winners[key] = self.race_winners.get(key, 0) + int(won)
-            self.race_store_errors[key] = self.race_store_errors.get(key, 0) + int(store_error)
+            self.race_unheld[key] = self.race_unheld.get(key, 0) + int(nobody_held)
