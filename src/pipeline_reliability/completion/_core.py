@@ -24,19 +24,23 @@ from ..errors import (
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
 from ._claims import ConfirmOutcome, confirm, release
-from ._doc import ensure_doc, first_completion_at, remember_op
+from ._doc import ensure_doc, first_completion_at, remember_write
 from ._events import TriggerClaim, TriggerEvent
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
 from ._results import TriggerConfirmation
-from ._spec import PhaseSpec, normalise_date, validate_name
+from ._spec import PhaseSpec, normalise_date, show, validate_name
 
 __all__ = [
+    "MAX_OWNER_CHARS",
     "STORE_FAILURES",
     "Publish",
     "TrackerCore",
+    "check_claim",
+    "check_publish",
     "count_claim",
     "describe",
     "logger",
+    "metadata_collection",
 ]
 
 R = TypeVar("R")
@@ -51,9 +55,71 @@ _STATUS_OF_REASON = {
 }
 
 
+#: Longest ``owner``: it is stored in every trigger claim (bounded document).
+MAX_OWNER_CHARS = 256
+
+
 def describe(exc: BaseException) -> str:
     """``"TypeName: message"`` for result fields."""
-    return f"{type(exc).__name__}: {exc}"
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not hide the real error
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}"
+
+
+def metadata_collection(spec: PhaseSpec) -> str:
+    """The collection that holds the large metadata of ``spec``'s completions."""
+    return f"{spec.collection}_metadata"
+
+
+def _check_options(
+    store: object,
+    phases: object,
+    ledger: object,
+    clock: object,
+    execution_log: object,
+    retry: object,
+) -> None:
+    """Refuse options of the wrong kind up front (not on first use, as a raw error)."""
+    if not isinstance(store, StateStore):
+        raise ConfigurationError(f"store must be a StateStore, got {show(store)}")
+    if isinstance(phases, str | bytes) or not isinstance(phases, Iterable):
+        raise ConfigurationError(f"phases must be a collection of PhaseSpec, got {show(phases)}")
+    if ledger is not None and not isinstance(ledger, CompletionLedger):
+        raise ConfigurationError(f"ledger must be a CompletionLedger, got {show(ledger)}")
+    if execution_log is not None and not isinstance(execution_log, ExecutionLog):
+        raise ConfigurationError(f"execution_log must be an ExecutionLog, got {show(execution_log)}")
+    if clock is not None and not callable(getattr(clock, "now", None)):
+        raise ConfigurationError(f"clock must have a now() method, got {show(clock)}")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {show(retry)}")
+
+
+def check_publish(publish: object) -> None:
+    """Refuse a ``publish`` that is not callable before anything is written."""
+    if not callable(publish):
+        raise InvalidInputError(f"publish must be callable, got {show(publish)}")
+
+
+def check_claim(claim: object) -> TriggerClaim:
+    """Return ``claim`` if it is a well-formed :class:`TriggerClaim`, else raise."""
+    if not isinstance(claim, TriggerClaim):
+        raise InvalidInputError(f"claim must be a TriggerClaim, got {show(claim)}")
+    ok = (
+        isinstance(claim.date, str)
+        and normalise_date(claim.date) == claim.date
+        and isinstance(claim.trigger_id, str)
+        and isinstance(claim.owner, str)
+        and isinstance(claim.reason, str)
+        and isinstance(claim.attempt, int)
+        and not isinstance(claim.attempt, bool)
+        and isinstance(claim.claimed_at, datetime)
+        and claim.claimed_at.utcoffset() is not None
+    )
+    if not ok:
+        raise InvalidInputError(f"not a claim the tracker issued: {show(claim, 200)}")
+    return claim
 
 
 class TrackerCore:
@@ -70,6 +136,7 @@ class TrackerCore:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
+        _check_options(store, phases, ledger, clock, execution_log, retry)
         specs: dict[str, PhaseSpec] = {}
         collections: set[str] = set()
         for spec in phases:
@@ -83,9 +150,17 @@ class TrackerCore:
             collections.add(spec.collection)
         if not specs:
             raise ConfigurationError("at least one PhaseSpec is required")
+        clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
+        if clash:
+            raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
         given: object = owner
-        if given is not None and not (isinstance(given, str) and given):
-            raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+        if given is not None and not (
+            isinstance(given, str) and given and len(given) <= MAX_OWNER_CHARS
+        ):
+            raise ConfigurationError(
+                f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
+                f"got {show(owner)}"
+            )
         self._store = store
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger
@@ -127,23 +202,25 @@ class TrackerCore:
 
         ``decide`` gets the document (the fresh layout when it does not exist)
         and the snapshot, changes the document in place and returns
-        ``(result, write)``. Each call carries a write token stored in the
-        document with its write: when a retry follows a lost response, the
-        retry finds its own token and returns the result of the attempt that
-        committed, instead of mistaking its own write for someone else's
-        (so a completion whose response was lost is still reported as counted).
+        ``(result, write)``. Each call carries a write id stored in the
+        document (``ops``) with its write: when a retry follows a lost
+        response, the retry finds its own write id and returns the result of
+        the attempt that committed, instead of mistaking its own write for
+        someone else's (so a completion whose response was lost is still
+        reported as counted).
         """
-        token = secrets.token_hex(8)
+        write_id = secrets.token_hex(8)
         decided: list[R] = []  # result of the latest attempt that wrote
 
         def fn(snap: Snapshot) -> Outcome[R]:
-            if decided and token in (snap.data or {}).get("ops", ()):
+            ops = (snap.data or {}).get("ops")
+            if decided and isinstance(ops, list) and write_id in ops:
                 return Outcome(decided[-1])
             doc = ensure_doc(snap.data, spec.name, day)
             result, write = decide(doc, snap)
             if not write:
                 return Outcome(result)
-            remember_op(doc, token)
+            remember_write(doc, write_id)
             decided.append(result)
             return Outcome(result, Put(doc))
 
@@ -165,7 +242,7 @@ class TrackerCore:
             StoreError, RetryExhaustedError: the store failed; nothing is
                 confirmed and the lease will expire.
         """
-        spec = self._spec(claim.phase)
+        spec = self._spec(check_claim(claim).phase)
         with span("tracker", "confirm_trigger", lambda: _claim_attrs(claim)):
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
@@ -201,7 +278,10 @@ class TrackerCore:
             StoreError, RetryExhaustedError: the store failed; the lease
                 then expires on its own.
         """
-        spec = self._spec(claim.phase)
+        spec = self._spec(check_claim(claim).phase)
+        given: object = error
+        if not isinstance(given, str | BaseException):
+            raise InvalidInputError(f"error must be an exception or a string, got {show(error)}")
         text = error if isinstance(error, str) else describe(error)
         with span("tracker", "release_trigger", lambda: _claim_attrs(claim)):
 

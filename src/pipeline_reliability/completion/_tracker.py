@@ -13,7 +13,7 @@ from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
-from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
+from ._core import STORE_FAILURES, Publish, check_publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, deadline_at, deadline_passed, done_set, recount
 from ._doc import first_completion_at as first_at
 from ._events import TriggerClaim
@@ -115,6 +115,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.sweep(phase, dates, now)
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
@@ -145,7 +146,7 @@ class CompletionTracker(RecordingTracker):
             for row in rows:
                 result = self._record(spec, row.date, self._from_row(spec, row))
                 count_result(result)
-                if result.duplicate:
+                if result.duplicate or result.stale:  # stale: changed nothing either
                     duplicates += 1
                 else:
                     applied += 1
@@ -162,6 +163,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.replay_ledger(phase, dates)
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
@@ -180,6 +182,9 @@ class CompletionTracker(RecordingTracker):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
+        given: object = evidence  # checked as given: callers may pass anything
+        if not (isinstance(given, Mapping) or callable(given)):
+            raise InvalidInputError("evidence must be a mapping or a callable")
         with span("tracker", "reconcile", {"phase": spec.name, "date": day}):
             snap = self._retry.call(self._store.get, spec.collection, day)
             checked = spec.expected - done_set(snap.data, spec)
@@ -224,6 +229,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.reconcile(phase, date, evidence)
         if report.claim is None:
             return report
@@ -312,6 +318,9 @@ class CompletionTracker(RecordingTracker):
             record_count=row.record_count,
             metadata=row.metadata,
             correlation_id=row.correlation_id,
+            # A degraded report without a completion time was never seen by
+            # the store: the tracker's time when it took it is the only one known.
+            completed_at=row.completed_at or row.event_time,
         )
         normalise_date(row.date)
         return dataclasses.replace(c, reported_at=row.event_time)
