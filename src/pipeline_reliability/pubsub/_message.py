@@ -70,11 +70,34 @@ class CompletionMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # Built by hand (tests, other transports) as well as by the parser:
+        # check the types up front, so no method fails later with a raw error.
+        texts = ("processor_name", "phase", "execution_id", "correlation_id", "status")
+        for name in texts:
+            if not isinstance(getattr(self, name), str):
+                raise InvalidMessageError(f"{name} must be a string, got {_show(getattr(self, name))}")
+        _game_date(self.game_date)
+        _count(self.record_count)
+        if self.timestamp is not None and (
+            not isinstance(self.timestamp, datetime) or self.timestamp.utcoffset() is None
+        ):
+            raise InvalidMessageError(
+                f"timestamp must be a timezone-aware datetime, got {_show(self.timestamp)}"
+            )
+        if self.message_id is not None and not isinstance(self.message_id, str):
+            raise InvalidMessageError(f"message_id must be a string, got {_show(self.message_id)}")
+        _object(self.metadata, "metadata")
+        _attributes(self.attributes)
+        _object(self.raw, "raw")
+
     def completion_kwargs(self) -> dict[str, Any]:
         """
         Return the keyword arguments of ``CompletionTracker.record_completion``.
 
-        Everything but the phase, which is the tracker's ``PhaseSpec`` name and
+        ``completed_at`` is :attr:`timestamp` (the message's ``timestamp``,
+        else its Pub/Sub publish time, else ``None``: the store's time at
+        receipt). Everything but the phase, which is the tracker's ``PhaseSpec`` name and
         need not be the publisher's ``phase`` string::
 
             msg = parse_completion_message(cloud_event)
@@ -89,6 +112,9 @@ class CompletionMessage:
             "record_count": self.record_count,
             "metadata": dict(self.metadata),
             "correlation_id": self.correlation_id,
+            # The processor's own time orders its runs (issue 10, item 1): the
+            # body's timestamp, else the publish time, else (None) the store's.
+            "completed_at": self.timestamp,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,18 +198,40 @@ def _unwrap(message: Any) -> tuple[Mapping[str, Any], _Envelope]:
         message = _json(message, "body")
     if not isinstance(message, Mapping):
         return _unwrap_object(message)
-    if "message" in message:  # push body, or CloudEvent data passed on its own
-        return _from_pubsub(_object(message["message"], "message"))
+    if _is_completion_body(message):
+        # A decoded completion; its own "message"/"data" fields are free text.
+        return _object(message, "completion message"), _Envelope()
+    inner = message.get("message")
+    if _is_pubsub_message(inner):  # push body, or CloudEvent data passed on its own
+        return _from_pubsub(_object(inner, "message"))
     data = message.get("data")
     if isinstance(data, Mapping):  # CloudEvent dict: {"data": {"message": {...}}}
-        if "message" not in data:
-            raise InvalidMessageError("CloudEvent data has no 'message'")
+        if not _is_pubsub_message(data.get("message")):
+            raise InvalidMessageError("CloudEvent data has no Pub/Sub 'message' object")
         return _from_pubsub(_object(data["message"], "data.message"))
     if isinstance(data, str):  # a bare Pub/Sub message: {"data": "<base64>", "messageId": ...}
         return _from_pubsub(message)
     if "data" in message:
         raise InvalidMessageError(f"'data' must be base64 text, got {type(data).__name__}")
+    if isinstance(inner, Mapping):
+        raise InvalidMessageError("'message' is an object but not a Pub/Sub message (no 'data')")
     return _object(message, "completion message"), _Envelope()
+
+
+#: Keys of a Pub/Sub message in its JSON form (push body, CloudEvent).
+_PUBSUB_KEYS = frozenset({"data", "messageId", "message_id", "publishTime", "publish_time"})
+#: Keys only a completion body has: a body is recognised by them, never by
+#: the absence of "message" (a body may carry a free-text "message" field).
+_BODY_KEYS = frozenset({"processor_name", "output_table", "execution_id", "game_date"})
+
+
+def _is_pubsub_message(value: object) -> bool:
+    """Whether ``value`` has the shape of a Pub/Sub message: an object with data/messageId."""
+    return isinstance(value, Mapping) and any(k in value for k in _PUBSUB_KEYS)
+
+
+def _is_completion_body(message: Mapping[str, Any]) -> bool:
+    return any(k in message for k in _BODY_KEYS)
 
 
 def _unwrap_object(message: Any) -> tuple[Mapping[str, Any], _Envelope]:
@@ -233,7 +281,7 @@ def _from_subscriber(message: Any, data: bytes) -> tuple[Mapping[str, Any], _Env
     publish = getattr(message, "publish_time", None)
     envelope = _Envelope(
         message_id=str(message_id) if message_id else None,
-        publish_time=publish if isinstance(publish, datetime) else None,
+        publish_time=_time(publish, "message.publish_time") if isinstance(publish, datetime) else None,
         attributes=_attributes(getattr(message, "attributes", None)),
     )
     return _object(_json(data, f"message.data{label}"), f"message.data{label}"), envelope
@@ -348,9 +396,9 @@ def _game_date(value: Any) -> str:
 def _count(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**63 - 1:
         raise InvalidMessageError(
-            f"field 'record_count' must be an integer >= 0, got {_show(value)}"
+            f"field 'record_count' must be an integer in 0..2**63-1, got {_show(value)}"
         )
     return value
 
@@ -375,5 +423,8 @@ def _time(value: Any, what: str) -> datetime:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - e.g. an int too large to print
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 60 else text[:57] + "..."

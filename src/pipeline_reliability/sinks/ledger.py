@@ -132,7 +132,7 @@ class BigQueryLedger:
         # The table id is validated by TableId (safe between backticks); values are parameters.
         sql = (
             "SELECT phase, `date`, processor, execution_id, message_id, status, record_count, "  # noqa: S608
-            "metadata, event_time, recorded_time, primary_ok, correlation_id "
+            "metadata, event_time, recorded_time, primary_ok, correlation_id, completed_at "
             f"FROM {self._sink.table_id.sql(self._sink.client.project)} "
             "WHERE phase = @phase AND `date` IN UNNEST(@dates) "
             "ORDER BY recorded_time, event_time"
@@ -170,6 +170,7 @@ def ledger_row_to_json(row: LedgerRow) -> dict[str, Any]:
         "recorded_time": row.recorded_time.isoformat(),
         "primary_ok": row.primary_ok,
         "correlation_id": row.correlation_id,
+        "completed_at": None if row.completed_at is None else row.completed_at.isoformat(),
     }
 
 
@@ -192,6 +193,7 @@ def ledger_row_from_record(record: Any) -> LedgerRow:
         record_count=None if record["record_count"] is None else int(record["record_count"]),
         metadata=metadata,
         correlation_id=record.get("correlation_id"),
+        completed_at=record.get("completed_at"),
     )
 
 
