@@ -46,7 +46,7 @@ MAX_METADATA_DEPTH = 64
 MAX_ID_CHARS = 512
 #: Most expected processors one phase may wait for: the bound that keeps a
 #: date's document under Firestore's 1 MiB whatever happens (see ``_bounds``).
-MAX_EXPECTED = 100
+MAX_EXPECTED = 50
 _INT64 = (-(2**63), 2**63 - 1)
 
 # Names become document ids, map keys and parts of the trigger id
@@ -208,7 +208,7 @@ class PhaseSpec:
     Args:
         name: The phase (e.g. ``"phase3"``); safe-name charset ``[A-Za-z0-9_-]``.
         expected: The processors whose completion the phase waits for. Only
-            these count (DESIGN F4). At most :data:`MAX_EXPECTED` (100): the
+            these count (DESIGN F4). At most :data:`MAX_EXPECTED` (50): the
             bound that keeps each date's document under Firestore's 1 MiB.
         collection: The state-store collection of this phase's documents
             (one per date, keyed by the date). Default ``"completion_<name>"``.
