@@ -89,6 +89,7 @@ def test_item2_bound_fits_firestore_for_the_largest_phase_allowed() -> None:
         PhaseSpec("p", [f"p{i}" for i in range(MAX_EXPECTED + 1)])
 
 
+@pytest.mark.slow
 def test_item2_worst_case_document_stays_under_the_bound(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:

@@ -141,7 +141,7 @@ class TrackerCore:
         collections: set[str] = set()
         for spec in phases:
             if not isinstance(spec, PhaseSpec):
-                raise ConfigurationError(f"phases must be PhaseSpec objects, got {spec!r}")
+                raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
             if spec.name in specs or spec.collection in collections:
                 raise ConfigurationError(
                     f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"

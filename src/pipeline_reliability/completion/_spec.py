@@ -10,7 +10,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .._keys import validate_id
@@ -64,13 +64,15 @@ def validate_name(value: object, what: str, error: type[Exception] = InvalidInpu
     if not isinstance(value, str) or not _NAME.match(value):
         raise error(
             f"{what} must be 1-128 characters of [A-Za-z0-9_-] starting with a letter "
-            f"or digit, got {value!r}"
+            f"or digit, got {show(value)}"
         )
     return value
 
 
 def normalise_date(value: object) -> str:
     """Return ``value`` (a ``date``, or an ISO string naming a real day) as ``YYYY-MM-DD``."""
+    if not isinstance(value, str | date):
+        raise InvalidInputError(f"date must be a datetime.date or 'YYYY-MM-DD', got {show(value)}")
     return iso_date(value)
 
 
@@ -119,10 +121,19 @@ def validate_completed_at(value: object) -> datetime | None:
 
 
 def show(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters; never raises (huge ints, broken reprs)."""
+    """
+    A short description of ``value`` for an error message; never raises, never hangs.
+
+    Only plain scalars are shown by ``repr``: the repr of a container may be
+    endless (shared sub-lists) or recurse too deep, and any ``__repr__`` may raise.
+    """
+    if isinstance(value, str | bytes):
+        value = value[: limit + 1]
+    elif not isinstance(value, int | float | date | timedelta | type(None)):
+        return f"<{type(value).__name__}>"
     try:
         text = repr(value)
-    except Exception:  # noqa: BLE001 - e.g. int too large to print; any __repr__ may raise
+    except Exception:  # noqa: BLE001 - e.g. an int too large to print
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -281,7 +292,9 @@ class PhaseSpec:
     def _collection(self, collection: str | None) -> str:
         # Not "<name>_completion": that is the legacy orchestrators' collection,
         # whose documents have another layout; sharing it would break both.
-        value = f"completion_{self.name}" if collection is None else collection
+        value: object = f"completion_{self.name}" if collection is None else collection
+        if not isinstance(value, str):
+            raise ConfigurationError(f"collection must be a string, got {show(value)}")
         try:
             return validate_id(value, "collection")
         except InvalidInputError as exc:
@@ -306,7 +319,7 @@ class PhaseSpec:
         ):
             raise ConfigurationError(
                 f"phase {self.name!r}: min_to_trigger must be within 1..{len(self.expected)}, "
-                f"got {self.min_to_trigger!r}"
+                f"got {show(self.min_to_trigger)}"
             )
         durations: tuple[tuple[str, object], ...] = (
             ("deadline", self.deadline),

@@ -26,7 +26,7 @@ from ._results import (
     SweepReport,
     TriggerConfirmation,
 )
-from ._spec import RECONCILED, PhaseSpec, normalise_date
+from ._spec import RECONCILED, PhaseSpec, normalise_date, show
 
 __all__ = ["CompletionTracker", "Evidence"]
 
@@ -95,7 +95,7 @@ class CompletionTracker(RecordingTracker):
         days = self._days(dates)
         when: object = now  # checked as given: callers may pass anything
         if when is not None and not (isinstance(when, datetime) and when.tzinfo is not None):
-            raise InvalidInputError(f"now must be a timezone-aware datetime, got {now!r}")
+            raise InvalidInputError(f"now must be a timezone-aware datetime, got {show(now)}")
         with span("tracker", "sweep", {"phase": spec.name, "dates": len(days)}):
             outcomes = tuple(self._sweep_one(spec, day, now) for day in days)
         return SweepReport(spec.name, outcomes)

@@ -17,7 +17,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .._validate import iso_date
@@ -410,7 +410,7 @@ def _time(value: Any, what: str) -> datetime:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError as exc:
-            raise InvalidMessageError(f"{what} is not an ISO-8601 time: {value!r}") from exc
+            raise InvalidMessageError(f"{what} is not an ISO-8601 time: {_show(value)}") from exc
     else:
         raise InvalidMessageError(f"{what} must be an ISO-8601 string, got {_show(value)}")
     # Publishers write UTC; a naive time is taken as UTC rather than local time.
@@ -419,10 +419,15 @@ def _time(value: Any, what: str) -> datetime:
     try:
         return parsed.astimezone(UTC)
     except OverflowError as exc:
-        raise InvalidMessageError(f"{what} is out of range: {value!r}") from exc
+        raise InvalidMessageError(f"{what} is out of range: {_show(value)}") from exc
 
 
 def _show(value: Any) -> str:
+    # Only scalars are shown: a container's repr may be endless, deep or raise.
+    if isinstance(value, str | bytes):
+        value = value[:61]
+    elif not isinstance(value, int | float | date | timedelta | type(None)):
+        return f"<{type(value).__name__}>"
     try:
         text = repr(value)
     except Exception:  # noqa: BLE001 - e.g. an int too large to print
