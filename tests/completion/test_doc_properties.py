@@ -83,9 +83,7 @@ def test_arrival_order_does_not_change_the_outcome(runs: list[Completion], rnd: 
     for order in (runs, rnd.sample(runs, len(runs))):
         doc = ensure_doc(None, "p", "2026-01-31")
         _apply_all(doc, order)
-        docs.append(
-            {n: (r["execution_id"], r["status"]) for n, r in doc["processors"].items()}
-        )
+        docs.append({n: (r["execution_id"], r["status"]) for n, r in doc["processors"].items()})
 
     assert docs[0] == docs[1]
 

@@ -6,11 +6,13 @@ subclasses may escape, and nothing is written when a call is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,7 +24,7 @@ from pipeline_reliability.completion import (
     PhaseSpec,
     TriggerClaim,
 )
-from pipeline_reliability.errors import ReliabilityError
+from pipeline_reliability.errors import ConfigurationError, InvalidInputError, ReliabilityError
 from pipeline_reliability.pubsub import CompletionMessage, parse_completion_message
 from pipeline_reliability.testing import FakeClock
 
@@ -161,10 +163,8 @@ SPEC_OPTIONS = (
 def test_phase_spec_options(option: str, value: Any) -> None:
     """PhaseSpec builds, or raises a ReliabilityError (ConfigurationError)."""
     args: dict[str, Any] = {"name": "p", "expected": EXPECTED, option: value}
-    try:
+    with contextlib.suppress(ReliabilityError):
         PhaseSpec(**args)
-    except ReliabilityError:
-        pass
 
 
 TRACKER_OPTIONS = ("store", "phases", "ledger", "clock", "execution_log", "owner", "retry")
@@ -175,10 +175,8 @@ def test_tracker_options(option: str, value: Any) -> None:
     """CompletionTracker builds, or raises a ReliabilityError, before any call."""
     args: dict[str, Any] = {"store": MemoryStore(), "phases": [PhaseSpec("p", EXPECTED)]}
     args[option] = value
-    try:
+    with contextlib.suppress(ReliabilityError):
         CompletionTracker(**args)
-    except ReliabilityError:
-        pass
 
 
 RECORD_ARGS = (
@@ -207,7 +205,9 @@ def test_record_completion_arguments(arg: str, value: Any, and_trigger: bool) ->
         arg: value,
     }
     if and_trigger:
-        _only_reliability_errors(store, lambda: tracker.record_and_trigger(**args, publish=_publish))
+        _only_reliability_errors(
+            store, lambda: tracker.record_and_trigger(**args, publish=_publish)
+        )
     else:
         _only_reliability_errors(store, lambda: tracker.record_completion(**args))
 
@@ -276,7 +276,9 @@ def test_reconcile(arg: str, value: Any) -> None:
     tracker, store, _ = _tracker()
     args: dict[str, Any] = {"phase": "p", "date": DATE, "evidence": {"a": True, "b": True}}
     if arg == "publish":
-        _only_reliability_errors(store, lambda: tracker.reconcile_and_trigger(**args, publish=value))
+        _only_reliability_errors(
+            store, lambda: tracker.reconcile_and_trigger(**args, publish=value)
+        )
         return
     args[arg] = value
     if arg == "evidence" and (isinstance(value, dict) or callable(value)):
@@ -381,3 +383,53 @@ def test_completion_message(field: str, value: Any) -> None:
     _only_reliability_errors(
         store, lambda: tracker.record_completion("p", **message.completion_kwargs())
     )
+
+
+# -- the cases the issue names, as plain regression tests -----------------------
+
+
+def test_item9_self_referential_and_deep_metadata_are_invalid_input() -> None:
+    """Item 9: these raised RecursionError (or hung); now InvalidInputError, nothing written."""
+    tracker, store, _ = _tracker()
+    for metadata in (_self_referential_dict(), {"m": _deep(10_000)}, {"m": _wide_dag(60)}):
+        try:
+            tracker.record_completion("p", DATE, "a", execution_id="r1", metadata=metadata)
+        except InvalidInputError:
+            continue
+        raise AssertionError(f"accepted {type(metadata)}")
+    assert store.stats.writes == 0
+
+
+def test_item9_the_last_dates_are_invalid_input_everywhere() -> None:
+    """Item 9: status/sweep/recording an unknown processor on 9999-12-31 raised OverflowError."""
+    tracker, store, _ = _tracker()
+    calls: list[Callable[[], Any]] = [
+        lambda: tracker.status("p", "9999-12-31"),
+        lambda: tracker.sweep("p", ["9999-12-31"]),
+        lambda: tracker.record_completion("p", "9999-12-31", "unknown", execution_id="r"),
+        lambda: tracker.record_completion("p", date.max, "a", execution_id="r"),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError, match="outside"):
+            call()
+    assert store.stats.writes == 0
+
+
+@pytest.mark.parametrize("option", ["deadline", "trigger_lease"])
+@pytest.mark.parametrize("value", [timedelta.max, timedelta(days=36_501)])
+def test_item9_absurd_phase_durations_are_configuration_errors(
+    option: str, value: timedelta
+) -> None:
+    """Item 9: PhaseSpec(deadline=timedelta.max) was accepted and overflowed later."""
+    options: dict[str, Any] = {option: value}
+    with pytest.raises(ConfigurationError, match=option):
+        PhaseSpec("p", EXPECTED, **options)
+
+
+def test_item9_record_count_beyond_int64_is_refused_up_front() -> None:
+    """A count no sink can hold (2**63) is refused before the store or the ledger sees it."""
+    tracker, store, ledger = _tracker()
+    with pytest.raises(InvalidInputError, match="record_count"):
+        tracker.record_completion("p", DATE, "a", execution_id="r", record_count=2**63)
+    tracker.record_completion("p", DATE, "a", execution_id="r", record_count=2**63 - 1)
+    assert (store.stats.writes, ledger.rows) == (1, [])

@@ -68,7 +68,12 @@ def test_item1_older_failed_run_delivered_late_is_stale(
     )
 
     assert newer.trigger is not None
-    assert (older.stale, older.counted, older.updated, older.duplicate) == (True, False, False, False)
+    assert (older.stale, older.counted, older.updated, older.duplicate) == (
+        True,
+        False,
+        False,
+        False,
+    )
     assert older.count == len(EXPECTED)
     assert backend.stats.writes == writes  # a stale run changes nothing
     status = tracker.status(PHASE, DATE)

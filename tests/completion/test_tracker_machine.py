@@ -339,7 +339,9 @@ class TrackerMachine(RuleBasedStateMachine):
             if self.rule_holds(date):
                 assert trigger is not None
                 assert trigger["state"] == "confirmed"
-            ignored = {e for r in self.doc(date).get("ignored", {}).values() for e in r["executions"]}
+            ignored = {
+                e for r in self.doc(date).get("ignored", {}).values() for e in r["executions"]
+            }
             records = self.doc(date).get("processors", {})
             for d in self.accepted:
                 if d.date != date:
@@ -415,7 +417,9 @@ class TrackerMachine(RuleBasedStateMachine):
             for name, rec in self.doc(date).get("processors", {}).items():
                 kept = (rec["completed_at"], rec["execution_id"])
                 for d in self.accepted:
-                    if (d.date, d.processor) == (date, name) and d.execution_id in rec["executions"]:
+                    if (d.date, d.processor) == (date, name) and d.execution_id in rec[
+                        "executions"
+                    ]:
                         assert kept >= d.order, (d, rec)
 
     def teardown(self) -> None:

@@ -57,11 +57,7 @@ def _field(name: str, value: int) -> int:
 
 def _record_bytes() -> int:
     """The largest record of one expected processor, with its map key."""
-    ref = (
-        _field("key", _DATE + 128 + 32 + 2)
-        + _field("digest", 64 + 1)
-        + _field("bytes", _NUM)
-    )
+    ref = _field("key", _DATE + 128 + 32 + 2) + _field("digest", 64 + 1) + _field("bytes", _NUM)
     return _NAME + sum(
         (
             _field("status", _NAME),

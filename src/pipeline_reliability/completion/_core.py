@@ -76,6 +76,7 @@ def metadata_collection(spec: PhaseSpec) -> str:
 def _check_options(
     store: object,
     phases: object,
+    *,
     ledger: object,
     clock: object,
     execution_log: object,
@@ -89,7 +90,9 @@ def _check_options(
     if ledger is not None and not isinstance(ledger, CompletionLedger):
         raise ConfigurationError(f"ledger must be a CompletionLedger, got {show(ledger)}")
     if execution_log is not None and not isinstance(execution_log, ExecutionLog):
-        raise ConfigurationError(f"execution_log must be an ExecutionLog, got {show(execution_log)}")
+        raise ConfigurationError(
+            f"execution_log must be an ExecutionLog, got {show(execution_log)}"
+        )
     if clock is not None and not callable(getattr(clock, "now", None)):
         raise ConfigurationError(f"clock must have a now() method, got {show(clock)}")
     if retry is not None and not isinstance(retry, RetryPolicy):
@@ -102,20 +105,23 @@ def check_publish(publish: object) -> None:
         raise InvalidInputError(f"publish must be callable, got {show(publish)}")
 
 
+_CLAIM_TEXT = ("phase", "date", "trigger_id", "owner", "reason")
+
+
 def check_claim(claim: object) -> TriggerClaim:
     """Return ``claim`` if it is a well-formed :class:`TriggerClaim`, else raise."""
     if not isinstance(claim, TriggerClaim):
         raise InvalidInputError(f"claim must be a TriggerClaim, got {show(claim)}")
+    # A claim is a plain dataclass: anything can be put in its fields.
+    fields: dict[str, object] = {f: getattr(claim, f) for f in _CLAIM_TEXT}
+    day, attempt, claimed_at = (getattr(claim, f) for f in ("date", "attempt", "claimed_at"))
     ok = (
-        isinstance(claim.date, str)
-        and normalise_date(claim.date) == claim.date
-        and isinstance(claim.trigger_id, str)
-        and isinstance(claim.owner, str)
-        and isinstance(claim.reason, str)
-        and isinstance(claim.attempt, int)
-        and not isinstance(claim.attempt, bool)
-        and isinstance(claim.claimed_at, datetime)
-        and claim.claimed_at.utcoffset() is not None
+        all(isinstance(v, str) for v in fields.values())
+        and normalise_date(day) == day
+        and isinstance(attempt, int)
+        and not isinstance(attempt, bool)
+        and isinstance(claimed_at, datetime)
+        and claimed_at.utcoffset() is not None
     )
     if not ok:
         raise InvalidInputError(f"not a claim the tracker issued: {show(claim, 200)}")
@@ -136,7 +142,9 @@ class TrackerCore:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        _check_options(store, phases, ledger, clock, execution_log, retry)
+        _check_options(
+            store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
+        )
         specs: dict[str, PhaseSpec] = {}
         collections: set[str] = set()
         for spec in phases:

@@ -303,7 +303,8 @@ class RecordingTracker(TrackerCore):
         nothing, and the date's document only holds the reference.
         """
         digest = c.metadata_digest
-        assert digest is not None and c.metadata_json is not None
+        assert digest is not None
+        assert c.metadata_json is not None
         data = {
             "phase": spec.name,
             "date": day,

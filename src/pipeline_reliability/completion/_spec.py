@@ -175,15 +175,7 @@ def _check_json(root: Mapping[str, Any]) -> None:
         budget -= 1 + (len(value) if isinstance(value, str) else 0)
         if budget < 0:
             raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
-        if value is None or isinstance(value, bool | str):
-            continue
-        if isinstance(value, int):
-            if not _INT64[0] <= value <= _INT64[1]:
-                raise InvalidInputError(f"{path} is an integer outside the int64 range")
-            continue
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                raise InvalidInputError(f"{path} is not a finite number")
+        if _is_scalar(value, path):
             continue
         if depth >= MAX_METADATA_DEPTH:
             raise InvalidInputError(f"{path} is nested deeper than {MAX_METADATA_DEPTH} levels")
@@ -197,6 +189,21 @@ def _check_json(root: Mapping[str, Any]) -> None:
             stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
         else:
             raise InvalidInputError(f"{path} holds a {type(value).__name__}, which is not JSON")
+
+
+def _is_scalar(value: object, path: str) -> bool:
+    """Whether ``value`` is a JSON scalar; raise if it is one that no sink can hold."""
+    if value is None or isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise InvalidInputError(f"{path} is an integer outside the int64 range")
+        return True
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{path} is not a finite number")
+        return True
+    return False
 
 
 def _names(values: Iterable[str], what: str, limit: int = MAX_EXPECTED) -> frozenset[str]:

@@ -44,7 +44,8 @@ def status_from_doc(
     done = done_set(doc, spec)
     data = doc or {}
     records = {
-        name: _record(name, rec, large_metadata or {}) for name, rec in _expected_records(spec, doc)
+        name: _record(name, rec, large_metadata or {})
+        for name, rec in _expected_records(spec, doc)
     }
     trigger = trigger_of(doc) or {}
     meta = data.get("meta")

@@ -76,11 +76,14 @@ class CompletionMessage:
         texts = ("processor_name", "phase", "execution_id", "correlation_id", "status")
         for name in texts:
             if not isinstance(getattr(self, name), str):
-                raise InvalidMessageError(f"{name} must be a string, got {_show(getattr(self, name))}")
+                raise InvalidMessageError(
+                    f"{name} must be a string, got {_show(getattr(self, name))}"
+                )
         _game_date(self.game_date)
         _count(self.record_count)
-        if self.timestamp is not None and (
-            not isinstance(self.timestamp, datetime) or self.timestamp.utcoffset() is None
+        timestamp: object = self.timestamp  # checked as given: callers may pass anything
+        if timestamp is not None and (
+            not isinstance(timestamp, datetime) or timestamp.utcoffset() is None
         ):
             raise InvalidMessageError(
                 f"timestamp must be a timezone-aware datetime, got {_show(self.timestamp)}"
@@ -281,7 +284,9 @@ def _from_subscriber(message: Any, data: bytes) -> tuple[Mapping[str, Any], _Env
     publish = getattr(message, "publish_time", None)
     envelope = _Envelope(
         message_id=str(message_id) if message_id else None,
-        publish_time=_time(publish, "message.publish_time") if isinstance(publish, datetime) else None,
+        publish_time=_time(publish, "message.publish_time")
+        if isinstance(publish, datetime)
+        else None,
         attributes=_attributes(getattr(message, "attributes", None)),
     )
     return _object(_json(data, f"message.data{label}"), f"message.data{label}"), envelope
@@ -370,9 +375,7 @@ def _attributes(value: Any) -> Mapping[str, str]:
 def _text(body: Mapping[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidMessageError(
-            f"field {key!r} must be a non-empty string, got {_show(value)}"
-        )
+        raise InvalidMessageError(f"field {key!r} must be a non-empty string, got {_show(value)}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
