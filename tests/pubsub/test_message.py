@@ -345,7 +345,7 @@ valid_bodies = st.fixed_dictionaries(
         "metadata": st.dictionaries(st.text(), json_values, max_size=3),
     },
     optional={
-        "record_count": st.integers(min_value=0),
+        "record_count": st.integers(min_value=0, max_value=2**63 - 1),
         "timestamp": st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat()),
     },
 )
