@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ._core import MAX_OWNER_CHARS
+from ._checks import MAX_OWNER_CHARS
 from ._doc import (
     INLINE_METADATA_BYTES,
     MAX_EXECUTIONS,

@@ -23,24 +23,22 @@ from ..errors import (
 )
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ._checks import MAX_OWNER_CHARS, check_claim, check_options
 from ._claims import ConfirmOutcome, confirm, release
 from ._doc import ensure_doc, first_completion_at, remember_write
 from ._events import TriggerClaim, TriggerEvent
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
+from ._metadata import metadata_collection
 from ._results import TriggerConfirmation
 from ._spec import PhaseSpec, normalise_date, show, validate_name
 
 __all__ = [
-    "MAX_OWNER_CHARS",
     "STORE_FAILURES",
     "Publish",
     "TrackerCore",
-    "check_claim",
-    "check_publish",
     "count_claim",
     "describe",
     "logger",
-    "metadata_collection",
 ]
 
 R = TypeVar("R")
@@ -55,10 +53,6 @@ _STATUS_OF_REASON = {
 }
 
 
-#: Longest ``owner``: it is stored in every trigger claim (bounded document).
-MAX_OWNER_CHARS = 256
-
-
 def describe(exc: BaseException) -> str:
     """``"TypeName: message"`` for result fields."""
     try:
@@ -66,66 +60,6 @@ def describe(exc: BaseException) -> str:
     except Exception:  # noqa: BLE001 - a hostile __str__ must not hide the real error
         text = "<unprintable>"
     return f"{type(exc).__name__}: {text}"
-
-
-def metadata_collection(spec: PhaseSpec) -> str:
-    """The collection that holds the large metadata of ``spec``'s completions."""
-    return f"{spec.collection}_metadata"
-
-
-def _check_options(
-    store: object,
-    phases: object,
-    *,
-    ledger: object,
-    clock: object,
-    execution_log: object,
-    retry: object,
-) -> None:
-    """Refuse options of the wrong kind up front (not on first use, as a raw error)."""
-    if not isinstance(store, StateStore):
-        raise ConfigurationError(f"store must be a StateStore, got {show(store)}")
-    if isinstance(phases, str | bytes) or not isinstance(phases, Iterable):
-        raise ConfigurationError(f"phases must be a collection of PhaseSpec, got {show(phases)}")
-    if ledger is not None and not isinstance(ledger, CompletionLedger):
-        raise ConfigurationError(f"ledger must be a CompletionLedger, got {show(ledger)}")
-    if execution_log is not None and not isinstance(execution_log, ExecutionLog):
-        raise ConfigurationError(
-            f"execution_log must be an ExecutionLog, got {show(execution_log)}"
-        )
-    if clock is not None and not callable(getattr(clock, "now", None)):
-        raise ConfigurationError(f"clock must have a now() method, got {show(clock)}")
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ConfigurationError(f"retry must be a RetryPolicy, got {show(retry)}")
-
-
-def check_publish(publish: object) -> None:
-    """Refuse a ``publish`` that is not callable before anything is written."""
-    if not callable(publish):
-        raise InvalidInputError(f"publish must be callable, got {show(publish)}")
-
-
-_CLAIM_TEXT = ("phase", "date", "trigger_id", "owner", "reason")
-
-
-def check_claim(claim: object) -> TriggerClaim:
-    """Return ``claim`` if it is a well-formed :class:`TriggerClaim`, else raise."""
-    if not isinstance(claim, TriggerClaim):
-        raise InvalidInputError(f"claim must be a TriggerClaim, got {show(claim)}")
-    # A claim is a plain dataclass: anything can be put in its fields.
-    fields: dict[str, object] = {f: getattr(claim, f) for f in _CLAIM_TEXT}
-    day, attempt, claimed_at = (getattr(claim, f) for f in ("date", "attempt", "claimed_at"))
-    ok = (
-        all(isinstance(v, str) for v in fields.values())
-        and normalise_date(day) == day
-        and isinstance(attempt, int)
-        and not isinstance(attempt, bool)
-        and isinstance(claimed_at, datetime)
-        and claimed_at.utcoffset() is not None
-    )
-    if not ok:
-        raise InvalidInputError(f"not a claim the tracker issued: {show(claim, 200)}")
-    return claim
 
 
 class TrackerCore:
@@ -142,7 +76,7 @@ class TrackerCore:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        _check_options(
+        check_options(
             store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
         )
         specs: dict[str, PhaseSpec] = {}

@@ -14,20 +14,20 @@ from typing import Any
 
 from .._telemetry import counter, log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
-from ..stores._protocol import Outcome, Put, Snapshot
+from ..stores._protocol import Snapshot
+from ._checks import check_publish
 from ._claims import CONFIRMED, trigger_of, try_claim
 from ._core import (
     STORE_FAILURES,
     Publish,
     TrackerCore,
-    check_publish,
     count_claim,
     describe,
     logger,
-    metadata_collection,
 )
-from ._doc import Applied, Completion, apply_completion, done_set, metadata_key, recount
+from ._doc import Applied, Completion, apply_completion, done_set, recount
 from ._ledger import LedgerRow
+from ._metadata import read_metadata, write_metadata
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
@@ -38,7 +38,7 @@ from ._spec import (
     validate_name,
     validate_text,
 )
-from ._status import metadata_refs, status_from_doc, status_from_ledger
+from ._status import status_from_doc, status_from_ledger
 
 __all__ = ["RecordingTracker", "count_result"]
 
@@ -212,17 +212,8 @@ class RecordingTracker(TrackerCore):
                     date=day,
                 )
                 return status_from_ledger(spec, day, self._ledger.read(spec.name, [day]))
-            return status_from_doc(spec, day, snap.data, self._large_metadata(spec, snap.data))
-
-    def _large_metadata(self, spec: PhaseSpec, doc: dict[str, Any] | None) -> dict[str, str]:
-        """The JSON text of the records' metadata kept in documents of their own, by key."""
-        found: dict[str, str] = {}
-        for key in metadata_refs(spec, doc):
-            snap = self._retry.call(self._store.get, metadata_collection(spec), key)
-            text = (snap.data or {}).get("metadata")
-            if isinstance(text, str):
-                found[key] = text
-        return found
+            large = read_metadata(self._store, self._retry, spec, snap.data)
+            return status_from_doc(spec, day, snap.data, large)
 
     def _completion(
         self,
@@ -256,8 +247,8 @@ class RecordingTracker(TrackerCore):
 
     def _record(self, spec: PhaseSpec, day: str, c: Completion) -> CompletionResult:
         """Apply ``c`` in one retried transaction; store failures propagate."""
-        if not c.metadata_inline:
-            self._store_metadata(spec, day, c)
+        if not c.metadata_inline and c.processor in spec.expected:  # ignored names keep none
+            write_metadata(self._store, self._retry, spec, day, c)
 
         def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[CompletionResult, bool]:
             applied = apply_completion(doc, spec, c, snap.now)
@@ -293,32 +284,6 @@ class RecordingTracker(TrackerCore):
             return result, write
 
         return self._transact(spec, day, decide)
-
-    def _store_metadata(self, spec: PhaseSpec, day: str, c: Completion) -> None:
-        """
-        Write ``c``'s large metadata to its own document, before the barrier.
-
-        Keyed by content (date, processor, digest), so the document never
-        changes once written: a retry or a redelivery finds it and writes
-        nothing, and the date's document only holds the reference.
-        """
-        digest = c.metadata_digest
-        assert digest is not None
-        assert c.metadata_json is not None
-        data = {
-            "phase": spec.name,
-            "date": day,
-            "processor": c.processor,
-            "digest": digest,
-            "bytes": c.metadata_bytes,
-            "metadata": c.metadata_json,
-        }
-
-        def fn(snap: Snapshot) -> Outcome[None]:
-            return Outcome(None) if snap.data is not None else Outcome(None, Put(data))
-
-        key = metadata_key(day, c.processor, digest)
-        self._retry.call(self._store.transact, metadata_collection(spec), key, fn)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception

@@ -12,8 +12,9 @@ from typing import Any
 from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._checks import check_publish
 from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
-from ._core import STORE_FAILURES, Publish, check_publish, count_claim, describe, logger
+from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, deadline_at, deadline_passed, done_set, recount
 from ._doc import first_completion_at as first_at
 from ._events import TriggerClaim
