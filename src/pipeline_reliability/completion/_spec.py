@@ -226,7 +226,7 @@ class PhaseSpec:
     Args:
         name: The phase (e.g. ``"phase3"``); safe-name charset ``[A-Za-z0-9_-]``.
         expected: The processors whose completion the phase waits for. Only
-            these count (DESIGN F4). At most :data:`MAX_EXPECTED` (50): the
+            these count (DESIGN F4). At most ``MAX_EXPECTED`` (50): the
             bound that keeps each date's document under Firestore's 1 MiB.
         collection: The state-store collection of this phase's documents
             (one per date, keyed by the date). Default ``"completion_<name>"``.
@@ -249,7 +249,7 @@ class PhaseSpec:
     Raises:
         ConfigurationError: empty ``expected``, ``critical`` not a subset of
             it, ``critical`` without ``min_to_trigger``, ``min_to_trigger``
-            outside ``1..len(expected)``, more than :data:`MAX_EXPECTED`
+            outside ``1..len(expected)``, more than ``MAX_EXPECTED``
             processors, a duration that is not a positive ``timedelta`` of at
             most ``MAX_DURATION`` (about 100 years), or an unsafe name.
 

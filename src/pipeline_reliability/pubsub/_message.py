@@ -96,7 +96,7 @@ class CompletionMessage:
         """
         Return the keyword arguments of ``CompletionTracker.record_completion``.
 
-        ``completed_at`` is :attr:`timestamp` (the message's ``timestamp``,
+        ``completed_at`` is ``timestamp`` (the message's ``timestamp``,
         else its Pub/Sub publish time, else ``None``: the store's time at
         receipt). Everything but the phase, which is the tracker's ``PhaseSpec`` name and
         need not be the publisher's ``phase`` string::
