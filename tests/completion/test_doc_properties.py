@@ -28,14 +28,16 @@ SPEC = PhaseSpec(
 )
 NAMES = st.sampled_from(["a", "b", "c", "x"])
 STATUSES = st.sampled_from(["success", "partial", "no_data", "failed", "skipped"])
-# An execution id fixes its status and report time, as a real run's report would.
+# An execution id fixes its status and completion time, as a real run's report
+# would; runs 2k and 2k+1 finish at the same instant (ties on completed_at).
 RUNS = st.tuples(NAMES, st.integers(0, 6)).map(
     lambda t: Completion(
         processor=t[0],
         execution_id=f"{t[0]}-{t[1]}",
         status=["success", "partial", "no_data", "failed", "skipped", "success", "failed"][t[1]],
-        reported_at=T0 + timedelta(minutes=t[1]),
+        reported_at=T0,
         message_id=f"m-{t[0]}-{t[1]}",
+        completed_at=T0 + timedelta(minutes=t[1] // 2),
     )
 )
 
@@ -50,10 +52,12 @@ def _apply_all(doc: dict[str, Any], runs: list[Completion]) -> list[Applied]:
 
 def _expected_done(runs: list[Completion]) -> frozenset[str]:
     latest: dict[str, Completion] = {}
-    for c in runs:  # latest report time wins; a tie goes to the later arrival
+    for c in runs:  # the run that finished last wins; a tie goes to the larger execution id
         held = latest.get(c.processor)
-        if held is None or (
-            c.execution_id != held.execution_id and c.reported_at >= held.reported_at
+        assert c.completed_at is not None
+        if held is None or (c.completed_at, c.execution_id) > (
+            held.completed_at,
+            held.execution_id,
         ):
             latest[c.processor] = c
     return frozenset(
@@ -70,6 +74,18 @@ def test_done_set_is_recomputed_from_latest_records(runs: list[Completion]) -> N
     assert done_set(doc, SPEC) == _expected_done(runs)
     assert doc["meta"]["count"] == len(done_set(doc, SPEC))
     assert "x" not in done_set(doc, SPEC)
+
+
+@given(st.lists(RUNS, max_size=30), st.randoms())
+def test_arrival_order_does_not_change_the_outcome(runs: list[Completion], rnd: Any) -> None:
+    """Item 1: the same runs delivered in any order leave the same records (and done set)."""
+    docs = []
+    for order in (runs, rnd.sample(runs, len(runs))):
+        doc = ensure_doc(None, "p", "2026-01-31")
+        _apply_all(doc, order)
+        docs.append({n: (r["execution_id"], r["status"]) for n, r in doc["processors"].items()})
+
+    assert docs[0] == docs[1]
 
 
 @given(st.lists(RUNS, max_size=30))

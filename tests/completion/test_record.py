@@ -93,12 +93,14 @@ def test_older_run_replayed_late_does_not_overwrite_newer(
     tracker.record_completion(PHASE, DATE, FIRST, execution_id="new", status="failed")
 
     report = tracker.replay_ledger(PHASE, [DATE])
-    redelivered = tracker.record_completion(PHASE, DATE, FIRST, execution_id="old")
+    redelivered = tracker.record_completion(
+        PHASE, DATE, FIRST, execution_id="old", completed_at=reported
+    )
     status = tracker.status(PHASE, DATE)
 
-    assert report.applied == 1
+    assert report.applied == 0
     assert (status.records[FIRST].execution_id, status.count) == ("new", 0)
-    assert redelivered.duplicate
+    assert redelivered.stale
 
 
 def test_done_empty_status_resolves_a_processor_when_configured(make_tracker: MakeTracker) -> None:
@@ -128,8 +130,8 @@ def test_ignored_duplicates_and_bounded_ignored_map(
     doc = memory_store.dump()[f"completion_{PHASE}"][DATE]
     assert (first.ignored, first.duplicate) == (True, False)
     assert (dup.ignored, dup.duplicate) == (True, True)
-    assert len(doc["ignored"]) == 100
-    assert doc["meta"]["ignored_dropped"] == 51
+    assert len(doc["ignored"]) == 20
+    assert doc["meta"]["ignored_dropped"] == 131
     assert tracker.status(PHASE, DATE).count == 0
 
 

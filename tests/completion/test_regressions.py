@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -265,7 +265,12 @@ def test_f3_processor_finishing_during_slow_publish_does_not_trigger_again(
     def second_processor_finishes() -> None:
         during.append(
             second.record_and_trigger(
-                PHASE, DATE, OTHERS[0], execution_id="rerun", publish=publisher
+                PHASE,
+                DATE,
+                OTHERS[0],
+                execution_id="rerun",
+                publish=publisher,
+                completed_at=datetime.now(UTC),
             )
         )
 

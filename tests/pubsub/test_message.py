@@ -213,8 +213,9 @@ def test_completion_kwargs_feed_the_tracker(memory_store: MemoryStore) -> None:
         ({"message": {"data": base64.b64encode(b"\xff\xfe").decode()}}, "not UTF-8"),
         ({"message": {"data": b64([1, 2])}}, "must be a JSON object"),
         ({"message": {"messageId": "m1"}}, "has no data"),
-        ({"message": "text"}, "message must be a JSON object"),
-        ({"data": {"subscription": "s"}}, "no 'message'"),
+        ({"message": "text"}, "missing required field"),
+        ({"message": {"text": "hi"}}, "not a Pub/Sub message"),
+        ({"data": {"subscription": "s"}}, "no Pub/Sub 'message'"),
         ({"data": 5}, "'data' must be base64 text"),
         (b"{not json", "body is not valid JSON"),
         (42, "expected a CloudEvent"),
@@ -222,9 +223,9 @@ def test_completion_kwargs_feed_the_tracker(memory_store: MemoryStore) -> None:
         ({**PHASE3_BODY, "game_date": "25/01/2026"}, "'YYYY-MM-DD'"),
         ({**PHASE3_BODY, "game_date": 20260125}, "'YYYY-MM-DD'"),
         ({**PHASE3_BODY, "status": "done"}, "must be one of"),
-        ({**PHASE3_BODY, "record_count": -1}, "integer >= 0"),
-        ({**PHASE3_BODY, "record_count": "12"}, "integer >= 0"),
-        ({**PHASE3_BODY, "record_count": True}, "integer >= 0"),
+        ({**PHASE3_BODY, "record_count": -1}, "integer in 0..2\\*\\*63-1"),
+        ({**PHASE3_BODY, "record_count": "12"}, "integer in 0..2\\*\\*63-1"),
+        ({**PHASE3_BODY, "record_count": True}, "integer in 0..2\\*\\*63-1"),
         ({**PHASE3_BODY, "metadata": ["a"]}, "'metadata' must be a JSON object"),
         ({**PHASE3_BODY, "execution_id": 7}, "'execution_id' must be a non-empty string"),
         ({**PHASE3_BODY, "timestamp": "yesterday"}, "not an ISO-8601 time"),
@@ -344,7 +345,7 @@ valid_bodies = st.fixed_dictionaries(
         "metadata": st.dictionaries(st.text(), json_values, max_size=3),
     },
     optional={
-        "record_count": st.integers(min_value=0),
+        "record_count": st.integers(min_value=0, max_value=2**63 - 1),
         "timestamp": st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat()),
     },
 )
@@ -373,3 +374,54 @@ def _fields(msg: CompletionMessage) -> dict[str, Any]:
         for name in CompletionMessage.__dataclass_fields__
         if name not in {"raw", "attributes"}
     }
+
+
+@pytest.mark.parametrize(
+    "free_text",
+    ["Processed 241 rows", {"text": "ok", "level": "info"}, ""],
+    ids=["string", "object", "empty"],
+)
+def test_item4_decoded_body_with_a_free_text_message_field_is_a_body(free_text: Any) -> None:
+    """Item 4: a decoded completion with its own 'message' field is not a push envelope."""
+    body = {**PHASE3_BODY, "message": free_text}
+
+    for shape in (body, json.dumps(body), json.dumps(body).encode()):
+        msg = parse_completion_message(shape)
+        assert (msg.processor_name, msg.message_id) == ("player_game_summary", None)
+        assert msg.raw["message"] == free_text
+
+
+def test_item4_push_envelope_is_recognised_by_its_shape() -> None:
+    """A push body is {"message": {data, messageId, publishTime, attributes}, "subscription"}."""
+    body = {**PHASE3_BODY, "message": "free text too"}
+    push = {"message": pubsub_message(body, attributes={"a": "b"}), "subscription": "s"}
+
+    msg = parse_completion_message(push)
+
+    assert (msg.message_id, msg.attributes) == ("msg-456", {"a": "b"})
+    assert msg.raw["message"] == "free text too"
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "publish", "expected"),
+    [
+        ("2026-01-25T12:00:03+00:00", "2026-01-25T12:00:05Z", datetime(2026, 1, 25, 12, 0, 3)),
+        (None, "2026-01-25T12:00:05Z", datetime(2026, 1, 25, 12, 0, 5)),
+        (None, None, None),
+    ],
+    ids=["body-timestamp", "publish-time", "neither"],
+)
+def test_item1_completion_kwargs_carry_the_processors_completion_time(
+    timestamp: str | None, publish: str | None, expected: datetime | None
+) -> None:
+    """completed_at: the body's timestamp, else the publish time, else None (the store's time)."""
+    body = {k: v for k, v in PHASE3_BODY.items() if k != "timestamp"}
+    if timestamp is not None:
+        body["timestamp"] = timestamp
+    message = pubsub_message(body)
+    if publish is None:
+        del message["publishTime"]
+
+    kwargs = parse_completion_message({"message": message}).completion_kwargs()
+
+    assert kwargs["completed_at"] == (None if expected is None else expected.replace(tzinfo=UTC))

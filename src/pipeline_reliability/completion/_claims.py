@@ -159,7 +159,8 @@ def release(doc: dict[str, Any] | None, claim: TriggerClaim, error: str, now: da
     trigger.update(
         state=RELEASED,
         released_at=now,
-        last_error=error[:MAX_ERROR_CHARS],
+        # Replaced, not refused: the error text of a failed publish is only for people.
+        last_error=error[:MAX_ERROR_CHARS].encode("utf-8", "replace").decode("utf-8"),
         failures=int(trigger.get("failures", 0)) + 1,
     )
     return True

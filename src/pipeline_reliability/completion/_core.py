@@ -24,12 +24,14 @@ from ..errors import (
 )
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ._checks import MAX_OWNER_CHARS, check_claim, check_options
 from ._claims import ConfirmOutcome, confirm, release
-from ._doc import ensure_doc, first_completion_at, remember_op
+from ._doc import ensure_doc, first_completion_at, remember_write
 from ._events import TriggerClaim, TriggerEvent
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
+from ._metadata import metadata_collection
 from ._results import TriggerConfirmation
-from ._spec import PhaseSpec, normalise_date, validate_name
+from ._spec import PhaseSpec, normalise_date, show, validate_name
 
 __all__ = [
     "STORE_FAILURES",
@@ -54,7 +56,11 @@ _STATUS_OF_REASON = {
 
 def describe(exc: BaseException) -> str:
     """``"TypeName: message"`` for result fields."""
-    return f"{type(exc).__name__}: {exc}"
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - a hostile __str__ must not hide the real error
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text}"
 
 
 class TrackerCore:
@@ -72,11 +78,14 @@ class TrackerCore:
         retry: RetryPolicy | None = None,
         store_deadline: float | timedelta | None = None,
     ) -> None:
+        check_options(
+            store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
+        )
         specs: dict[str, PhaseSpec] = {}
         collections: set[str] = set()
         for spec in phases:
             if not isinstance(spec, PhaseSpec):
-                raise ConfigurationError(f"phases must be PhaseSpec objects, got {spec!r}")
+                raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
             if spec.name in specs or spec.collection in collections:
                 raise ConfigurationError(
                     f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
@@ -85,9 +94,17 @@ class TrackerCore:
             collections.add(spec.collection)
         if not specs:
             raise ConfigurationError("at least one PhaseSpec is required")
+        clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
+        if clash:
+            raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
         given: object = owner
-        if given is not None and not (isinstance(given, str) and given):
-            raise ConfigurationError(f"owner must be a non-empty string, got {owner!r}")
+        if given is not None and not (
+            isinstance(given, str) and given and len(given) <= MAX_OWNER_CHARS
+        ):
+            raise ConfigurationError(
+                f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
+                f"got {show(owner)}"
+            )
         self._store = store
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger
@@ -127,23 +144,25 @@ class TrackerCore:
 
         ``decide`` gets the document (the fresh layout when it does not exist)
         and the snapshot, changes the document in place and returns
-        ``(result, write)``. Each call carries a write token stored in the
-        document with its write: when a retry follows a lost response, the
-        retry finds its own token and returns the result of the attempt that
-        committed, instead of mistaking its own write for someone else's
-        (so a completion whose response was lost is still reported as counted).
+        ``(result, write)``. Each call carries a write id stored in the
+        document (``ops``) with its write: when a retry follows a lost
+        response, the retry finds its own write id and returns the result of
+        the attempt that committed, instead of mistaking its own write for
+        someone else's (so a completion whose response was lost is still
+        reported as counted).
         """
-        token = secrets.token_hex(8)
+        write_id = secrets.token_hex(8)
         decided: list[R] = []  # result of the latest attempt that wrote
 
         def fn(snap: Snapshot) -> Outcome[R]:
-            if decided and token in (snap.data or {}).get("ops", ()):
+            ops = (snap.data or {}).get("ops")
+            if decided and isinstance(ops, list) and write_id in ops:
                 return Outcome(decided[-1])
             doc = ensure_doc(snap.data, spec.name, day)
             result, write = decide(doc, snap)
             if not write:
                 return Outcome(result)
-            remember_op(doc, token)
+            remember_write(doc, write_id)
             decided.append(result)
             return Outcome(result, Put(doc))
 
@@ -165,7 +184,7 @@ class TrackerCore:
             StoreError, RetryExhaustedError: the store failed; nothing is
                 confirmed and the lease will expire.
         """
-        spec = self._spec(claim.phase)
+        spec = self._spec(check_claim(claim).phase)
         with span("tracker", "confirm_trigger", lambda: _claim_attrs(claim)):
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
@@ -201,7 +220,10 @@ class TrackerCore:
             StoreError, RetryExhaustedError: the store failed; the lease
                 then expires on its own.
         """
-        spec = self._spec(claim.phase)
+        spec = self._spec(check_claim(claim).phase)
+        given: object = error
+        if not isinstance(given, str | BaseException):
+            raise InvalidInputError(f"error must be an exception or a string, got {show(error)}")
         text = error if isinstance(error, str) else describe(error)
         with span("tracker", "release_trigger", lambda: _claim_attrs(claim)):
 

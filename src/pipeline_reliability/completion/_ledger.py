@@ -43,6 +43,9 @@ class LedgerRow:
 
     ``primary_ok`` is ``False`` when the row stands in for a failed store
     write (and must be replayed), ``True`` when it only mirrors one.
+    ``event_time`` is when the tracker took the report (its own clock);
+    ``completed_at`` is the processor's completion time, if it gave one, and
+    is what orders the runs of a processor when the row is replayed.
     """
 
     phase: str
@@ -57,6 +60,7 @@ class LedgerRow:
     record_count: int | None = None
     metadata: Mapping[str, Any] | None = None
     correlation_id: str | None = None
+    completed_at: datetime | None = None
 
 
 def check_ledger_row(row: object) -> LedgerRow:

@@ -9,17 +9,35 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from datetime import date as date_type
+from datetime import datetime
 from typing import Any
 
 from .._telemetry import counter, log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._checks import check_publish
 from ._claims import CONFIRMED, trigger_of, try_claim
-from ._core import STORE_FAILURES, Publish, TrackerCore, count_claim, describe, logger
+from ._core import (
+    STORE_FAILURES,
+    Publish,
+    TrackerCore,
+    count_claim,
+    describe,
+    logger,
+)
 from ._doc import Applied, Completion, apply_completion, done_set, recount
-from ._ledger import LedgerRow, check_count, check_ledger_row
+from ._ledger import LedgerRow, check_ledger_row
+from ._metadata import read_metadata, write_metadata
 from ._results import CompletionResult, PhaseStatus
-from ._spec import PhaseSpec, encode_metadata, normalise_date, validate_name, validate_text
+from ._spec import (
+    PhaseSpec,
+    encode_metadata,
+    normalise_date,
+    validate_completed_at,
+    validate_count,
+    validate_name,
+    validate_text,
+)
 from ._status import status_from_doc, status_from_ledger
 
 __all__ = ["RecordingTracker", "count_result"]
@@ -40,16 +58,23 @@ class RecordingTracker(TrackerCore):
         record_count: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
+        completed_at: datetime | None = None,
     ) -> CompletionResult:
         """
         Record that ``processor`` finished ``date`` of ``phase``.
 
         In one transaction on the (phase, date) document: deduplicate (same
         ``(processor, execution_id)`` or ``message_id``), store the record
-        (last run wins), recompute the done set from the records, and claim
-        the trigger if it is due. Duplicates write nothing unless they claim a
-        trigger whose earlier claim was released or expired (the redelivery
-        path of DESIGN F3).
+        (the run that finished last wins, whatever order the reports arrive
+        in), recompute the done set from the records, and claim the trigger
+        if it is due. Duplicates and stale runs write nothing unless they
+        claim a trigger whose earlier claim was released or expired (the
+        redelivery path of DESIGN F3).
+
+        Runs of one processor are ordered by ``completed_at``, then by
+        ``execution_id`` (string order) when two runs finished at the same
+        instant; a run older than the stored one is ``stale`` and changes
+        nothing. No decision uses this process's clock.
 
         When the store fails after retries, the completion is appended to the
         fallback ledger and the result says ``degraded=True``.
@@ -64,8 +89,14 @@ class RecordingTracker(TrackerCore):
             status: ``success``, ``partial``, ``no_data``, ``failed``,
                 ``skipped``, ``reconciled`` or a status the spec configures.
             record_count: Rows written (>= 0).
-            metadata: JSON-serialisable mapping, at most 64 KiB as JSON.
+            metadata: JSON-serialisable mapping, at most 64 KiB as JSON,
+                nested at most 64 deep, integers within int64.
             correlation_id: Traced into the trigger event.
+            completed_at: When the run finished, by the processor (a
+                timezone-aware datetime). ``None``: the store's time when it
+                receives this report (for a degraded completion, when replay
+                delivers it). ``CompletionMessage.completion_kwargs()`` takes
+                it from the message's ``timestamp``, else its publish time.
 
         Returns:
             A :class:`CompletionResult`; if its ``trigger`` is set, publish
@@ -90,6 +121,7 @@ class RecordingTracker(TrackerCore):
             record_count=record_count,
             metadata=metadata,
             correlation_id=correlation_id,
+            completed_at=completed_at,
         )
         attrs = {"phase": spec.name, "date": day, "processor": c.processor}
         with span("tracker", "record_completion", lambda: {**attrs, "execution_id": execution_id}):
@@ -113,6 +145,7 @@ class RecordingTracker(TrackerCore):
         record_count: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
+        completed_at: datetime | None = None,
     ) -> CompletionResult:
         """
         :meth:`record_completion`, then, if this call claimed the trigger:
@@ -125,6 +158,7 @@ class RecordingTracker(TrackerCore):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         result = self.record_completion(
             phase,
             date,
@@ -135,6 +169,7 @@ class RecordingTracker(TrackerCore):
             record_count=record_count,
             metadata=metadata,
             correlation_id=correlation_id,
+            completed_at=completed_at,
         )
         if result.trigger is None:
             return result
@@ -177,7 +212,8 @@ class RecordingTracker(TrackerCore):
                     date=day,
                 )
                 return status_from_ledger(spec, day, self._ledger.read(spec.name, [day]))
-            return status_from_doc(spec, day, snap.data)
+            large = read_metadata(self._store, self._retry, spec, snap.data)
+            return status_from_doc(spec, day, snap.data, large)
 
     def _completion(
         self,
@@ -190,26 +226,29 @@ class RecordingTracker(TrackerCore):
         record_count: object,
         metadata: Mapping[str, Any] | None,
         correlation_id: object,
+        completed_at: object = None,
     ) -> Completion:
         name = validate_name(processor, "processor")
         status_ = validate_name(status, "status")
         if status_ not in spec.statuses:
             known = sorted(spec.statuses)
             raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
-        count = check_count(record_count, "record_count")  # int64: what every sink holds
         return Completion(
             processor=name,
             execution_id=str(validate_text(execution_id, "execution_id")),
             status=status_,
             reported_at=self._clock.now(),
             message_id=validate_text(message_id, "message_id", optional=True),
-            record_count=count,
+            record_count=validate_count(record_count),
             metadata_json=encode_metadata(metadata),
             correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
+            completed_at=validate_completed_at(completed_at),
         )
 
     def _record(self, spec: PhaseSpec, day: str, c: Completion) -> CompletionResult:
         """Apply ``c`` in one retried transaction; store failures propagate."""
+        if not c.metadata_inline and c.processor in spec.expected:  # ignored names keep none
+            write_metadata(self._store, self._retry, spec, day, c)
 
         def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[CompletionResult, bool]:
             applied = apply_completion(doc, spec, c, snap.now)
@@ -279,6 +318,7 @@ class RecordingTracker(TrackerCore):
             record_count=c.record_count,
             metadata=None if c.metadata_json is None else json.loads(c.metadata_json),
             correlation_id=c.correlation_id,
+            completed_at=c.completed_at,
         )
         try:
             # Every field fits every sink (the input checks guarantee it): the

@@ -56,8 +56,9 @@ class CompletionResult:
             nothing changed (the trigger may still be re-claimed, see ``trigger``).
         ignored: The processor is not expected by the phase; it never counts.
         updated: A new run replaced the record of an earlier run.
-        stale: A run older (by report time) than the stored one, delivered
-            late: remembered for dedup, but the newer record stays.
+        stale: A run older than the stored one (by ``completed_at``, then
+            ``execution_id``), delivered late: nothing changed, the newer
+            record stays.
         completed: Expected processors done, after this call.
         missing: Expected processors not done, after this call.
         count: ``len(completed)``, recomputed from the records.
@@ -98,7 +99,16 @@ class CompletionResult:
 
 @dataclass(frozen=True, slots=True)
 class ProcessorRecord:
-    """The stored record of one processor's latest run for a date."""
+    """
+    The stored record of one processor's latest run for a date.
+
+    Attributes:
+        reported_at: When the tracker took the report (its own clock).
+        completed_at: When the run finished, by the processor (or the
+            store's time at receipt when it gave none): what orders runs.
+        metadata: The run's metadata (large metadata is read from its own
+            document); ``metadata_digest`` is its SHA-256 (hex).
+    """
 
     processor: str
     status: str
@@ -108,6 +118,8 @@ class ProcessorRecord:
     record_count: int | None = None
     correlation_id: str | None = None
     metadata: Mapping[str, Any] | None = None
+    completed_at: datetime | None = None
+    metadata_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

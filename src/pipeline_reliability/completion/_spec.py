@@ -10,21 +10,27 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from .._keys import validate_id
-from .._validate import iso_date
+from .._validate import duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError
 
 __all__ = [
     "DEFAULT_COUNTS",
     "KNOWN_STATUSES",
+    "MAX_EXPECTED",
     "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "RECONCILED",
     "PhaseSpec",
     "normalise_date",
+    "show",
+    "validate_completed_at",
+    "validate_count",
     "validate_name",
+    "validate_text",
 ]
 
 #: Statuses the library knows. A ``PhaseSpec`` may add its own through
@@ -34,7 +40,14 @@ DEFAULT_COUNTS = frozenset({"success", "partial"})
 #: Status of completions recorded by ``reconcile``: the output exists, so it counts.
 RECONCILED = "reconciled"
 MAX_METADATA_BYTES = 64 * 1024
+#: Deepest nesting of metadata objects/arrays accepted (deeper is a bad input,
+#: never a ``RecursionError``).
+MAX_METADATA_DEPTH = 64
 MAX_ID_CHARS = 512
+#: Most expected processors one phase may wait for: the bound that keeps a
+#: date's document under Firestore's 1 MiB whatever happens (see ``_bounds``).
+MAX_EXPECTED = 50
+_INT64 = (-(2**63), 2**63 - 1)
 
 # Names become document ids, map keys and parts of the trigger id
 # ("<phase>:<date>"), so they are kept to a charset that is safe everywhere:
@@ -51,26 +64,78 @@ def validate_name(value: object, what: str, error: type[Exception] = InvalidInpu
     if not isinstance(value, str) or not _NAME.match(value):
         raise error(
             f"{what} must be 1-128 characters of [A-Za-z0-9_-] starting with a letter "
-            f"or digit, got {value!r}"
+            f"or digit, got {show(value)}"
         )
     return value
 
 
 def normalise_date(value: object) -> str:
     """Return ``value`` (a ``date``, or an ISO string naming a real day) as ``YYYY-MM-DD``."""
+    if not isinstance(value, str | date):
+        raise InvalidInputError(f"date must be a datetime.date or 'YYYY-MM-DD', got {show(value)}")
     return iso_date(value)
 
 
 def validate_text(value: object, what: str, *, optional: bool = False) -> str | None:
-    """Return a non-empty string of at most 512 characters (or ``None`` when optional)."""
+    """Return a non-empty UTF-8 string of at most 512 characters (or ``None`` when optional)."""
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
         raise InvalidInputError(
             f"{what} must be a non-empty string of at most {MAX_ID_CHARS} characters, "
-            f"got {value!r:.80}"
+            f"got {show(value)}"
         )
-    return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates: no store or sink takes them
+        raise InvalidInputError(f"{what} is not valid UTF-8 text") from exc
+    return str(value)
+
+
+def validate_count(value: object, what: str = "record_count") -> int | None:
+    """Return ``None`` or an int in ``0..2**63-1`` (what every sink's INT64 holds)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64[1]:
+        raise InvalidInputError(f"{what} must be an int in 0..2**63-1, got {show(value)}")
+    return int(value)
+
+
+def validate_completed_at(value: object) -> datetime | None:
+    """
+    Return ``value`` (a timezone-aware datetime) in UTC, or ``None``.
+
+    Raises:
+        InvalidInputError: not a datetime, naive, or not representable in UTC.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"completed_at must be a datetime, got {show(value)}")
+    try:
+        if value.utcoffset() is None:
+            raise InvalidInputError(f"completed_at must be timezone-aware, got {show(value)}")
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError, TypeError) as exc:  # year 1 at UTC-x, a broken tzinfo
+        raise InvalidInputError(f"completed_at is not a valid UTC time: {show(value)}") from exc
+
+
+def show(value: object, limit: int = 80) -> str:
+    """
+    A short description of ``value`` for an error message; never raises, never hangs.
+
+    Only plain scalars are shown by ``repr``: the repr of a container may be
+    endless (shared sub-lists) or recurse too deep, and any ``__repr__`` may raise.
+    """
+    if isinstance(value, str | bytes):
+        value = value[: limit + 1]
+    elif not isinstance(value, int | float | date | timedelta | type(None)):
+        return f"<{type(value).__name__}>"
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - e.g. an int too large to print
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def encode_metadata(metadata: Mapping[str, Any] | None) -> str | None:
@@ -86,39 +151,71 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> str | None:
         return None
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
-    _check_json(metadata, "metadata")
+    _check_json(metadata)
     encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True, allow_nan=False)
     if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
         raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     return encoded
 
 
-def _check_json(value: object, path: str) -> None:
-    # json.dumps would quietly turn int keys into strings and tuples into lists;
-    # check the shape ourselves so that what is stored is what was passed.
-    if value is None or isinstance(value, bool | str | int):
-        return
+def _check_json(root: Mapping[str, Any]) -> None:
+    """
+    Check that ``root`` is plain JSON that fits the limits, without recursion.
+
+    json.dumps would quietly turn int keys into strings and tuples into lists,
+    recurse until ``RecursionError`` on deep or self-referential values, and
+    expand shared sub-objects exponentially; so the walk is iterative, bounded
+    in depth (which also stops cycles) and in total size (every value costs at
+    least one byte of JSON, a string at least its length).
+    """
+    budget = MAX_METADATA_BYTES
+    stack: list[tuple[object, str, int]] = [(root, "metadata", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        budget -= 1 + (len(value) if isinstance(value, str) else 0)
+        if budget < 0:
+            raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
+        if _is_scalar(value, path):
+            continue
+        if depth >= MAX_METADATA_DEPTH:
+            raise InvalidInputError(f"{path} is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(f"{path} has a non-string key {show(key)}")
+                budget -= len(key)
+                stack.append((item, f"{path}.{key[:40]}", depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        else:
+            raise InvalidInputError(f"{path} holds a {type(value).__name__}, which is not JSON")
+
+
+def _is_scalar(value: object, path: str) -> bool:
+    """Whether ``value`` is a JSON scalar; raise if it is one that no sink can hold."""
+    if value is None or isinstance(value, bool | str):
+        return True
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise InvalidInputError(f"{path} is an integer outside the int64 range")
+        return True
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidInputError(f"{path} is not a finite number")
-        return
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(f"{path} has a non-string key {key!r}")
-            _check_json(item, f"{path}.{key}")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_json(item, f"{path}[{i}]")
-        return
-    raise InvalidInputError(f"{path} holds a {type(value).__name__}, which is not JSON")
+        return True
+    return False
 
 
-def _names(values: Iterable[str], what: str) -> frozenset[str]:
-    if isinstance(values, str):
-        raise ConfigurationError(f"{what} must be a collection of names, not a string")
-    return frozenset(validate_name(v, what, ConfigurationError) for v in values)
+def _names(values: Iterable[str], what: str, limit: int = MAX_EXPECTED) -> frozenset[str]:
+    given: object = values  # checked as given: callers may pass anything
+    if isinstance(given, str) or not isinstance(given, Iterable):
+        raise ConfigurationError(f"{what} must be a collection of names, got {show(given)}")
+    names: set[str] = set()
+    for v in values:
+        names.add(validate_name(v, what, ConfigurationError))
+        if len(names) > limit:
+            raise ConfigurationError(f"at most {limit} {what} names are allowed")
+    return frozenset(names)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -129,7 +226,8 @@ class PhaseSpec:
     Args:
         name: The phase (e.g. ``"phase3"``); safe-name charset ``[A-Za-z0-9_-]``.
         expected: The processors whose completion the phase waits for. Only
-            these count (DESIGN F4).
+            these count (DESIGN F4). At most ``MAX_EXPECTED`` (50): the
+            bound that keeps each date's document under Firestore's 1 MiB.
         collection: The state-store collection of this phase's documents
             (one per date, keyed by the date). Default ``"completion_<name>"``.
         counts_statuses: Statuses that count a processor as done.
@@ -151,8 +249,9 @@ class PhaseSpec:
     Raises:
         ConfigurationError: empty ``expected``, ``critical`` not a subset of
             it, ``critical`` without ``min_to_trigger``, ``min_to_trigger``
-            outside ``1..len(expected)``, a non-positive duration, or an
-            unsafe name.
+            outside ``1..len(expected)``, more than ``MAX_EXPECTED``
+            processors, a duration that is not a positive ``timedelta`` of at
+            most ``MAX_DURATION`` (about 100 years), or an unsafe name.
 
     .. versionadded:: 0.1.0
     """
@@ -200,7 +299,9 @@ class PhaseSpec:
     def _collection(self, collection: str | None) -> str:
         # Not "<name>_completion": that is the legacy orchestrators' collection,
         # whose documents have another layout; sharing it would break both.
-        value = f"completion_{self.name}" if collection is None else collection
+        value: object = f"completion_{self.name}" if collection is None else collection
+        if not isinstance(value, str):
+            raise ConfigurationError(f"collection must be a string, got {show(value)}")
         try:
             return validate_id(value, "collection")
         except InvalidInputError as exc:
@@ -225,15 +326,17 @@ class PhaseSpec:
         ):
             raise ConfigurationError(
                 f"phase {self.name!r}: min_to_trigger must be within 1..{len(self.expected)}, "
-                f"got {self.min_to_trigger!r}"
+                f"got {show(self.min_to_trigger)}"
             )
         durations: tuple[tuple[str, object], ...] = (
             ("deadline", self.deadline),
             ("trigger_lease", self.trigger_lease),
         )
         for what, value in durations:
-            if not (isinstance(value, timedelta) and value > timedelta(0)):
-                raise ConfigurationError(f"phase {self.name!r}: {what} must be positive")
+            if not isinstance(value, timedelta):
+                raise ConfigurationError(f"phase {self.name!r}: {what} must be a timedelta")
+            # Positive and at most MAX_DURATION: deadline arithmetic cannot overflow.
+            duration_seconds(value, f"phase {self.name!r}: {what}")
 
     @property
     def done_statuses(self) -> frozenset[str]:

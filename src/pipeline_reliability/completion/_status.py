@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,17 +14,38 @@ from ._ledger import LedgerRow
 from ._results import PhaseStatus, ProcessorRecord
 from ._spec import PhaseSpec
 
-__all__ = ["status_from_doc", "status_from_ledger"]
+__all__ = ["metadata_refs", "status_from_doc", "status_from_ledger"]
 
 
-def status_from_doc(spec: PhaseSpec, day: str, doc: dict[str, Any] | None) -> PhaseStatus:
-    """The status of ``(spec, day)`` as the stored document ``doc`` says."""
+def _expected_records(spec: PhaseSpec, doc: dict[str, Any] | None) -> Iterator[tuple[str, Any]]:
+    records = (doc or {}).get("processors")
+    for name, rec in (records if isinstance(records, dict) else {}).items():
+        if name in spec.expected and isinstance(rec, dict):
+            yield name, rec
+
+
+def metadata_refs(spec: PhaseSpec, doc: dict[str, Any] | None) -> list[str]:
+    """Keys of the metadata documents the expected records refer to."""
+    refs = (rec.get("metadata_ref") for _, rec in _expected_records(spec, doc))
+    return [r["key"] for r in refs if isinstance(r, dict) and isinstance(r.get("key"), str)]
+
+
+def status_from_doc(
+    spec: PhaseSpec,
+    day: str,
+    doc: dict[str, Any] | None,
+    large_metadata: Mapping[str, str] | None = None,
+) -> PhaseStatus:
+    """
+    The status of ``(spec, day)`` as the stored document ``doc`` says.
+
+    ``large_metadata`` maps metadata-document keys to their JSON text.
+    """
     done = done_set(doc, spec)
     data = doc or {}
     records = {
-        name: _record(name, rec)
-        for name, rec in (data.get("processors") or {}).items()
-        if name in spec.expected and isinstance(rec, dict)
+        name: _record(name, rec, large_metadata or {})
+        for name, rec in _expected_records(spec, doc)
     }
     trigger = trigger_of(doc) or {}
     meta = data.get("meta")
@@ -49,9 +71,17 @@ def status_from_doc(spec: PhaseSpec, day: str, doc: dict[str, Any] | None) -> Ph
     )
 
 
-def _record(name: str, rec: dict[str, Any]) -> ProcessorRecord:
+def _record(name: str, rec: dict[str, Any], large: Mapping[str, str]) -> ProcessorRecord:
     raw = rec.get("metadata")
+    ref = rec.get("metadata_ref")
+    digest = None
+    if isinstance(ref, dict):
+        raw = large.get(str(ref.get("key")))
+        digest = ref.get("digest") if isinstance(ref.get("digest"), str) else None
+    elif isinstance(raw, str):
+        digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()
     reported = rec.get("reported_at")
+    completed = rec.get("completed_at")
     return ProcessorRecord(
         processor=name,
         status=str(rec.get("status")),
@@ -61,6 +91,8 @@ def _record(name: str, rec: dict[str, Any]) -> ProcessorRecord:
         record_count=rec.get("record_count"),
         correlation_id=rec.get("correlation_id"),
         metadata=json.loads(raw) if isinstance(raw, str) else None,
+        completed_at=completed if isinstance(completed, datetime) else None,
+        metadata_digest=digest,
     )
 
 
@@ -73,7 +105,9 @@ def status_from_ledger(spec: PhaseSpec, day: str, rows: Sequence[LedgerRow]) -> 
     trigger state is ``"unknown"``.
     """
     latest: dict[str, LedgerRow] = {}
-    for row in sorted(rows, key=lambda r: r.event_time):
+    # The run that finished last wins, as in the store (event_time when the
+    # processor gave no completion time).
+    for row in sorted(rows, key=lambda r: (r.completed_at or r.event_time, r.execution_id)):
         if row.date == day and row.phase == spec.name:
             latest[row.processor] = row
     records = {
@@ -84,6 +118,7 @@ def status_from_ledger(spec: PhaseSpec, day: str, rows: Sequence[LedgerRow]) -> 
             reported_at=row.event_time,
             record_count=row.record_count,
             metadata=row.metadata,
+            completed_at=row.completed_at,
         )
         for name, row in latest.items()
         if name in spec.expected

@@ -13,6 +13,7 @@ from typing import Any
 from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._checks import check_publish
 from ._claims import try_claim
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
@@ -27,7 +28,7 @@ from ._results import (
     SweepReport,
     TriggerConfirmation,
 )
-from ._spec import RECONCILED, PhaseSpec, normalise_date
+from ._spec import RECONCILED, PhaseSpec, normalise_date, show
 from ._sweep import decide_sweep, overdue_row
 
 __all__ = ["CompletionTracker", "Evidence"]
@@ -113,7 +114,7 @@ class CompletionTracker(RecordingTracker):
         days = self._days(dates)
         when: object = now  # checked as given: callers may pass anything
         if when is not None and not (isinstance(when, datetime) and when.tzinfo is not None):
-            raise InvalidInputError(f"now must be a timezone-aware datetime, got {now!r}")
+            raise InvalidInputError(f"now must be a timezone-aware datetime, got {show(now)}")
         flag: object = dry_run
         if not isinstance(flag, bool):
             raise InvalidInputError(f"dry_run must be a bool, got {dry_run!r}")
@@ -137,6 +138,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.sweep(phase, dates, now)
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
@@ -183,7 +185,7 @@ class CompletionTracker(RecordingTracker):
                     quarantined.append(_quarantine(spec, row, exc))
                     continue
                 count_result(result)
-                if result.duplicate:
+                if result.duplicate or result.stale:  # stale: changed nothing either
                     duplicates += 1
                 else:
                     applied += 1
@@ -206,6 +208,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.replay_ledger(phase, dates)
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
@@ -224,6 +227,9 @@ class CompletionTracker(RecordingTracker):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
+        given: object = evidence  # checked as given: callers may pass anything
+        if not (isinstance(given, Mapping) or callable(given)):
+            raise InvalidInputError("evidence must be a mapping or a callable")
         with span("tracker", "reconcile", {"phase": spec.name, "date": day}):
             snap = self._retry.call(self._store.get, spec.collection, day)
             checked = spec.expected - done_set(snap.data, spec)
@@ -268,6 +274,7 @@ class CompletionTracker(RecordingTracker):
 
         .. versionadded:: 0.1.0
         """
+        check_publish(publish)
         report = self.reconcile(phase, date, evidence)
         if report.claim is None:
             return report
@@ -334,6 +341,9 @@ class CompletionTracker(RecordingTracker):
             record_count=row.record_count,
             metadata=row.metadata,
             correlation_id=row.correlation_id,
+            # A degraded report without a completion time was never seen by
+            # the store: the tracker's time when it took it is the only one known.
+            completed_at=row.completed_at or row.event_time,
         )
         return dataclasses.replace(c, reported_at=row.event_time)
 

@@ -12,16 +12,14 @@ recognised by their attributes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .._validate import iso_date
 from ..errors import InvalidInputError, InvalidMessageError
+from ._envelope import Envelope, attributes, json_object, show, unwrap, utc_time
 from ._names import normalise_processor_name
 from ._schema import SCHEMA_FIELD, SCHEMA_VERSION, schema_version
 
@@ -71,11 +69,37 @@ class CompletionMessage:
     attributes: Mapping[str, str] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        # Built by hand (tests, other transports) as well as by the parser:
+        # check the types up front, so no method fails later with a raw error.
+        texts = ("processor_name", "phase", "execution_id", "correlation_id", "status")
+        for name in texts:
+            if not isinstance(getattr(self, name), str):
+                raise InvalidMessageError(
+                    f"{name} must be a string, got {show(getattr(self, name))}"
+                )
+        _game_date(self.game_date)
+        _count(self.record_count)
+        timestamp: object = self.timestamp  # checked as given: callers may pass anything
+        if timestamp is not None and (
+            not isinstance(timestamp, datetime) or timestamp.utcoffset() is None
+        ):
+            raise InvalidMessageError(
+                f"timestamp must be a timezone-aware datetime, got {show(self.timestamp)}"
+            )
+        if self.message_id is not None and not isinstance(self.message_id, str):
+            raise InvalidMessageError(f"message_id must be a string, got {show(self.message_id)}")
+        json_object(self.metadata, "metadata")
+        attributes(self.attributes)
+        json_object(self.raw, "raw")
+
     def completion_kwargs(self) -> dict[str, Any]:
         """
         Return the keyword arguments of ``CompletionTracker.record_completion``.
 
-        Everything but the phase, which is the tracker's ``PhaseSpec`` name and
+        ``completed_at`` is ``timestamp`` (the message's ``timestamp``,
+        else its Pub/Sub publish time, else ``None``: the store's time at
+        receipt). Everything but the phase, which is the tracker's ``PhaseSpec`` name and
         need not be the publisher's ``phase`` string::
 
             msg = parse_completion_message(cloud_event)
@@ -90,6 +114,9 @@ class CompletionMessage:
             "record_count": self.record_count,
             "metadata": dict(self.metadata),
             "correlation_id": self.correlation_id,
+            # The processor's own time orders its runs (issue 10, item 1): the
+            # body's timestamp, else the publish time, else (None) the store's.
+            "completed_at": self.timestamp,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +176,7 @@ def parse_completion_message(message: Any) -> CompletionMessage:
     .. versionadded:: 0.1.0
     """
     try:
-        body, envelope = _unwrap(message)
+        body, envelope = unwrap(message)
         return _build(body, envelope)
     except InvalidMessageError:
         raise
@@ -159,89 +186,7 @@ def parse_completion_message(message: Any) -> CompletionMessage:
         raise InvalidMessageError("message is nested too deeply to decode") from exc
 
 
-@dataclass(frozen=True, slots=True)
-class _Envelope:
-    message_id: str | None = None
-    publish_time: datetime | None = None
-    attributes: Mapping[str, str] = field(default_factory=dict)
-
-
-def _unwrap(message: Any) -> tuple[Mapping[str, Any], _Envelope]:
-    """Return the decoded completion body and what the Pub/Sub envelope said."""
-    if isinstance(message, bytes | bytearray | memoryview):
-        message = _json(bytes(message), "body")
-    elif isinstance(message, str):
-        message = _json(message, "body")
-    if not isinstance(message, Mapping):
-        return _unwrap_object(message)
-    if "message" in message:  # push body, or CloudEvent data passed on its own
-        return _from_pubsub(_object(message["message"], "message"))
-    data = message.get("data")
-    if isinstance(data, Mapping):  # CloudEvent dict: {"data": {"message": {...}}}
-        if "message" not in data:
-            raise InvalidMessageError("CloudEvent data has no 'message'")
-        return _from_pubsub(_object(data["message"], "data.message"))
-    if isinstance(data, str):  # a bare Pub/Sub message: {"data": "<base64>", "messageId": ...}
-        return _from_pubsub(message)
-    if "data" in message:
-        raise InvalidMessageError(f"'data' must be base64 text, got {type(data).__name__}")
-    return _object(message, "completion message"), _Envelope()
-
-
-def _unwrap_object(message: Any) -> tuple[Mapping[str, Any], _Envelope]:
-    """Recognise a CloudEvent or a subscriber message by its attributes."""
-    data = getattr(message, "data", None)
-    if isinstance(data, bytes | bytearray) and hasattr(message, "message_id"):
-        return _from_subscriber(message, bytes(data))
-    if isinstance(data, Mapping):
-        return _unwrap({"data": data})
-    if isinstance(data, bytes | bytearray | str):  # a CloudEvent whose data is JSON text
-        return _unwrap(data if isinstance(data, str) else bytes(data))
-    raise InvalidMessageError(
-        f"expected a CloudEvent, a Pub/Sub message or a JSON object, got {type(message).__name__}"
-    )
-
-
-def _from_pubsub(msg: Mapping[str, Any]) -> tuple[Mapping[str, Any], _Envelope]:
-    """Decode a Pub/Sub message in its JSON form (push body / CloudEvent)."""
-    message_id = msg.get("messageId", msg.get("message_id"))
-    if message_id is not None and not isinstance(message_id, str):
-        raise InvalidMessageError("message.messageId must be a string")
-    label = f" (message {message_id})" if message_id else ""
-    data = msg.get("data")
-    if data is None or data == "":
-        raise InvalidMessageError(f"Pub/Sub message has no data{label}")
-    if not isinstance(data, str):
-        raise InvalidMessageError(
-            f"message.data must be base64 text, got {type(data).__name__}{label}"
-        )
-    try:
-        raw = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidMessageError(f"message.data is not valid base64{label}: {exc}") from exc
-    publish = msg.get("publishTime", msg.get("publish_time"))
-    envelope = _Envelope(
-        message_id=message_id,
-        publish_time=None if publish is None else _time(publish, "message.publishTime"),
-        attributes=_attributes(msg.get("attributes")),
-    )
-    return _object(_json(raw, f"message.data{label}"), f"message.data{label}"), envelope
-
-
-def _from_subscriber(message: Any, data: bytes) -> tuple[Mapping[str, Any], _Envelope]:
-    """Decode a ``google.cloud.pubsub_v1`` subscriber message (duck-typed)."""
-    message_id = getattr(message, "message_id", None)
-    label = f" (message {message_id})" if message_id else ""
-    publish = getattr(message, "publish_time", None)
-    envelope = _Envelope(
-        message_id=str(message_id) if message_id else None,
-        publish_time=publish if isinstance(publish, datetime) else None,
-        attributes=_attributes(getattr(message, "attributes", None)),
-    )
-    return _object(_json(data, f"message.data{label}"), f"message.data{label}"), envelope
-
-
-def _build(body: Mapping[str, Any], envelope: _Envelope) -> CompletionMessage:
+def _build(body: Mapping[str, Any], envelope: Envelope) -> CompletionMessage:
     """Validate the decoded completion body and build the result."""
     label = f" (message {envelope.message_id})" if envelope.message_id else ""
     schema_version(body, label)
@@ -271,63 +216,21 @@ def _build(body: Mapping[str, Any], envelope: _Envelope) -> CompletionMessage:
         status=status,
         record_count=_count(body.get("record_count")),
         metadata=_metadata(body.get("metadata")),
-        timestamp=envelope.publish_time if timestamp is None else _time(timestamp, "timestamp"),
+        timestamp=envelope.publish_time if timestamp is None else utc_time(timestamp, "timestamp"),
         message_id=envelope.message_id or _optional_text(body, "message_id"),
         attributes=envelope.attributes,
         raw=body,
     )
 
 
-def _json(data: bytes | str, what: str) -> Any:
-    try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
-    except UnicodeDecodeError as exc:
-        raise InvalidMessageError(f"{what} is not UTF-8 text") from exc
-    except ValueError as exc:  # json.JSONDecodeError and _reject_constant
-        raise InvalidMessageError(f"{what} is not valid JSON: {exc}") from exc
-
-
-def _reject_constant(name: str) -> Any:
-    # NaN/Infinity are not JSON: BigQuery and Firestore would reject them later.
-    raise ValueError(f"{name} is not allowed")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if value in {float("inf"), float("-inf")}:
-        raise ValueError(f"number {text[:20]} is out of range")
-    return value
-
-
 def _metadata(value: Any) -> dict[str, Any]:
-    return {} if value is None else dict(_object(value, "field 'metadata'"))
-
-
-def _object(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidMessageError(f"{what} must be a JSON object, got {type(value).__name__}")
-    if not all(isinstance(k, str) for k in value):
-        raise InvalidMessageError(f"{what} has non-string keys")
-    return value
-
-
-def _attributes(value: Any) -> Mapping[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise InvalidMessageError("message.attributes must map strings to strings")
-    return dict(value)
+    return {} if value is None else dict(json_object(value, "field 'metadata'"))
 
 
 def _text(body: Mapping[str, Any], key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value.strip():
-        raise InvalidMessageError(
-            f"field {key!r} must be a non-empty string, got {_show(value)}"
-        )
+        raise InvalidMessageError(f"field {key!r} must be a non-empty string, got {show(value)}")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -341,7 +244,7 @@ def _optional_text(body: Mapping[str, Any], key: str) -> str | None:
 
 def _game_date(value: Any) -> str:
     if not isinstance(value, str):  # a message carries text, never a date object
-        raise InvalidMessageError(f"field 'game_date' must be 'YYYY-MM-DD', got {_show(value)}")
+        raise InvalidMessageError(f"field 'game_date' must be 'YYYY-MM-DD', got {show(value)}")
     try:
         return iso_date(value, "field 'game_date'")
     except InvalidInputError as exc:
@@ -351,32 +254,8 @@ def _game_date(value: Any) -> str:
 def _count(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**63 - 1:
         raise InvalidMessageError(
-            f"field 'record_count' must be an integer >= 0, got {_show(value)}"
+            f"field 'record_count' must be an integer in 0..2**63-1, got {show(value)}"
         )
     return value
-
-
-def _time(value: Any, what: str) -> datetime:
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise InvalidMessageError(f"{what} is not an ISO-8601 time: {value!r}") from exc
-    else:
-        raise InvalidMessageError(f"{what} must be an ISO-8601 string, got {_show(value)}")
-    # Publishers write UTC; a naive time is taken as UTC rather than local time.
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError as exc:
-        raise InvalidMessageError(f"{what} is out of range: {value!r}") from exc
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

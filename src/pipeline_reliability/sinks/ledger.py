@@ -151,7 +151,7 @@ class BigQueryLedger:
         # The table id is validated by TableId (safe between backticks); values are parameters.
         sql = (
             "SELECT phase, `date`, processor, execution_id, message_id, status, record_count, "  # noqa: S608
-            "metadata, event_time, recorded_time, primary_ok, correlation_id "
+            "metadata, event_time, recorded_time, primary_ok, correlation_id, completed_at "
             f"FROM {self._sink.table_id.sql(self._sink.client.project)} "
             "WHERE phase = @phase AND `date` IN UNNEST(@dates) "
             "ORDER BY recorded_time, event_time"
@@ -189,6 +189,7 @@ def ledger_row_to_json(row: LedgerRow) -> dict[str, Any]:
         "recorded_time": row.recorded_time.isoformat(),
         "primary_ok": row.primary_ok,
         "correlation_id": row.correlation_id,
+        "completed_at": None if row.completed_at is None else row.completed_at.isoformat(),
     }
 
 
@@ -220,6 +221,7 @@ def ledger_row_from_record(record: Any) -> LedgerRow:
         record_count=count if count is None or isinstance(count, int) else _int(count),
         metadata=metadata,
         correlation_id=record.get("correlation_id"),
+        completed_at=record.get("completed_at"),
     )
 
 
