@@ -91,6 +91,8 @@ def check_ledger_row(row: object) -> LedgerRow:
     check_metadata(row.metadata)
     check_timestamp(row.event_time, "event_time")
     check_timestamp(row.recorded_time, "recorded_time")
+    if row.completed_at is not None:
+        check_timestamp(row.completed_at, "completed_at")
     if not isinstance(row.primary_ok, bool):
         raise InvalidInputError(f"primary_ok must be a bool, got {row.primary_ok!r:.80}")
     return row
