@@ -33,6 +33,7 @@ __all__ = [
     "merge_script",
     "partition_filter",
     "partitioning",
+    "replace_script",
     "stale_fence_current",
     "string_literal",
 ]
@@ -192,6 +193,67 @@ def merge_script(plan: MergePlan) -> str:
     statements += [
         "COMMIT TRANSACTION",
         "SELECT _pr_inserted AS inserted, _pr_updated AS updated",
+    ]
+    return ";\n".join(statements) + ";"
+
+
+def _replace_merge(plan: MergePlan, day: str) -> str:
+    # ON FALSE: no target row matches, so every batch row is inserted and every
+    # row of the partition is deleted, in one statement. The partition ends up
+    # holding exactly the batch (keys the table held twice included), as a
+    # delete-and-insert would leave it, but atomically. The clause's filter is
+    # what keeps every other partition untouched.
+    columns = [quote_ident(c) for c in plan.columns]
+    return (
+        f"MERGE {plan.target} AS T\n"
+        f"USING (\n{_batch(plan)}\n) AS S\n"
+        "ON FALSE\n"
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(columns)}) "
+        f"VALUES ({', '.join('S.' + c for c in columns)})\n"
+        f"WHEN NOT MATCHED BY SOURCE AND {day} THEN DELETE"
+    )
+
+
+def replace_script(plan: MergePlan) -> str:
+    """
+    Render a partition rebuild as one multi-statement transaction.
+
+    Fence check (if fenced), the counts, one MERGE that inserts the batch and
+    removes the partition's other rows, the fence update, commit. The result
+    is one row ``(inserted, updated, deleted)``: keys new to the partition,
+    keys it held (their rows replaced), and its rows that are gone (stale
+    keys, null keys, extra copies of a key). Any failure rolls it all back.
+
+    Raises:
+        InvalidInputError: the plan names no partition column or date.
+    """
+    day = plan.partition_predicate("T")
+    if day is None:
+        raise InvalidInputError("a partition rebuild needs a partition column and a date")
+    keys = ", ".join(quote_ident(k) for k in plan.policy.key)
+    exists = f"SELECT 1 FROM {plan.target} AS T WHERE {_on(plan)}"
+    statements = [
+        "DECLARE _pr_old INT64 DEFAULT 0",
+        "DECLARE _pr_new INT64 DEFAULT 0",
+        "DECLARE _pr_kept INT64 DEFAULT 0",
+        "BEGIN TRANSACTION",
+    ]
+    if plan.fence is not None:
+        statements.append(_fence_check(plan.fence))
+    # Counted before the MERGE, inside the transaction (one snapshot).
+    statements += [
+        f"SET _pr_old = (SELECT COUNT(*) FROM {plan.target} AS T WHERE {day})",
+        f"SET _pr_new = (SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM {plan.staging}))",
+        "SET _pr_kept = (SELECT COUNT(*) FROM "
+        f"(SELECT DISTINCT {keys} FROM {plan.staging}) AS S WHERE EXISTS ({exists}))",
+        _replace_merge(plan, day),
+    ]
+    if plan.fence is not None:
+        statements.append(_fence_update(plan.fence))
+    statements += [
+        "COMMIT TRANSACTION",
+        "SELECT _pr_new - _pr_kept AS inserted, _pr_kept AS updated, "
+        "_pr_old - _pr_kept AS deleted",
     ]
     return ";\n".join(statements) + ";"
 

@@ -1,13 +1,14 @@
 """
-The BigQuery jobs of one ``BigQueryWriter.upsert`` (DESIGN F8, F9).
+The BigQuery jobs of one ``BigQueryWriter`` write (DESIGN F8, F9).
 
 The batch is loaded into a staging table of the call's own, then one script
 MERGEs it into the target, under a job id that derives from the write:
-``pr_merge_<digest>_<n>``. The digest covers the batch and everything else
-that shapes the write; ``n`` counts the runs of it that finished with an
-error. Ids are used in order, so a call repeated after a lost response finds
-the first call's job by looking at ``_0, _1, ...`` (:meth:`MergeJobs.probe`)
-and reports it instead of writing again.
+``pr_merge_<digest>_<n>`` (``pr_rebuild_<digest>_<n>`` for a partition
+rebuild). The digest covers the batch and everything else that shapes the
+write; ``n`` counts the runs of it that finished with an error. Ids are
+used in order, so a call repeated after a lost response finds the first
+call's job by looking at ``_0, _1, ...`` (:meth:`MergeJobs.probe`) and
+reports it instead of writing again.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ class MergeRun(NamedTuple):
             raise WriteFailedError("the MERGE script returned no counts", job_id=self.job_id)
         return int(self.rows[0]["inserted"]), int(self.rows[0]["updated"])
 
+    def deleted(self) -> int:
+        """Rows a partition rebuild removed (0 for an upsert, whose result has no such column)."""
+        if not self.rows:
+            raise WriteFailedError("the MERGE script returned no counts", job_id=self.job_id)
+        return int(self.rows[0].get("deleted") or 0)
+
 
 def stale_fence_error(
     exc: WriteFailedError, token: int | None, table: str, partition: str | None
@@ -94,16 +101,19 @@ class MergeJobs:
         retry: The policy of every step.
         digest: The write's :func:`batch_digest`.
         location: Location of the target (and so of its jobs).
+        prefix: Of the MERGE job ids: ``pr_merge_`` (upsert) or
+            ``pr_rebuild_`` (partition rebuild), so operators tell them apart.
     """
 
     client: Any
     retry: RetryPolicy
     digest: str
     location: str | None
+    prefix: str = "pr_merge_"
 
     def job_id(self, n: int) -> str:
         """The ``n``-th MERGE job id of this batch."""
-        return f"pr_merge_{self.digest}_{n}"
+        return f"{self.prefix}{self.digest}_{n}"
 
     def staging_table(self, project: str, dataset: str) -> TableId:
         """Return a new staging table id for this batch, unique to the call."""

@@ -1,15 +1,19 @@
 """
-``BigQueryWriter``: idempotent, fenced MERGE upserts (DESIGN F8, F9).
+``BigQueryWriter``: idempotent, fenced MERGE upserts and partition rebuilds
+(DESIGN F8, F9).
 
-One upsert: deduplicate the batch in Python (the policy of
+One write: deduplicate the batch in Python (the policy of
 ``deduplicate_rows``), load it into a staging table, run one transaction that
 checks the fence, MERGEs the winners into the target and records the fence,
 then drop the staging table. The MERGE job's id derives from the batch
 content, so a call repeated after a lost response finds the first call's job
 and reports it instead of writing again.
 
-Rows are only ever merged in. Nothing here removes rows from a target: there
-is no delete-and-insert path, however the MERGE fails (F8).
+An upsert only ever merges rows in. Rows leave a table in one place only:
+the one MERGE of ``replace_partition``, which removes the rows of its own
+partition that the new set no longer holds, in the same statement that
+inserts the set. There is never a separate removal followed by an insert,
+however a write fails (F8).
 """
 
 from __future__ import annotations
@@ -23,22 +27,11 @@ from typing import Any, Protocol
 from .._clock import Clock, SystemClock
 from .._telemetry import counter, span
 from .._validate import duration_seconds
-from ..dedup._policy import DedupPolicy, check_null_keys
-from ..dedup._rows import dedupe
-from ..dedup._sql import (
-    FenceSpec,
-    MergePlan,
-    check_partition,
-    duplicates_query,
-    fence_token,
-    iso_date,
-    merge_script,
-    partition_filter,
-    partitioning,
-)
-from ..errors import InvalidInputError, WriteFailedError
+from ..dedup._policy import DedupPolicy
+from ..dedup._sql import FenceSpec, duplicates_query, iso_date, partition_filter
+from ..errors import InvalidInputError
 from ..retry import RetryPolicy, any_of, is_serialization_conflict
-from ._bigquery import TableId, call_mapped, make_client, ndjson_file
+from ._bigquery import TableId, call_mapped, make_client
 from ._checks import (
     DATASET_ID,
     PROJECT_ID,
@@ -47,10 +40,10 @@ from ._checks import (
     check_id,
     check_names,
     check_retry,
-    rows_arg,
     table_arg,
 )
-from ._merge_jobs import MergeJobs, MergeRun, batch_digest, stale_fence_error
+from ._merge_jobs import MergeRun
+from ._write import WriteCall, WriteSpec, resolve, run_write
 
 __all__ = ["BigQueryWriter", "Fence", "WriteReport"]
 
@@ -67,7 +60,8 @@ class Fence(Protocol):
 @dataclass(frozen=True, slots=True)
 class WriteReport:
     """
-    What one :meth:`BigQueryWriter.upsert` did.
+    What one :meth:`BigQueryWriter.upsert` or
+    :meth:`BigQueryWriter.replace_partition` did.
 
     Attributes:
         table: The target, ``project.dataset.table``.
@@ -82,8 +76,11 @@ class WriteReport:
             nothing was written now; the counts are the earlier run's.
         fence_token: The token the write was fenced with, if any.
         partition: The partition date the write was scoped to, if any.
+        deleted: Rows of the partition a ``replace_partition`` removed
+            (stale keys, null keys, extra copies of a key); 0 for an upsert.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0 ``deleted``, for partition rebuilds.
     """
 
     table: str
@@ -92,6 +89,7 @@ class WriteReport:
     deduplicated: int = 0
     superseded: int = 0
     null_key_rows: int = 0
+    deleted: int = 0
     job_ids: tuple[str, ...] = ()
     already_applied: bool = False
     fence_token: int | None = None
@@ -100,19 +98,6 @@ class WriteReport:
 
 def _positive(value: object, name: str) -> timedelta:
     return timedelta(seconds=duration_seconds(value, name))
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """One upsert's resolved target: ids, schema, partitioning."""
-
-    table: TableId
-    name: str
-    schema: Any
-    columns: tuple[str, ...]
-    location: str | None
-    partition_column: str | None
-    partition_is_date: bool
 
 
 class BigQueryWriter:
@@ -236,75 +221,121 @@ class BigQueryWriter:
             WriteFailedError: BigQuery refused a step (``job_id`` says which).
             RetryExhaustedError: transient failures outlasted the retry policy.
         """
-        check_names(key, "key")
-        check_names(order_by, "order_by", optional=True)
-        policy = DedupPolicy.build(key, order_by, keep)
-        policy.check_sql_names()
-        mode = check_null_keys(null_keys, ("reject", "drop"))
-        table_id = table_arg(table)
-        check_call(partition_column, request_id)
-        rows = rows_arg(rows)
-        base = WriteReport(
-            table_id.qualified(self.project),
-            fence_token=None if fence is None else fence_token(fence),
-            partition=iso_date(partition_date),
+        call = WriteCall.check(
+            table, rows, key, order_by, keep, fence, partition_date, partition_column,
+            null_keys, request_id,
         )
-        batch = dedupe(rows, policy, mode)
-        base = dataclasses.replace(
-            base, deduplicated=batch.dropped, null_key_rows=len(batch.null_key_rows)
-        )
-        if not batch.rows:
-            return base
-        attrs = {"table": base.table, "rows": len(batch.rows), "fence.token": base.fence_token}
-        with span("sinks", "upsert", attrs):
-            target = self._resolve(table_id, base.table, partition_column)
-            return self._upsert(target, batch.rows, policy, base, request_id)
+        return self._write(call, "upsert", partition_column, request_id)
 
-    def _upsert(
+    def replace_partition(
         self,
-        target: _Target,
-        rows: Sequence[Mapping[str, Any]],
-        policy: DedupPolicy,
-        base: WriteReport,
-        request_id: str | None,
+        table: str,
+        partition_date: date | str,
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        key: str | Sequence[str],
+        order_by: str | Sequence[str] | None = None,
+        keep: str = "last",
+        fence: Fence | None = None,
+        partition_column: str | None = None,
+        null_keys: str = "reject",
+        request_id: str | None = None,
+        allow_empty: bool = False,
     ) -> WriteReport:
-        missing = [c for c in (*policy.key, *policy.order_by) if c not in target.columns]
-        if missing:
-            raise InvalidInputError(f"{base.table} has no column(s) {missing}")
-        if base.partition is not None and target.partition_column is not None:
-            check_partition(rows, target.partition_column, base.partition)
-        try:
-            payload = ndjson_file(rows).getvalue()
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"rows are not JSON serialisable: {exc}") from exc
-        window = int(self.clock.now().timestamp() // self.replay_window.total_seconds())
-        header = (base.table, policy, base.fence_token, base.partition, request_id, window)
-        jobs = MergeJobs(self.client, self.retry, batch_digest(header, payload), target.location)
-        first, done = jobs.probe()
-        if done is not None:
-            # This exact write ran before (a repeated call): report it, write nothing.
-            return self._report(base, rows, done, (done.job_id,), reused=True)
-        staging = jobs.staging_table(
-            target.table.project or self.project, self._staging_dataset or target.table.dataset
+        """
+        Rebuild one partition: afterwards it holds exactly the deduplicated ``rows``.
+
+        One transaction, one MERGE: every batch row is inserted and every
+        other row of the partition removed (``WHEN NOT MATCHED BY SOURCE AND
+        <partition filter> THEN DELETE``), so the partition is never empty or
+        half-written, rows of other partitions are never touched, and two
+        rebuilds of one date leave one of them entirely (whichever commits
+        last), never a mix. Keys the table held twice end up once. Unlike
+        :meth:`upsert`, the table's rows do not compete: the batch replaces
+        them whatever their ``order_by`` values (``order_by`` and ``keep``
+        pick the winner *within* the batch).
+
+        Retries, fencing, job ids (``pr_rebuild_<digest>_<n>``),
+        ``request_id`` and the replay window work as in :meth:`upsert`; the
+        fence is the same per (table, partition), so an upsert and a
+        rebuild of one date exclude each other's stale holders.
+
+        Args:
+            table: ``[project.]dataset.table``; must exist and have a
+                partition column (its time-partitioning field, or
+                ``partition_column``).
+            partition_date: The date to rebuild; every row must be of it.
+            rows: The partition's new contents.
+            key: Key column(s).
+            order_by: Column(s) deciding the winner within the batch.
+            keep: ``"last"`` or ``"first"`` (see ``deduplicate_rows``).
+            fence: A lease (anything with ``token``): the rebuild applies
+                only if no larger token has written to (table, partition).
+            partition_column: A DATE/TIMESTAMP/DATETIME column to scope the
+                rebuild by, if the table's metadata names none.
+            null_keys: ``"reject"`` (default) or ``"drop"`` rows with a null key.
+            request_id: Mixed into the job id (see :meth:`upsert`).
+            allow_empty: An empty batch (after dedup) empties the partition
+                only if this is True; otherwise it is refused, so a bug that
+                produced no rows cannot wipe a day.
+
+        Returns:
+            A :class:`WriteReport`: ``inserted`` (keys new to the partition),
+            ``updated`` (keys it held, rows replaced), ``deleted`` (its rows
+            that are gone), ``partition``, ``fence_token``, ``job_ids``.
+
+        Raises:
+            InvalidInputError: bad arguments or rows, an empty batch without
+                ``allow_empty``, a table with no partition column; nothing
+                was written.
+            StaleFenceError: a larger token already wrote; nothing changed.
+            WriteFailedError: BigQuery refused a step (``job_id`` says which).
+            RetryExhaustedError: transient failures outlasted the retry policy.
+
+        .. versionadded:: 0.2.0
+        """
+        if partition_date is None:
+            raise InvalidInputError("replace_partition needs a partition_date")
+        if not isinstance(allow_empty, bool):
+            raise InvalidInputError(f"allow_empty must be a bool, got {allow_empty!r:.80}")
+        call = WriteCall.check(
+            table, rows, key, order_by, keep, fence, partition_date, partition_column,
+            null_keys, request_id,
         )
-        staging_name = staging.qualified(self.project)
-        script = merge_script(
-            MergePlan(
-                target.table.sql(self.project), staging.sql(self.project), target.columns,
-                policy, target.partition_column, target.partition_is_date, base.partition,
-                self._fence_spec(target.table, base),
+        if not call.rows and not allow_empty:
+            raise InvalidInputError(
+                f"no rows to rebuild partition {call.partition} with; "
+                "pass allow_empty=True to empty it on purpose"
             )
+        return self._write(call, "replace_partition", partition_column, request_id)
+
+    def _write(
+        self, call: WriteCall, kind: str, partition_column: str | None, request_id: str | None
+    ) -> WriteReport:
+        replace = kind == "replace_partition"
+        base = WriteReport(
+            call.table.qualified(self.project), deduplicated=call.dropped,
+            null_key_rows=call.null_key_rows, fence_token=call.token, partition=call.partition,
         )
-        jobs.create_staging(staging_name, target.schema, self.clock.now())
-        try:
-            load_id = jobs.load(staging_name, target.schema, payload)
-            done = jobs.run(first, script)
-        except WriteFailedError as exc:
-            stale = stale_fence_error(exc, base.fence_token, base.table, base.partition)
-            raise stale from exc.__cause__
-        finally:
-            jobs.drop_staging(staging_name)
-        return self._report(base, rows, done, (load_id, done.job_id), reused=False)
+        if not call.rows and not replace:
+            return base
+        attrs = {"table": base.table, "rows": len(call.rows), "fence.token": base.fence_token}
+        with span("sinks", kind, attrs):
+            target = resolve(self.client, self.retry, call.table, base.table, partition_column)
+            if replace and target.partition_column is None:
+                raise InvalidInputError(f"{base.table} has no partition column; pass one")
+            now = self.clock.now()
+            window = int(now.timestamp() // self.replay_window.total_seconds())
+            header = (base.table, call.policy, call.token, call.partition, request_id, window)
+            spec = WriteSpec(
+                self.client, self.retry, self.project, self._staging_dataset, call.policy,
+                base.partition, self._fence_spec(call.table, base),
+                # An upsert's header is unchanged (its job ids stay what they were).
+                (*header, kind) if replace else header,
+                now, replace,
+            )
+            done, job_ids, reused = run_write(spec, target, call.rows)
+        return self._report(base, call.rows, done, job_ids, reused=reused, kind=kind)
 
     def find_duplicates(
         self,
@@ -342,7 +373,8 @@ class BigQueryWriter:
         partition = iso_date(partition_date)
         where = None
         if partition is not None:
-            target = self._resolve(table_id, table_id.qualified(self.project), partition_column)
+            name = table_id.qualified(self.project)
+            target = resolve(self.client, self.retry, table_id, name, partition_column)
             if target.partition_column is None:
                 raise InvalidInputError(f"{table} has no partition column; pass partition_column")
             where = partition_filter(
@@ -358,14 +390,6 @@ class BigQueryWriter:
         return [(tuple(row[k] for k in policy.key), int(row["_pr_count"])) for row in found]
 
     # --- steps -----------------------------------------------------------------
-
-    def _resolve(self, table: TableId, name: str, partition_column: str | None) -> _Target:
-        meta = call_mapped(self.retry, "reading the table", self.client.get_table, name)
-        column, is_date = partitioning(meta, partition_column)
-        return _Target(
-            table, name, meta.schema, tuple(f.name for f in meta.schema),
-            getattr(meta, "location", None), column, is_date,
-        )
 
     def _fence_spec(self, table: TableId, base: WriteReport) -> FenceSpec | None:
         if base.fence_token is None:
@@ -383,16 +407,23 @@ class BigQueryWriter:
         job_ids: tuple[str, ...],
         *,
         reused: bool,
+        kind: str,
     ) -> WriteReport:
         inserted, updated = done.counts()
+        deleted = done.deleted()
         if not reused:
             counter("sinks.rows_upserted", "Rows written by BigQueryWriter.upsert").add(
-                inserted + updated, {"table": base.table}
+                inserted + updated, {"table": base.table, "kind": kind}
             )
+            if deleted:
+                counter(
+                    "sinks.rows_deleted", "Rows removed by BigQueryWriter.replace_partition"
+                ).add(deleted, {"table": base.table})
         return dataclasses.replace(
             base,
             inserted=inserted,
             updated=updated,
+            deleted=deleted,
             superseded=max(len(rows) - inserted - updated, 0),
             job_ids=job_ids,
             already_applied=reused,
