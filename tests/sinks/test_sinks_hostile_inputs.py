@@ -198,6 +198,52 @@ def test_upsert_table_is_an_input_error(table: Any) -> None:
         BigQueryWriter(Untouchable(), project="proj").upsert(table, [{"id": 1}], key="id")
 
 
+# --- replace_partition arguments (issue 11, item 5) -------------------------------
+
+REBUILD_ARGS = (
+    "key", "order_by", "keep", "fence", "partition_column", "null_keys", "request_id",
+    "allow_empty",
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(table=hostile, day=hostile, rows=hostile, args=_options(REBUILD_ARGS))
+def test_item5_replace_partition_arguments(
+    table: Any, day: Any, rows: Any, args: dict[str, Any]
+) -> None:
+    """replace_partition, hostile arguments: only our errors; a rejection never used the client."""
+    client = Untouchable()
+    writer = BigQueryWriter(
+        client, project="proj", clock=FakeClock(), retry=RetryPolicy(attempts=1)
+    )
+    args.setdefault("key", "id")
+
+    error = _only_ours(lambda: writer.replace_partition(table, day, rows, **args))
+
+    if isinstance(error, InvalidInputError | ConfigurationError):
+        assert client.used == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{"partition_column": 5}, {"request_id": ""}, {"allow_empty": 1}, {"allow_empty": None},
+     {"fence": object()}, {"null_keys": "report"}],
+    ids=["column-int", "request-empty", "allow-empty-int", "allow-empty-none", "fence",
+         "null-keys-report"],
+)
+def test_item5_replace_partition_checks_arguments_before_any_client_call(
+    args: dict[str, Any],
+) -> None:
+    """Each option is checked before the table is looked up: InvalidInputError, client unused."""
+    client = Untouchable()
+
+    with pytest.raises(InvalidInputError):
+        BigQueryWriter(client, project="proj").replace_partition(
+            "ds.t", "2026-01-31", [{"id": 1}], key="id", **args
+        )
+    assert client.used == []
+
+
 # --- ledger and execution-log rows ---------------------------------------------
 
 AT = datetime(2026, 1, 31, 12, tzinfo=UTC)

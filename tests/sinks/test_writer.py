@@ -25,7 +25,7 @@ from pipeline_reliability import (
     WriteFailedError,
 )
 from pipeline_reliability.dedup._policy import DedupPolicy
-from pipeline_reliability.dedup._sql import FenceSpec, MergePlan, merge_script
+from pipeline_reliability.dedup._sql import FenceSpec, MergePlan, merge_script, replace_script
 from pipeline_reliability.retry import RetryPolicy, set_testing
 from pipeline_reliability.sinks.writer import BigQueryWriter
 from pipeline_reliability.testing import FakeClock
@@ -319,10 +319,46 @@ def test_partition_date_accepts_a_date(writer: BigQueryWriter, client: FakeBigQu
     assert "T.`game_date` = DATE '2026-01-31'" in script
 
 
-def test_f8_there_is_no_delete_or_truncate_anywhere() -> None:
-    """F8: neither the writer nor its SQL contains a DELETE or TRUNCATE statement."""
-    sources = [SRC / "sinks" / "writer.py", *(SRC / "dedup").glob("*.py")]
-    sql_keywords = re.compile(r"\b(DELETE|TRUNCATE)\b|BY\s+SOURCE")
+# A DELETE may appear only as this clause of the rebuild's one MERGE into the target.
+_REBUILD_CLAUSE = re.compile(
+    r"\nWHEN NOT MATCHED BY SOURCE AND T\.`game_date` = DATE '2026-01-31' THEN DELETE$"
+)
+_DESTRUCTIVE = re.compile(r"\b(DELETE|TRUNCATE)\b|BY\s+SOURCE")
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";\n") if s.strip()]
+
+
+def assert_no_standalone_delete(script: str) -> None:
+    """
+    The F8 rule for one script as sent to BigQuery: no statement removes rows on its
+    own. An upsert's script has no DELETE at all; a rebuild's has exactly one, the
+    `WHEN NOT MATCHED BY SOURCE AND <partition filter> THEN DELETE` clause of its
+    single MERGE into the target, which inserts the new rows in the same statement.
+    """
+    statements = _statements(script)
+    for statement in statements:
+        assert not re.match(r"(DELETE|TRUNCATE|INSERT|UPDATE)\b", statement), statement
+    destructive = [s for s in statements if _DESTRUCTIVE.search(s)]
+    if not destructive:
+        return
+    assert len(destructive) == 1, destructive
+    (merge,) = destructive
+    assert merge.startswith("MERGE `p.d.t` AS T") or merge.startswith("MERGE `demo-test."), merge
+    assert _REBUILD_CLAUSE.search(merge), merge
+    assert len(_DESTRUCTIVE.findall(merge)) == 2  # the clause's BY SOURCE and its DELETE
+    assert "WHEN NOT MATCHED THEN INSERT" in merge
+
+
+def test_f8_item5_no_statement_is_a_standalone_delete() -> None:
+    """
+    F8 / issue 11 item 5: a DELETE appears only as the `WHEN NOT MATCHED BY SOURCE ...
+    THEN DELETE` clause inside replace_partition's MERGE; no statement anywhere is a
+    standalone DELETE (or TRUNCATE), so there is never a delete followed by an insert.
+    """
+    writer_modules = ("writer.py", "_write.py", "_merge_jobs.py")
+    sources = [*(SRC / "sinks" / m for m in writer_modules), *(SRC / "dedup").glob("*.py")]
     policies = [
         DedupPolicy.build(KEY, order_by, keep)
         for order_by in (None, "processed_at", ("processed_at", "points"))
@@ -330,17 +366,45 @@ def test_f8_there_is_no_delete_or_truncate_anywhere() -> None:
     ]
     fence = FenceSpec("`p.d.write_fences`", "p.d.t", DAY, 4)
     columns = ("game_date", "player", "points", "processed_at")
-    scripts = [
-        merge_script(MergePlan("`p.d.t`", "`p.d.s`", columns, p, "game_date", True, DAY, f))
+    plans = [
+        MergePlan("`p.d.t`", "`p.d.s`", columns, p, "game_date", True, DAY, f)
         for p in policies
         for f in (None, fence)
     ]
 
     for path in sources:
-        assert sql_keywords.findall(path.read_text()) == [], path
+        text = path.read_text()
+        assert "TRUNCATE" not in text, path
+        # Every DELETE in the code is the clause (in the SQL or the docs describing it).
+        assert len(re.findall(r"\bDELETE\b", text)) == text.count("THEN DELETE"), path
+        if path.name != "_sql.py":
+            assert 'THEN DELETE"' not in text, path  # only _sql.py renders the clause
+    for plan in plans:
+        upsert_script = merge_script(plan)
+        assert _DESTRUCTIVE.findall(upsert_script) == []
+        assert upsert_script.count("MERGE `p.d.t`") == 1
+        rebuild = replace_script(plan)
+        assert rebuild.count("MERGE `p.d.t`") == 1
+        assert rebuild.count("DELETE") == 1
+        assert_no_standalone_delete(upsert_script)
+        assert_no_standalone_delete(rebuild)
+
+
+def test_f8_item5_every_script_sent_has_no_standalone_delete(
+    writer: BigQueryWriter, client: FakeBigQuery
+) -> None:
+    """What really reaches the client, for upserts and rebuilds alike, obeys the same rule."""
+    upsert(writer, rows(1, 2))
+    upsert(writer, rows(3), fence=Lease(2))
+    writer.replace_partition(TABLE, DAY, rows(4), key=KEY, order_by="processed_at")
+    writer.replace_partition(TABLE, DAY, rows(5), key=KEY, fence=Lease(3))
+    writer.replace_partition(TABLE, DAY, [], key=KEY, allow_empty=True)
+
+    scripts = [job.query for job in client.jobs.values() if job.query]
+    assert len(scripts) == 5
     for script in scripts:
-        assert sql_keywords.findall(script) == []
-        assert script.count("MERGE `p.d.t`") == 1
+        assert_no_standalone_delete(script)
+    assert sum("THEN DELETE" in script for script in scripts) == 3
 
 
 def _digest(
