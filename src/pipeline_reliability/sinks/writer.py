@@ -412,7 +412,7 @@ class BigQueryWriter:
         inserted, updated = done.counts()
         deleted = done.deleted()
         if not reused:
-            counter("sinks.rows_upserted", "Rows written by BigQueryWriter.upsert").add(
+            counter("sinks.rows_upserted", "Rows written by BigQueryWriter").add(
                 inserted + updated, {"table": base.table, "kind": kind}
             )
             if deleted:
