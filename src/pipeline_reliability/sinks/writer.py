@@ -102,7 +102,7 @@ def _positive(value: object, name: str) -> timedelta:
 
 class BigQueryWriter:
     """
-    Upserts into BigQuery that are safe to retry and to run concurrently.
+    Upserts and partition rebuilds in BigQuery, safe to retry and to run concurrently.
 
     Args:
         client: A ``google.cloud.bigquery.Client``; created on first use when
