@@ -30,6 +30,8 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: expiry, "the day after") is always a representable datetime: no
 #: ``OverflowError`` can surface from date arithmetic anywhere in the library.
 MAX_DURATION = timedelta(days=36_500)
+#: The largest integer every store and sink holds (Firestore and BigQuery INT64).
+MAX_INT64 = 2**63 - 1
 #: The first and last dates accepted as pipeline dates.
 DATE_MIN = date.min + MAX_DURATION
 DATE_MAX = date.max - MAX_DURATION

@@ -12,7 +12,7 @@ from pipeline_reliability.lock import FenceGuard
 KEY = ("phase4", "2026-01-31")
 
 
-@given(n=st.integers(1, 2**63))
+@given(n=st.integers(1, 2**63 - 2))
 def test_item19_token_one_below_the_newest_is_refused(n: int) -> None:
     """After N wrote: N is admitted again, N-1 is refused, N+1 is admitted and becomes newest."""
     guard = FenceGuard()
@@ -46,3 +46,15 @@ def test_keys_are_fenced_separately() -> None:
 
     assert guard.check(1, key=("phase4", "2026-02-01")) == 1
     assert guard.newest(("phase4", "2026-02-01")) == 1
+
+
+def test_tokens_stop_at_int64() -> None:
+    """2**63-1, the largest INT64, is a token; 2**63 is refused before any comparison."""
+    from pipeline_reliability.errors import InvalidInputError
+
+    guard = FenceGuard()
+    assert guard.check(2**63 - 1, key=KEY) == 2**63 - 1
+    for beyond in (2**63, 10**5000):
+        with pytest.raises(InvalidInputError):
+            guard.check(beyond, key=KEY)
+    assert guard.newest(KEY) == 2**63 - 1

@@ -7,6 +7,7 @@ from collections.abc import Hashable
 
 from .._validate import describe
 from ..errors import InvalidInputError, StaleFenceError
+from ._options import check_token
 
 __all__ = ["FenceGuard"]
 
@@ -48,11 +49,7 @@ class FenceGuard:
             InvalidInputError: ``token`` is not a non-negative int, or ``key``
                 is not hashable.
         """
-        value: object = token  # typed int, but callers may pass anything
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidInputError(
-                f"a fencing token is a non-negative int, got {describe(value)}"
-            )
+        check_token(token, "a fencing token")
         with self._lock:
             newest = self._lookup(key)
             if newest is not None and token < newest:

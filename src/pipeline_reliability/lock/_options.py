@@ -13,7 +13,7 @@ from typing import Literal
 
 from .._clock import Clock
 from .._keys import MAX_ID_BYTES, validate_id
-from .._validate import describe, duration_seconds, iso_date
+from .._validate import MAX_INT64, describe, duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores import StateStore
 
@@ -77,10 +77,13 @@ def check_flag(value: object, what: str, error: type[Exception]) -> bool:
 
 
 def check_token(value: object, what: str) -> int | None:
-    """Return a fencing token given as an argument: ``None`` or a non-negative int."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+    """Return a fencing token given as an argument: ``None`` or an int in 0..2**63-1."""
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT64
+    ):
+        # Tokens are stored as INT64 by every store and sink: a larger one can never be real.
         raise InvalidInputError(
-            f"{what} must be a non-negative int or None, got {describe(value)}"
+            f"{what} must be an int in 0..2**63-1 or None, got {describe(value)}"
         )
     return value
 
