@@ -13,13 +13,16 @@ from typing import Any
 from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._calendar import fix_expected, resolve
 from ._checks import check_publish
-from ._claims import try_claim
+from ._claims import claim_step, gate_pending, suppress
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
 from ._events import TriggerClaim
+from ._gates import GateVerdict, evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
-from ._record import RecordingTracker, count_result
+from ._operate import OperatorTracker
+from ._record import count_result
 from ._results import (
     QuarantinedRow,
     ReconcileReport,
@@ -37,7 +40,7 @@ __all__ = ["CompletionTracker", "Evidence"]
 Evidence = Mapping[str, bool] | Callable[[str], bool]
 
 
-class CompletionTracker(RecordingTracker):
+class CompletionTracker(OperatorTracker):
     """
     A fan-in barrier per (phase, date) that triggers the next phase exactly once.
 
@@ -213,9 +216,14 @@ class CompletionTracker(RecordingTracker):
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
 
-    def reconcile(self, phase: str, date: str | date_type, evidence: Evidence) -> ReconcileReport:
+    def reconcile(
+        self, phase: str, date: str | date_type, evidence: Evidence, *, trigger: bool = True
+    ) -> ReconcileReport:
         """
         Record as ``reconciled`` every missing processor whose output exists.
+
+        ``trigger=False`` (a backfill) records without ever triggering, as in
+        :meth:`record_completion`. With gates, the gates are asked first.
 
         ``evidence`` is asked only about processors that are not done, before
         anything is written (so its errors propagate with nothing changed).
@@ -232,35 +240,41 @@ class CompletionTracker(RecordingTracker):
             raise InvalidInputError("evidence must be a mapping or a callable")
         with span("tracker", "reconcile", {"phase": spec.name, "date": day}):
             snap = self._retry.call(self._store.get, spec.collection, day)
-            checked = spec.expected - done_set(snap.data, spec)
+            rspec = resolve(snap.data, spec, day)
+            checked = rspec.expected - done_set(snap.data, rspec)
             found = frozenset(p for p in sorted(checked) if _has_output(evidence, p))
             run = f"reconcile-{self._clock.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             reported_at = self._clock.now()
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+                dspec, fixed = fix_expected(doc, spec, day, snap.now)
                 recorded = set()
-                for name in sorted(found - done_set(doc, spec)):
+                for name in sorted(found - done_set(doc, dspec)):
                     c = Completion(name, run, RECONCILED, reported_at)
-                    if apply_completion(doc, spec, c, snap.now).changed:
+                    if apply_completion(doc, dspec, c, snap.now).changed:
                         recorded.add(name)
-                claim = try_claim(
-                    doc,
-                    spec,
-                    day,
-                    now=snap.now,
-                    deadline_now=snap.now,
-                    owner=self.owner,
-                    reason_hint="reconciled" if recorded else None,
-                )
-                write = bool(recorded) or claim is not None
-                done = recount(doc, spec, snap.now) if write else done_set(doc, spec)
-                return (frozenset(recorded), done, claim), write
+                claim = None
+                changed = False
+                if trigger:
+                    claim, changed, _ = claim_step(
+                        doc, dspec, day, now=snap.now, deadline_now=snap.now,
+                        owner=self.owner, gate=verdict,
+                        reason_hint="reconciled" if recorded else None,
+                    )
+                else:
+                    changed = suppress(doc, dspec, day, snap.now, snap.now)
+                write = bool(recorded) or changed or fixed
+                done = recount(doc, dspec, snap.now) if write else done_set(doc, dspec)
+                return (frozenset(recorded), done, claim, dspec.expected), write
 
-            recorded, done, claim = self._transact(spec, day, decide)
+            verdict = None
+            if trigger and spec.gates:
+                verdict = evaluate_gates(spec.gates, spec.name, day)
+            recorded, done, claim, expected = self._transact(spec, day, decide)
             if claim is not None:
                 count_claim(claim)
             return ReconcileReport(
-                spec.name, day, checked, recorded, spec.expected - done, done, len(done), claim
+                spec.name, day, checked, recorded, expected - done, done, len(done), claim
             )
 
     def reconcile_and_trigger(
@@ -284,33 +298,48 @@ class CompletionTracker(RecordingTracker):
     def _sweep_one(
         self, spec: PhaseSpec, day: str, now: datetime | None, *, dry_run: bool = False
     ) -> SweepOutcome:
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            decision = decide_sweep(
-                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+        def decide_on(doc: dict[str, Any], snap: Snapshot, gate: GateVerdict | None) -> Any:
+            return decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now,
+                owner=self.owner, gate=gate,
             )
-            outcome, row = decision.outcome, None
-            if outcome.newly_marked:
-                row = overdue_row(spec, day, doc, snap.now, outcome.missing)
-            return (outcome, row), decision.write
 
-        def predict() -> SweepOutcome:
-            # The same decision on a private copy of the document: nothing is written.
+        def read() -> tuple[Snapshot, GateVerdict | None]:
+            # Gates do I/O: they are asked on a read, outside any transaction,
+            # and only when a first claim waits for them. The dry run and the
+            # real sweep both take this path, then the same decision.
             snap = self._retry.call(self._store.get, spec.collection, day)
             doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
-            decision = decide_sweep(
-                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
-            )
-            return dataclasses.replace(decision.outcome, claim=None)
+            rspec = resolve(doc, spec, day)
+            if gate_pending(doc, rspec, day, now or snap.now):
+                return snap, evaluate_gates(spec.gates, spec.name, day)
+            return snap, None
+
+        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+            decision = decide_on(doc, snap, gate)
+            outcome, row = decision.outcome, None
+            if outcome.newly_marked:
+                row = overdue_row(decision.spec, day, doc, snap.now, outcome.missing)
+            return (outcome, row), decision.write
 
         fields = {"phase": spec.name, "date": day}
         outcome: SweepOutcome
         with span("tracker", "sweep_date", {**fields, "dry_run": dry_run}):
             try:
+                gate: GateVerdict | None = None
+                if spec.gates or dry_run:
+                    snap, gate = read()
                 if dry_run:
-                    return predict()
+                    # The same decision on a private copy of the document: nothing is written.
+                    doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
+                    predicted: SweepOutcome = decide_on(doc, snap, gate).outcome
+                    return dataclasses.replace(predicted, claim=None)
                 outcome, row = self._transact(spec, day, decide)
             except STORE_FAILURES as exc:
                 log_failure(logger, "sweep could not check a date", exc, **fields)
+                return SweepOutcome(day, "error", error=describe(exc))
+            except ConfigurationError as exc:  # the schedule failed for this date
+                log_failure(logger, "sweep could not resolve a date's schedule", exc, **fields)
                 return SweepOutcome(day, "error", error=describe(exc))
             if outcome.claim is not None:
                 count_claim(outcome.claim)
