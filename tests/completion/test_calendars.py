@@ -70,7 +70,9 @@ def backend(request: pytest.FixtureRequest, fake_clock: FakeClock) -> Iterator[S
     store.close()
 
 
-def tracker_of(store: StateStore, clock: FakeClock, *specs: PhaseSpec, **kw: Any) -> CompletionTracker:
+def tracker_of(
+    store: StateStore, clock: FakeClock, *specs: PhaseSpec, **kw: Any
+) -> CompletionTracker:
     return CompletionTracker(store, list(specs), clock=clock, owner="worker-1", **kw)
 
 
@@ -94,12 +96,16 @@ def test_no_games_date_completes_with_nothing_scheduled_and_raises_no_alarm(
     report = tracker.sweep("p3", [NO_GAMES], now=far_later)
 
     assert [(o.action, o.reason) for o in report.outcomes] == [("skipped", "nothing_scheduled")]
-    assert report.exceeded == () and report.claims == ()
+    assert report.exceeded == ()
+    assert report.claims == ()
     status = tracker.status("p3", NO_GAMES)
-    assert status.nothing_scheduled and status.trigger_state == "skipped"
-    assert status.trigger_reason == "nothing_scheduled" and not status.deadline_exceeded
+    assert status.nothing_scheduled
+    assert status.trigger_state == "skipped"
+    assert status.trigger_reason == "nothing_scheduled"
+    assert not status.deadline_exceeded
     again = tracker.sweep("p3", [NO_GAMES], now=far_later + timedelta(days=30))
-    assert again.outcomes[0].action == "skipped" and log.rows == []
+    assert again.outcomes[0].action == "skipped"
+    assert log.rows == []
 
 
 def test_no_games_date_with_on_nothing_scheduled_trigger_triggers_once(
@@ -122,8 +128,10 @@ def test_status_of_an_untouched_no_games_date_says_nothing_scheduled(
 ) -> None:
     tracker = tracker_of(backend, fake_clock, PhaseSpec("p3", Calendar()))
     status = tracker.status("p3", NO_GAMES)
-    assert status.nothing_scheduled and status.trigger_reason == "nothing_scheduled"
-    assert not status.exists and not status.expected_fixed
+    assert status.nothing_scheduled
+    assert status.trigger_reason == "nothing_scheduled"
+    assert not status.exists
+    assert not status.expected_fixed
 
 
 def test_schedule_change_after_a_date_started_does_not_change_that_date(
@@ -133,7 +141,8 @@ def test_schedule_change_after_a_date_started_does_not_change_that_date(
     spec = PhaseSpec("p3", calendar)
     tracker = tracker_of(backend, fake_clock, spec)
     first = tracker.record_completion("p3", GAME_DAY, PROCS[0], execution_id="r1")
-    assert first.counted and first.missing == {PROCS[1]}
+    assert first.counted
+    assert first.missing == {PROCS[1]}
 
     # The calendar now says the game was cancelled; a fresh process (new spec, no cache).
     calendar.games.discard(GAME_DAY)
@@ -141,14 +150,17 @@ def test_schedule_change_after_a_date_started_does_not_change_that_date(
     assert tracker.sweep("p3", [GAME_DAY]).outcomes[0].action == "waiting"
     last = tracker.record_completion("p3", GAME_DAY, PROCS[1], execution_id="r2")
 
-    assert last.trigger is not None and last.trigger.reason == "complete"
+    assert last.trigger is not None
+    assert last.trigger.reason == "complete"
     assert tracker.status("p3", GAME_DAY).expected == frozenset(PROCS)
     # And the other way round: a date fixed as empty stays skipped after games are added.
     tracker.sweep("p3", [NO_GAMES])
     calendar.games.add(NO_GAMES)
     tracker = tracker_of(backend, fake_clock, PhaseSpec("p3", calendar))
     late = tracker.record_completion("p3", NO_GAMES, PROCS[0], execution_id="r3")
-    assert late.ignored and late.trigger is None and late.trigger_state == "skipped"
+    assert late.ignored
+    assert late.trigger is None
+    assert late.trigger_state == "skipped"
 
 
 def test_set_expected_is_the_audited_way_to_change_a_date(
@@ -162,11 +174,13 @@ def test_set_expected_is_the_audited_way_to_change_a_date(
         "p3", NO_GAMES, [PROCS[0]], reason="late game added", by="ops@example.com"
     )
 
-    assert status.expected == {PROCS[0]} and status.trigger_state == "none"
+    assert status.expected == {PROCS[0]}
+    assert status.trigger_state == "none"
     [entry] = status.audit
     assert (entry.op, entry.by, entry.reason) == ("set_expected", "ops@example.com",
                                                  "late game added")
-    assert entry.at is not None and entry.details["added"] == 1
+    assert entry.at is not None
+    assert entry.details["added"] == 1
     done = tracker.record_completion("p3", NO_GAMES, PROCS[0], execution_id="r1")
     assert done.trigger is not None
     with pytest.raises(InvalidInputError):
@@ -220,7 +234,8 @@ def test_local_deadline_fires_at_the_right_instant_on_both_sides_of_a_dst_change
     at = tracker.sweep("p3", [day], now=instant)
 
     assert before.outcomes[0].action == "waiting"
-    assert at.outcomes[0].action == "deadline_exceeded" and at.outcomes[0].newly_marked
+    assert at.outcomes[0].action == "deadline_exceeded"
+    assert at.outcomes[0].newly_marked
 
 
 def test_duration_deadline_of_a_silent_date_starts_at_local_midnight(
@@ -231,7 +246,8 @@ def test_duration_deadline_of_a_silent_date_starts_at_local_midnight(
     # Midnight after 2026-03-08 in New York is 04:00 UTC (EDT); + 2 h.
     assert tracker.status("p3", "2026-03-08").deadline_at == datetime(2026, 3, 9, 6, tzinfo=UTC)
     both = PhaseSpec("p4", PROCS, deadline=timedelta(hours=1), local_deadline=time(23))
-    assert both.duration_deadline and both.local_deadline == LocalDeadline(time(23))
+    assert both.duration_deadline
+    assert both.local_deadline == LocalDeadline(time(23))
     assert not PhaseSpec("p5", PROCS, local_deadline=time(23)).duration_deadline
 
 
@@ -280,23 +296,29 @@ def test_gate_below_threshold_blocks_then_passes_after_rows_arrive_and_triggers_
         tracker.record_and_trigger("p3", GAME_DAY, p, execution_id=f"r-{p}", publish=publish)
         for p in PROCS
     ]
-    assert results[-1].trigger is None and results[-1].gate_reason == "rows: 0 rows < 100"
+    assert results[-1].trigger is None
+    assert results[-1].gate_reason == "rows: 0 rows < 100"
     status = tracker.status("p3", GAME_DAY)
-    assert status.gated and status.gate_reason == "rows: 0 rows < 100"
-    assert status.trigger_state == "none" and publish.events == []
+    assert status.gated
+    assert status.gate_reason == "rows: 0 rows < 100"
+    assert status.trigger_state == "none"
+    assert publish.events == []
     # A redelivery and a sweep ask again; still closed: no claim, no release, no event.
     tracker.record_and_trigger("p3", GAME_DAY, PROCS[0], execution_id="r-again", publish=publish)
     swept = tracker.sweep_and_trigger("p3", [GAME_DAY], publish)
-    assert swept.outcomes[0].action == "gated" and publish.events == []
+    assert swept.outcomes[0].action == "gated"
+    assert publish.events == []
 
     gate.rows = 100
     passed = tracker.sweep_and_trigger("p3", [GAME_DAY], publish)
     later = tracker.sweep_and_trigger("p3", [GAME_DAY], publish)
 
-    assert passed.outcomes[0].action == "claimed" and later.outcomes[0].action == "triggered"
+    assert passed.outcomes[0].action == "claimed"
+    assert later.outcomes[0].action == "triggered"
     assert [e.attempt for e in publish.events] == [1]
     final = tracker.status("p3", GAME_DAY)
-    assert final.triggered and not final.gated
+    assert final.triggered
+    assert not final.gated
 
 
 def test_gate_that_errors_counts_as_closed_and_is_logged(
@@ -310,7 +332,10 @@ def test_gate_that_errors_counts_as_closed_and_is_logged(
     assert result.gate_reason == "rows: error: RuntimeError: bigquery down"
     assert "gate failed" in caplog.text
     # A gate answering nonsense is closed too.
-    odd = tracker_of(memory_store, fake_clock, PhaseSpec("p4", PROCS, gates=[lambda d: "yes"]))
+    def odd_gate(day: str) -> Any:
+        return "yes"
+
+    odd = tracker_of(memory_store, fake_clock, PhaseSpec("p4", PROCS, gates=[odd_gate]))
     assert all(
         r.trigger is None
         for r in [odd.record_completion("p4", GAME_DAY, p, execution_id="r") for p in PROCS]
@@ -346,7 +371,8 @@ def test_trigger_false_completions_never_publish(
         )
         for p in PROCS
     ]
-    assert results[-1].count == 2 and results[-1].trigger is None
+    assert results[-1].count == 2
+    assert results[-1].trigger is None
     assert results[-1].trigger_state == "skipped"
     swept = tracker.sweep_and_trigger(
         "p3", [GAME_DAY], publish, now=datetime(2027, 1, 1, tzinfo=UTC)
@@ -354,10 +380,13 @@ def test_trigger_false_completions_never_publish(
     redelivered = tracker.record_and_trigger(
         "p3", GAME_DAY, PROCS[0], execution_id="live", publish=publish
     )
-    assert swept.outcomes[0].action == "skipped" and swept.outcomes[0].reason == "backfill"
-    assert redelivered.trigger is None and publish.events == []
+    assert swept.outcomes[0].action == "skipped"
+    assert swept.outcomes[0].reason == "backfill"
+    assert redelivered.trigger is None
+    assert publish.events == []
     status = tracker.status("p3", GAME_DAY)
-    assert status.trigger_state == "skipped" and status.trigger_reason == "backfill"
+    assert status.trigger_state == "skipped"
+    assert status.trigger_reason == "backfill"
 
 
 def test_rearm_trigger_publishes_exactly_one_new_trigger_with_a_higher_attempt(
@@ -378,15 +407,18 @@ def test_rearm_trigger_publishes_exactly_one_new_trigger_with_a_higher_attempt(
 
     assert confirmation is not None
     first, second = publish.events
-    assert second.attempt == 2 and second.reason == "rearmed"
+    assert second.attempt == 2
+    assert second.reason == "rearmed"
     assert second.trigger_id == "p3:2026-03-07:rearm1" != first.trigger_id
     status = tracker.status("p3", GAME_DAY)
-    assert status.triggered and status.trigger_attempt == 2
+    assert status.triggered
+    assert status.trigger_attempt == 2
     [entry] = status.audit
     assert (entry.op, entry.by, entry.reason) == (
         "rearm_trigger", "ops@example.com", "Phase 4 rebuilt with the fixed model"
     )
-    assert entry.details["attempt"] == 2 and entry.details["previous"] == "confirmed"
+    assert entry.details["attempt"] == 2
+    assert entry.details["previous"] == "confirmed"
 
 
 def test_rearm_refuses_a_date_that_is_not_settled(
@@ -409,7 +441,8 @@ def test_rearm_of_a_backfilled_date_triggers_it_and_a_lost_holder_is_finished_by
     tracker = tracker_of(memory_store, fake_clock, PhaseSpec("p3", PROCS))
     record_all(tracker, GAME_DAY, trigger=False)
     claim = tracker.rearm_trigger("p3", GAME_DAY, "backfill done, run phase 4 once")
-    assert claim.attempt == 1 and claim.trigger_id.endswith(":rearm1")
+    assert claim.attempt == 1
+    assert claim.trigger_id.endswith(":rearm1")
     fake_clock.advance(timedelta(minutes=6))  # the holder died; its lease expired
     publish = Publisher()
     tracker.sweep_and_trigger("p3", [GAME_DAY], publish)

@@ -85,6 +85,9 @@ class LocalDeadline:
         at: object = self.at
         if not isinstance(at, time) or at.tzinfo is not None:
             raise ConfigurationError("LocalDeadline.at must be a naive datetime.time")
+        # A wall-clock deadline names no occurrence: fold=1 would silently pick
+        # the second of an ambiguous time (or the later offset in a gap).
+        object.__setattr__(self, "at", at.replace(fold=0))
         days: object = self.days_after
         if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_DAYS_AFTER:
             raise ConfigurationError(
