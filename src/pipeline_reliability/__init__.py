@@ -163,6 +163,7 @@ __all__ = [
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",
+    "BigQueryGate",
     "BigQueryLedger",
     "BigQueryWriter",
     "BreakerConfig",
