@@ -133,6 +133,7 @@ from .retry import (
 from .sinks import (
     DEFAULT_BIGQUERY_RETRY,
     BigQueryExecutionLog,
+    BigQueryGate,
     BigQueryLedger,
     BigQueryWriter,
     Fence,

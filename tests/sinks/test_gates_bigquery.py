@@ -6,7 +6,6 @@ with the tracker on the Firestore emulator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -42,11 +41,11 @@ def test_bad_date_is_an_input_error_before_any_query() -> None:
 
 
 @pytest.fixture
-def table(bigquery_client: Any, bigquery_dataset: str) -> Iterator[str]:
+def table(bigquery_client: Any, bigquery_dataset: str) -> str:
     """An empty phase-3 output table."""
     name = f"{bigquery_dataset}.player_game_summary"
     bigquery_client.query(f"CREATE TABLE `{name}` (game_date DATE, player STRING)").result()
-    yield name
+    return name
 
 
 def insert(client: Any, table: str, rows: list[tuple[str, str]]) -> None:
