@@ -146,9 +146,14 @@ class CompletionTracker(OperatorTracker):
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
 
-    def replay_ledger(self, phase: str, dates: Iterable[str | date_type]) -> ReplayReport:
+    def replay_ledger(
+        self, phase: str, dates: Iterable[str | date_type], *, trigger: bool = True
+    ) -> ReplayReport:
         """
         Bring the store to the ledger's state for ``dates`` (DESIGN F2).
+
+        ``trigger=False`` replays as a backfill: nothing is claimed, and a
+        date the replay completes is settled as ``skipped`` (``backfill``).
 
         Every ledger row is recorded as the completion it stands for, with its
         original report time, so deduplication makes replay idempotent (a
@@ -168,6 +173,9 @@ class CompletionTracker(OperatorTracker):
         """
         spec = self._spec(phase)
         days = self._days(dates)
+        flag: object = trigger
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"trigger must be a bool, got {show(trigger)}")
         if self._ledger is None:
             raise ConfigurationError("replay_ledger needs a tracker with a ledger")
         with span("tracker", "replay_ledger", {"phase": spec.name, "dates": len(days)}):
@@ -183,7 +191,7 @@ class CompletionTracker(OperatorTracker):
             claims: dict[str, TriggerClaim] = {}
             for row, completion in sorted(valid, key=lambda rc: rc[0].event_time):
                 try:
-                    result = self._record(spec, row.date, completion)
+                    result = self._record(spec, row.date, completion, trigger=trigger)
                 except InvalidInputError as exc:  # the store refuses what the row holds
                     quarantined.append(_quarantine(spec, row, exc))
                     continue
@@ -235,6 +243,9 @@ class CompletionTracker(OperatorTracker):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
+        flag: object = trigger
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"trigger must be a bool, got {show(trigger)}")
         given: object = evidence  # checked as given: callers may pass anything
         if not (isinstance(given, Mapping) or callable(given)):
             raise InvalidInputError("evidence must be a mapping or a callable")
