@@ -40,7 +40,7 @@ def dates_of(
     spec: PhaseSpec,
     given: Sequence[str],
     *,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    now: Callable[[], datetime] | None = None,
 ) -> list[str]:
     """
     The dates a command works on, sorted.
@@ -60,8 +60,13 @@ def dates_of(
     if first is not None and last is not None:
         texts.append(f"{parse_date(first, '--from date')}..{parse_date(last, '--to date')}")
     if not texts:
-        return sorted(spec.recent_dates(now()))
+        return sorted(spec.recent_dates((now or utc_now)()))
     return parse_dates(texts)
+
+
+def utc_now() -> datetime:
+    """The current time (a module function, so tests can replace it)."""
+    return datetime.now(UTC)
 
 
 def rate(args: argparse.Namespace) -> float:
@@ -101,10 +106,12 @@ def paced(
     per_second: float,
     progress: Progress,
     *,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> Iterator[T]:
     """Yield ``items``, starting each at least ``1/per_second`` after the previous one."""
+    monotonic = monotonic or time.monotonic
+    sleep = sleep or time.sleep
     interval = 1.0 / per_second
     last: float | None = None
     for item in items:
