@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .._telemetry import counter, log_failure, span
-from ..errors import CompletionNotRecordedError, InvalidInputError
+from ..errors import CompletionNotRecordedError, ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._calendar import fix_expected, resolve
 from ._checks import check_publish
@@ -311,7 +311,10 @@ class RecordingTracker(TrackerCore):
 
         claim: TriggerClaim | None = self._transact(spec, day, decide_gated)
         return dataclasses.replace(
-            result, trigger=claim, gate_reason=None if verdict.open else verdict.reason
+            result,
+            trigger=claim,
+            trigger_state="claimed" if claim is not None else result.trigger_state,
+            gate_reason=None if verdict.open else verdict.reason,
         )
 
     def _degrade(
@@ -379,7 +382,7 @@ class RecordingTracker(TrackerCore):
             execution_id=c.execution_id,
             status=c.status,
             ignored=spec.schedule is None and c.processor not in spec.expected,
-            missing=spec.expected,
+            missing=_expected_or_nothing(spec, day),
             degraded=True,
             error=describe(exc),
         )
@@ -447,3 +450,11 @@ def _result(
         triggered=trigger is not None and trigger.get("state") == CONFIRMED,
         trigger_state=str((trigger or {}).get("state", "none")),
     )
+
+
+def _expected_or_nothing(spec: PhaseSpec, day: str) -> frozenset[str]:
+    """The configured set of ``day`` (empty when the schedule itself fails: unknown)."""
+    try:
+        return spec.expected_for(day)
+    except ConfigurationError:
+        return frozenset()

@@ -5,6 +5,7 @@ tracker accepts. Everything here runs before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -371,7 +372,8 @@ class PhaseSpec:
         if next_phase is not None:
             validate_name(next_phase, "next_phase", ConfigurationError)
         setattr_(self, "next_phase", next_phase)
-        if on_nothing_scheduled not in {"skip", "trigger"}:
+        mode: object = on_nothing_scheduled  # checked as given: callers may pass anything
+        if not isinstance(mode, str) or mode not in {"skip", "trigger"}:
             raise ConfigurationError("on_nothing_scheduled must be 'skip' or 'trigger'")
         setattr_(self, "on_nothing_scheduled", on_nothing_scheduled)
         setattr_(self, "gates", _gates(gates))
@@ -462,7 +464,9 @@ class PhaseSpec:
                 f"phase {self.name!r}: the schedule failed for {key}: {type(exc).__name__}"
             ) from exc
         if len(self._cache) >= _CACHE_DATES:
-            self._cache.pop(next(iter(self._cache)))
+            # Oldest first; another thread may evict concurrently: never an error.
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                self._cache.pop(next(iter(self._cache)))
         self._cache[key] = names
         return names
 
