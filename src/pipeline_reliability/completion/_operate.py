@@ -58,7 +58,7 @@ class OperatorTracker(RecordingTracker):
         spec = self._spec(phase)
         day = normalise_date(date)
         why = str(validate_text(reason, "reason"))
-        who = str(validate_text(by or self.owner, "by"))
+        who = str(validate_text(self.owner if by is None else by, "by"))
         with span("tracker", "rearm_trigger", {"phase": spec.name, "date": day}):
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
@@ -136,7 +136,7 @@ class OperatorTracker(RecordingTracker):
         day = normalise_date(date)
         names = _names(expected)
         why = str(validate_text(reason, "reason"))
-        who = str(validate_text(by or self.owner, "by"))
+        who = str(validate_text(self.owner if by is None else by, "by"))
         with span("tracker", "set_expected", {"phase": spec.name, "date": day}):
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[None, bool]:
