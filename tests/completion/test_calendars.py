@@ -85,7 +85,7 @@ def record_all(tracker: CompletionTracker, day: str, **kw: Any) -> list[Any]:
 # -- schedules ------------------------------------------------------------------------------
 
 
-def test_no_games_date_completes_with_nothing_scheduled_and_raises_no_alarm(
+def test_item1_no_games_date_completes_with_nothing_scheduled_and_raises_no_alarm(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     log = MemoryExecutionLog()
@@ -134,7 +134,7 @@ def test_status_of_an_untouched_no_games_date_says_nothing_scheduled(
     assert not status.expected_fixed
 
 
-def test_schedule_change_after_a_date_started_does_not_change_that_date(
+def test_item1_schedule_change_after_a_date_started_does_not_change_that_date(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     calendar = Calendar()
@@ -163,7 +163,7 @@ def test_schedule_change_after_a_date_started_does_not_change_that_date(
     assert late.trigger_state == "skipped"
 
 
-def test_set_expected_is_the_audited_way_to_change_a_date(
+def test_item1_set_expected_is_the_audited_way_to_change_a_date(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     calendar = Calendar()
@@ -221,7 +221,7 @@ DST_CASES = [
 
 
 @pytest.mark.parametrize(("day", "deadline", "instant"), DST_CASES)
-def test_local_deadline_fires_at_the_right_instant_on_both_sides_of_a_dst_change(
+def test_item2_local_deadline_fires_at_the_right_instant_on_both_sides_of_a_dst_change(
     backend: StateStore, fake_clock: FakeClock, day: str, deadline: LocalDeadline,
     instant: datetime,
 ) -> None:
@@ -284,7 +284,7 @@ class RowsGate:
         return GateResult(ok, f"{self.rows} rows < {self.threshold}" if not ok else "")
 
 
-def test_gate_below_threshold_blocks_then_passes_after_rows_arrive_and_triggers_once(
+def test_item3_gate_below_threshold_blocks_then_passes_after_rows_arrive_and_triggers_once(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     gate = RowsGate(100)
@@ -321,7 +321,7 @@ def test_gate_below_threshold_blocks_then_passes_after_rows_arrive_and_triggers_
     assert not final.gated
 
 
-def test_gate_that_errors_counts_as_closed_and_is_logged(
+def test_item3_gate_that_errors_counts_as_closed_and_is_logged(
     memory_store: MemoryStore, fake_clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     gate = RowsGate(0)
@@ -359,7 +359,7 @@ def test_a_closed_gate_costs_no_write_per_check(
 # -- backfills and rearm --------------------------------------------------------------------
 
 
-def test_trigger_false_completions_never_publish(
+def test_item4_trigger_false_completions_never_publish(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     spec = PhaseSpec("p3", PROCS, next_phase="p4")
@@ -389,7 +389,7 @@ def test_trigger_false_completions_never_publish(
     assert status.trigger_reason == "backfill"
 
 
-def test_rearm_trigger_publishes_exactly_one_new_trigger_with_a_higher_attempt(
+def test_item4_rearm_trigger_publishes_exactly_one_new_trigger_with_a_higher_attempt(
     backend: StateStore, fake_clock: FakeClock
 ) -> None:
     spec = PhaseSpec("p3", PROCS, next_phase="p4")

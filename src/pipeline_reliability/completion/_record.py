@@ -12,25 +12,25 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import counter, log_failure, span
-from ..errors import CompletionNotRecordedError, ConfigurationError, InvalidInputError
+from .._telemetry import log_failure, span
+from ..errors import CompletionNotRecordedError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._calendar import fix_expected, resolve
 from ._checks import check_publish
-from ._claims import CONFIRMED, claim_step, suppress, trigger_of
+from ._claims import claim_step, suppress
 from ._core import (
     STORE_FAILURES,
     Publish,
     TrackerCore,
-    count_claim,
     describe,
     logger,
 )
-from ._doc import Applied, Completion, apply_completion, done_set, recount
+from ._doc import Completion, apply_completion, done_set, recount
 from ._events import TriggerClaim
 from ._gates import evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
 from ._metadata import read_metadata, write_metadata
+from ._outcomes import completion_result, count_result, expected_or_nothing
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
@@ -44,7 +44,7 @@ from ._spec import (
 )
 from ._status import status_from_doc, status_from_ledger
 
-__all__ = ["RecordingTracker", "count_result"]
+__all__ = ["RecordingTracker", "count_result"]  # count_result: re-exported
 
 
 class RecordingTracker(TrackerCore):
@@ -290,7 +290,7 @@ class RecordingTracker(TrackerCore):
                 changed = suppress(doc, rspec, day, snap.now, snap.now)
             write = fixed or applied.changed or changed
             done = recount(doc, rspec, snap.now) if write else done_set(doc, rspec)
-            result = _result(doc, rspec, day, c, applied, claim=claim, done=done)
+            result = completion_result(doc, rspec, day, c, applied, claim=claim, done=done)
             return (result, gated), write
 
         result: CompletionResult
@@ -382,79 +382,7 @@ class RecordingTracker(TrackerCore):
             execution_id=c.execution_id,
             status=c.status,
             ignored=spec.schedule is None and c.processor not in spec.expected,
-            missing=_expected_or_nothing(spec, day),
+            missing=expected_or_nothing(spec, day),
             degraded=True,
             error=describe(exc),
         )
-
-
-def count_result(result: CompletionResult) -> None:
-    """Count one completion report (and the claim it took) in the tracker's counters."""
-    attrs = {"phase": result.phase}
-    if result.degraded:
-        counter("tracker.degraded", "Completions written to the fallback ledger").add(1, attrs)
-    elif result.duplicate:
-        counter("tracker.duplicates", "Duplicate completion deliveries").add(1, attrs)
-    elif result.ignored:
-        counter("tracker.ignored", "Completions of processors the phase does not expect").add(
-            1, {**attrs, "processor": result.processor}
-        )
-    outcome = (
-        "degraded"
-        if result.degraded
-        else "duplicate"
-        if result.duplicate
-        else "ignored"
-        if result.ignored
-        else "counted"
-        if result.counted
-        else "updated"
-        if result.updated
-        else "stale"
-        if result.stale
-        else "recorded"
-    )
-    counter("tracker.completions", "Completion reports by outcome").add(
-        1, {**attrs, "outcome": outcome}
-    )
-    if result.trigger is not None:
-        count_claim(result.trigger)
-
-
-def _result(
-    doc: dict[str, Any],
-    spec: PhaseSpec,
-    day: str,
-    c: Completion,
-    applied: Applied,
-    *,
-    claim: TriggerClaim | None,
-    done: frozenset[str],
-) -> CompletionResult:
-    trigger = trigger_of(doc)
-    return CompletionResult(
-        phase=spec.name,
-        date=day,
-        processor=c.processor,
-        execution_id=c.execution_id,
-        status=c.status,
-        counted=applied is Applied.COUNTED,
-        duplicate=applied in {Applied.DUPLICATE, Applied.IGNORED_DUPLICATE},
-        ignored=applied in {Applied.IGNORED, Applied.IGNORED_DUPLICATE},
-        updated=applied is Applied.UPDATED,
-        stale=applied is Applied.STALE,
-        completed=done,
-        missing=spec.expected - done,
-        count=len(done),
-        trigger=claim,
-        triggered=trigger is not None and trigger.get("state") == CONFIRMED,
-        trigger_state=str((trigger or {}).get("state", "none")),
-    )
-
-
-def _expected_or_nothing(spec: PhaseSpec, day: str) -> frozenset[str]:
-    """The configured set of ``day`` (empty when the schedule itself fails: unknown)."""
-    try:
-        return spec.expected_for(day)
-    except ConfigurationError:
-        return frozenset()
