@@ -20,6 +20,7 @@ from pipeline_reliability.completion._bounds import (
     firestore_size,
     max_doc_bytes,
 )
+from pipeline_reliability.completion._claims import MAX_AUDIT
 from pipeline_reliability.completion._doc import (
     INLINE_METADATA_BYTES,
     MAX_EXECUTIONS,
@@ -137,12 +138,20 @@ def test_item2_worst_case_document_stays_under_the_bound(
             )
     assert last.trigger is not None
     assert tracker.release_trigger(last.trigger, WIDE * 5000)
+    # Operator actions fill the audit ring with the longest texts (issue 11).
+    claim = tracker.sweep("p3", [DATE]).claims[0]
+    for _ in range(MAX_AUDIT + 2):
+        tracker.confirm_trigger(claim)
+        claim = tracker.rearm_trigger("p3", DATE, WIDE * 512, by=WIDE * 512)
+    tracker.set_expected("p3", DATE, names, reason=WIDE * 512, by=WIDE * 512)
+    assert tracker.release_trigger(claim, WIDE * 5000)
 
     doc = backend.get(spec.collection, DATE).data
     assert doc is not None
     size = firestore_size(doc) + 32 + len(spec.collection) + 1 + len(DATE) + 1 + 16
     assert len(doc["messages"]) == MAX_MESSAGES
     assert len(doc["ignored"]) == MAX_IGNORED
+    assert len(doc["audit"]) == MAX_AUDIT
     assert doc["meta"]["ignored_dropped"] == 5 * (MAX_IGNORED_EXECUTIONS + 1)
     assert size <= max_doc_bytes(MAX_EXPECTED) < FIRESTORE_MAX_DOC_BYTES
     assert size > 0.8 * max_doc_bytes(MAX_EXPECTED)  # the case is close to the worst

@@ -2,7 +2,9 @@
 ``sweep(..., dry_run=True)`` predicts exactly what the real sweep then does (issue 10, item 13).
 
 One decision function serves both; the matrix below drives every combination
-of recorded processors, position against the deadline and trigger state, and
+of recorded processors, position against the deadline, trigger state and kind
+of phase (plain; gates open or closed; a local wall-clock deadline across a
+DST change; a schedule, with and without anything scheduled: issue 11), and
 asserts that the prediction equals the real outcome and that the prediction
 wrote nothing.
 """
@@ -10,7 +12,7 @@ wrote nothing.
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -18,21 +20,61 @@ import pytest
 from pipeline_reliability import MemoryStore
 from pipeline_reliability.completion import (
     CompletionTracker,
+    GateResult,
+    LocalDeadline,
     MemoryExecutionLog,
     PhaseSpec,
     SweepOutcome,
 )
-from pipeline_reliability.completion._doc import Completion, apply_completion, ensure_doc
+from pipeline_reliability.completion._doc import (
+    Completion,
+    apply_completion,
+    deadline_at,
+    ensure_doc,
+)
 from pipeline_reliability.errors import InvalidInputError
 from pipeline_reliability.stores import Outcome, Put, Snapshot
 from pipeline_reliability.testing import FakeClock
 
 PHASE = "phase4"
-DATE = "2026-01-31"
+DATE = "2026-03-07"  # the next day is the spring-forward change in New York
 EXPECTED = frozenset({"a", "b", "c", "d"})
-SPEC = PhaseSpec(
-    PHASE, EXPECTED, min_to_trigger=2, critical={"a"}, deadline=timedelta(hours=1)
-)
+RULE: dict[str, Any] = {"min_to_trigger": 2, "critical": {"a"}}
+SPEC = PhaseSpec(PHASE, EXPECTED, deadline=timedelta(hours=1), **RULE)
+
+
+def _open(day: str) -> bool:
+    return True
+
+
+def _closed(day: str) -> GateResult:
+    return GateResult(False, "no rows yet")
+
+
+def _games(day: date) -> frozenset[str]:
+    return EXPECTED
+
+
+def _no_games(day: date) -> frozenset[str]:
+    return frozenset()
+
+
+KINDS = {
+    "plain": SPEC,
+    "gate_open": PhaseSpec(PHASE, EXPECTED, deadline=timedelta(hours=1), gates=[_open], **RULE),
+    "gate_closed": PhaseSpec(
+        PHASE, EXPECTED, deadline=timedelta(hours=1), gates=[_closed], **RULE
+    ),
+    "local_deadline": PhaseSpec(
+        PHASE,
+        EXPECTED,
+        timezone="America/New_York",
+        local_deadline=LocalDeadline(time(14), days_after=1),
+        **RULE,
+    ),
+    "scheduled": PhaseSpec(PHASE, _games, deadline=timedelta(hours=1), **RULE),
+    "nothing_scheduled": PhaseSpec(PHASE, _no_games, deadline=timedelta(hours=1)),
+}
 
 RECORDS = {
     "nothing": (),
@@ -74,19 +116,18 @@ def _trigger(state: str, sweep_at: datetime) -> dict[str, Any] | None:
     }
 
 
-def _build(records: str, deadline: str, trigger: str) -> tuple[CompletionTracker, MemoryStore]:
-    clock = FakeClock()
+def _build(
+    records: str, deadline: str, trigger: str, kind: str = "plain"
+) -> tuple[CompletionTracker, MemoryStore]:
+    spec = KINDS[kind]
+    clock = FakeClock(datetime.fromisoformat(f"{DATE}T12:00:00+00:00"))
     store = MemoryStore(clock=clock)
     start = clock.now()
     doc = ensure_doc(None, PHASE, DATE)
+    resolved = spec.with_expected(spec.expected_for(DATE))
     for name in RECORDS[records]:
-        apply_completion(doc, SPEC, Completion(name, f"run-{name}", "success", start), start)
-    first = doc["meta"]["first_completion_at"]
-    due = (
-        first + SPEC.deadline
-        if first is not None
-        else datetime.fromisoformat(f"{DATE}T00:00:00+00:00") + timedelta(days=1) + SPEC.deadline
-    )
+        apply_completion(doc, resolved, Completion(name, f"run-{name}", "success", start), start)
+    due = deadline_at(doc, resolved, DATE)
     sweep_at = due + timedelta(seconds=DEADLINE[deadline])
     claim = _trigger(trigger, sweep_at)
     if claim is not None:
@@ -96,10 +137,10 @@ def _build(records: str, deadline: str, trigger: str) -> tuple[CompletionTracker
         def put(snap: Snapshot) -> Outcome[None]:
             return Outcome(None, Put(doc))
 
-        store.transact(SPEC.collection, DATE, put)
+        store.transact(spec.collection, DATE, put)
     clock.advance(sweep_at - start)
     tracker = CompletionTracker(
-        store, [SPEC], clock=clock, owner="sweeper", execution_log=MemoryExecutionLog()
+        store, [spec], clock=clock, owner="sweeper", execution_log=MemoryExecutionLog()
     )
     return tracker, store
 
@@ -115,13 +156,15 @@ def _seen(outcome: SweepOutcome) -> tuple[Any, ...]:
     )
 
 
-CASES = list(itertools.product(RECORDS, DEADLINE, TRIGGERS))
+CASES = list(itertools.product(RECORDS, DEADLINE, TRIGGERS, KINDS))
 
 
-@pytest.mark.parametrize(("records", "deadline", "trigger"), CASES)
-def test_item13_dry_run_predicts_the_real_sweep(records: str, deadline: str, trigger: str) -> None:
+@pytest.mark.parametrize(("records", "deadline", "trigger", "kind"), CASES)
+def test_item13_dry_run_predicts_the_real_sweep(
+    records: str, deadline: str, trigger: str, kind: str
+) -> None:
     """For every state, the dry run's outcome is the real sweep's, and it wrote nothing."""
-    tracker, store = _build(records, deadline, trigger)
+    tracker, store = _build(records, deadline, trigger, kind)
     for _ in range(2):  # the second round sees what the first real sweep wrote
         writes = store.stats.writes
 
@@ -141,7 +184,15 @@ def test_matrix_covers_every_action() -> None:
         tracker, _ = _build(*case)
         actions |= {o.action for o in tracker.sweep(PHASE, [DATE]).outcomes}
 
-    assert actions == {"claimed", "deadline_exceeded", "waiting", "in_flight", "triggered"}
+    assert actions == {
+        "claimed",
+        "deadline_exceeded",
+        "waiting",
+        "in_flight",
+        "triggered",
+        "gated",
+        "skipped",
+    }
 
 
 def test_dry_run_past_an_unmarked_deadline_says_deadline_exceeded() -> None:

@@ -2,7 +2,8 @@
 Stateful test of the tracker: random deliveries, duplicates, re-runs, unknown
 names, store faults and outages, ledger outages, publish failures, crashed
 claim holders, clock jumps, sweeps, replays and reconciles, against the
-invariants of DESIGN F1-F5. Each run carries a completion time drawn at
+invariants of DESIGN F1-F5; backfills (``trigger=False``) and operator
+re-runs (``rearm_trigger``, issue 11). Each run carries a completion time drawn at
 random (runs finish out of order, and at equal instants), and the record kept
 for a processor is always its run that finished last (issue 10, item 1).
 
@@ -37,6 +38,7 @@ from pipeline_reliability.completion import (
 )
 from pipeline_reliability.errors import (
     CompletionNotRecordedError,
+    InvalidInputError,
     PublishFailedError,
     RetryExhaustedError,
     StoreError,
@@ -125,8 +127,10 @@ class TrackerMachine(RuleBasedStateMachine):
         self.status_of: dict[tuple[str, str, int], str] = {}
         self.finished_at: dict[tuple[str, str, int], datetime] = {}
         self.held: list[TriggerClaim] = []  # claims of "crashed" holders, never published
-        self.confirmed: dict[str, int] = dict.fromkeys(DATES, 0)
+        self.confirmed: dict[str, int] = {}  # confirmations per trigger_id
         self.rule_met: dict[str, bool] = dict.fromkeys(DATES, False)
+        self.rearms: dict[str, int] = dict.fromkeys(DATES, 0)
+        self.backfilled: set[str] = set()  # dates settled as skipped by a backfill
 
     # -- helpers -------------------------------------------------------------
 
@@ -162,7 +166,8 @@ class TrackerMachine(RuleBasedStateMachine):
         for c in confirmations:
             if isinstance(c, TriggerConfirmation) and c.newly_confirmed:
                 event(f"confirmed ({c.claim.reason}, attempt {min(c.claim.attempt, 3)})")
-                self.confirmed[c.claim.date] += 1
+                tid = c.claim.trigger_id
+                self.confirmed[tid] = self.confirmed.get(tid, 0) + 1
 
     def check_claim(self, claim: TriggerClaim | None) -> None:
         if claim is not None and claim.attempt == 1:
@@ -178,6 +183,7 @@ class TrackerMachine(RuleBasedStateMachine):
         status=st.sampled_from(["success", "partial", "no_data", "failed"]),
         finished=FINISHED,
         and_trigger=st.booleans(),
+        backfill=st.sampled_from([False, False, False, True]),
         fault=FAULTS,
     )
     def deliver(
@@ -190,6 +196,7 @@ class TrackerMachine(RuleBasedStateMachine):
         status: str,
         finished: datetime,
         and_trigger: bool,
+        backfill: bool,
         fault: Fault | None,
     ) -> None:
         """A processor's completion arrives (again, possibly), on one of the instances."""
@@ -208,7 +215,12 @@ class TrackerMachine(RuleBasedStateMachine):
             "completed_at": d.completed_at,
         }
         try:
-            if and_trigger:
+            if backfill:
+                result = tracker.record_completion(PHASE, date, processor, trigger=False, **args)
+                assert result.trigger is None
+                if result.trigger_state == "skipped":
+                    self.backfilled.add(date)
+            elif and_trigger:
                 result = tracker.record_and_trigger(
                     PHASE, date, processor, publish=self.publish, **args
                 )
@@ -223,7 +235,7 @@ class TrackerMachine(RuleBasedStateMachine):
             return
         except CompletionNotRecordedError:
             event("completion not recorded")
-            assert self.ledger.down
+            assert self.ledger.down or backfill  # a backfill never goes to the ledger
             return
         self.accepted.append(d)
         self.check_claim(result.trigger)
@@ -303,6 +315,34 @@ class TrackerMachine(RuleBasedStateMachine):
         self.saw([report.confirmation])
         self.check_claim(report.claim)
 
+    @rule(who=st.integers(0, 1), date=st.sampled_from(DATES), fault=FAULTS)
+    def rearm(self, who: int, date: str, fault: Fault | None) -> None:
+        """An operator re-runs the next phase for a date (refused unless it is settled)."""
+        before = self.doc(date).get("trigger") or {}
+        settled = before.get("state") in {"confirmed", "skipped"}
+        self.inject(fault)
+        try:
+            confirmation = self.trackers[who].rearm_and_trigger(
+                PHASE, date, "operator re-run", self.publish, by="ops"
+            )
+        except InvalidInputError:
+            assert not settled
+            return
+        except (*STORE_DOWN, PublishFailedError) as exc:
+            event(f"rearm: {type(exc).__name__}")
+            after = self.doc(date).get("trigger") or {}
+            if after.get("trigger_id") != before.get("trigger_id"):
+                self.rearms[date] += 1  # committed; its publish failed or was not confirmed
+            return
+        assert settled
+        self.rearms[date] += 1
+        self.backfilled.discard(date)
+        trigger = self.doc(date)["trigger"]
+        assert trigger["attempt"] == int(before.get("attempt", 0)) + 1
+        assert trigger["trigger_id"] == f"{PHASE}:{date}:rearm{self.rearms[date]}"
+        assert self.doc(date)["audit"][-1]["by"] == "ops"
+        self.saw([confirmation])
+
     @precondition(lambda self: bool(self.held))
     @rule(confirm=st.booleans(), fault=FAULTS)
     def late_holder(self, confirm: bool, fault: Fault | None) -> None:
@@ -336,9 +376,14 @@ class TrackerMachine(RuleBasedStateMachine):
         self.rule_met = {d: self.rule_met[d] or self.rule_holds(d) for d in DATES}
         for date in DATES:
             trigger = self.doc(date).get("trigger")
-            if self.rule_holds(date):
+            if self.rule_holds(date) or self.rearms[date]:
                 assert trigger is not None
-                assert trigger["state"] == "confirmed"
+                if trigger["state"] == "skipped":
+                    assert trigger["reason"] == "backfill"
+                    assert date in self.backfilled
+                else:
+                    assert trigger["state"] == "confirmed"
+                    assert self.confirmed.get(trigger["trigger_id"]) == 1
             ignored = {
                 e for r in self.doc(date).get("ignored", {}).values() for e in r["executions"]
             }
@@ -377,16 +422,24 @@ class TrackerMachine(RuleBasedStateMachine):
         """No claim without the rule having held; never two confirmations (F3)."""
         for date in DATES:
             self.rule_met[date] = self.rule_met[date] or self.rule_holds(date)
-            if self.doc(date).get("trigger") is not None:
+            trigger = self.doc(date).get("trigger")
+            if trigger is not None:
                 assert self.rule_met[date]
-            assert self.confirmed[date] <= 1
-            if self.confirmed[date]:
-                assert self.doc(date)["trigger"]["state"] == "confirmed"
+                if trigger["state"] == "skipped":  # a backfill never triggers
+                    assert trigger["reason"] == "backfill"
+                    assert not any(e.date == date and e.trigger_id == trigger["trigger_id"]
+                                   for e in self.events)
+                if self.confirmed.get(trigger["trigger_id"]):
+                    assert trigger["state"] == "confirmed"
             logged = [
                 r for r in self.log.rows if r.game_date == date and r.status != "deadline_exceeded"
             ]
-            assert len(logged) <= 1
-        assert {e.trigger_id for e in self.events} <= {f"{PHASE}:{d}" for d in DATES}
+            assert len(logged) <= 1 + self.rearms[date]
+        assert all(n <= 1 for n in self.confirmed.values())
+        known = {f"{PHASE}:{d}" for d in DATES} | {
+            f"{PHASE}:{d}:rearm{n}" for d in DATES for n in range(1, self.rearms[d] + 1)
+        }
+        assert {e.trigger_id for e in self.events} <= known
 
     @invariant()
     def unknown_names_never_count(self) -> None:

@@ -46,7 +46,7 @@ _PROG = "pipeline-reliability"
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every command (each subparser sets ``handler``)."""
-    from . import _bootstrap, _breaker, _lock, _simulate, _tracker
+    from . import _bootstrap, _breaker, _lock, _operate, _simulate, _tracker
 
     parser = Parser(
         prog=_PROG,
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _simulate.register(commands)
     _tracker.register(commands)
+    _operate.register(commands)
     _breaker.register(commands)
     _lock.register(commands)
     _bootstrap.register(commands)

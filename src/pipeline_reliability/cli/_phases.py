@@ -13,6 +13,16 @@ A config file looks like this (TOML; the same keys work in JSON)::
     min_to_trigger = 4                    # optional, with critical = [...]
     counts_statuses = ["success", "partial"]
     done_empty_statuses = ["no_data"]
+    timezone = "America/New_York"         # optional: the pipeline's time zone
+    local_deadline = "14:00"              # optional: wall-clock deadline in that zone
+    local_deadline_days_after = 1         #   ... on date + 1
+    schedule = "mypkg.calendar:phase3"    # optional: date -> expected names (replaces expected)
+    on_nothing_scheduled = "skip"         # or "trigger"
+
+    [[phases.phase4.gates]]               # optional: BigQuery gates before the trigger
+    table = "nba_analytics.player_game_summary"
+    min_rows = 100
+    distinct = "player_lookup"            # optional: count distinct values instead
 
     [phases.phase3.outputs]               # for `reconcile`: processor -> table
     player_game_summary = "nba_analytics.player_game_summary"
@@ -21,15 +31,16 @@ A config file looks like this (TOML; the same keys work in JSON)::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..completion import PhaseSpec
+from ..completion import LocalDeadline, PhaseSpec
 from ..errors import ConfigurationError
 from ._common import CliError
 
@@ -47,7 +58,8 @@ _NEXT = {"phase2": "phase3", "phase3": "phase4", "phase4": "phase5"}
 _KEYS = frozenset({
     "expected", "collection", "next_phase", "deadline_minutes", "trigger_lease_seconds",
     "min_to_trigger", "critical", "counts_statuses", "done_empty_statuses", "outputs",
-    "date_column",
+    "date_column", "timezone", "local_deadline", "local_deadline_days_after", "schedule",
+    "on_nothing_scheduled", "gates",
 })
 
 
@@ -137,7 +149,12 @@ def _build(phase: str, raw: Mapping[str, Any]) -> PhaseConfig:
     if raw.get("trigger_lease_seconds") is not None:
         seconds = _number(raw["trigger_lease_seconds"], "trigger_lease_seconds")
         kwargs["trigger_lease"] = timedelta(seconds=seconds)
-    spec = PhaseSpec(phase, _names(raw.get("expected"), "expected"), **kwargs)
+    kwargs.update(_calendar_options(raw))
+    expected: Any = (
+        _schedule(raw["schedule"]) if raw.get("schedule") is not None
+        else _names(raw.get("expected"), "expected")
+    )
+    spec = PhaseSpec(phase, expected, **kwargs)
     outputs = raw.get("outputs") or {}
     if not isinstance(outputs, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in outputs.items()
@@ -159,3 +176,58 @@ def _number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise ConfigurationError(f"{key} must be a positive number")
     return float(value)
+
+
+def _calendar_options(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``timezone``, ``on_nothing_scheduled``, ``local_deadline`` and ``gates``."""
+    kwargs = {k: raw[k] for k in ("timezone", "on_nothing_scheduled") if raw.get(k) is not None}
+    if raw.get("local_deadline") is not None:
+        kwargs["local_deadline"] = _local_deadline(raw)
+    if raw.get("gates") is not None:
+        kwargs["gates"] = _gates(raw["gates"], raw.get("date_column", "game_date"))
+    return kwargs
+
+
+def _local_deadline(raw: Mapping[str, Any]) -> LocalDeadline:
+    text = raw["local_deadline"]
+    try:
+        at = time.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is not None:
+        raise ConfigurationError("local_deadline must be a wall-clock time such as \"14:00\"")
+    days = raw.get("local_deadline_days_after", 0)
+    return LocalDeadline(at, days_after=days)
+
+
+def _schedule(path: Any) -> Any:
+    """Import ``module:function`` (the operator's own calendar code)."""
+    if not isinstance(path, str) or ":" not in path:
+        raise ConfigurationError("schedule must be \"module:function\"")
+    module, _, name = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigurationError(f"schedule {path!r} cannot be imported: {exc}") from exc
+    if not callable(found) and not callable(getattr(found, "expected_for", None)):
+        raise ConfigurationError(f"schedule {path!r} is not callable")
+    return found
+
+
+def _gates(value: Any, date_column: Any) -> list[Any]:
+    """BigQuery gates from ``[[phases.NAME.gates]]`` tables (the client is made on first use)."""
+    from ..sinks.gates import BigQueryGate
+
+    if not isinstance(value, list) or not all(isinstance(g, Mapping) for g in value):
+        raise ConfigurationError("gates must be a list of tables with table/min_rows/distinct")
+    gates = []
+    for gate in value:
+        unknown = set(gate) - {"table", "min_rows", "distinct", "date_column"}
+        if unknown or not isinstance(gate.get("table"), str):
+            raise ConfigurationError(f"gate {dict(gate)!r:.120}: needs table; unknown keys "
+                                     f"{sorted(unknown)}")
+        gates.append(BigQueryGate(
+            gate["table"], min_rows=gate.get("min_rows", 1), distinct=gate.get("distinct"),
+            date_column=gate.get("date_column", date_column),
+        ))
+    return gates

@@ -29,10 +29,10 @@ from ._common import (
     emit_json,
     emulator_note,
     parse_date,
-    parse_dates,
     resolve_project,
 )
 from ._phases import PhaseConfig, add_phase_options, resolve_phase
+from ._ranges import Progress, add_range_options, dates_of, paced, rate
 
 __all__ = ["register"]
 
@@ -42,16 +42,22 @@ def register(commands: Any) -> None:
     status = _command(commands, "status", cmd_status,
                       "which processors of a phase finished for a date, and the trigger state")
     status.add_argument("phase", help="the phase, e.g. phase3")
-    status.add_argument("date", help="the date, YYYY-MM-DD")
+    status.add_argument("date", nargs="?",
+                        help="the date, YYYY-MM-DD (default: today and yesterday in the "
+                        "phase's time zone; or --from/--to)")
     status.add_argument("--check", action="store_true",
-                        help="exit 1 unless the phase's trigger is confirmed")
+                        help="exit 1 unless the phase's trigger is confirmed (or settled "
+                        "without one)")
+    add_range_options(status)
 
     sweep = _command(commands, "sweep", cmd_sweep,
                      "trigger dates whose trigger is due (deadlines, released or stale claims)")
     sweep.add_argument("phase")
     sweep.add_argument(
-        "dates", nargs="+", help="dates or ranges: 2026-01-30 2026-01-01..2026-01-07"
+        "dates", nargs="*", help="dates or ranges: 2026-01-30 2026-01-01..2026-01-07 "
+        "(default: today and yesterday in the phase's time zone)"
     )
+    add_range_options(sweep)
     _add_topic(sweep)
     sweep.add_argument("--dry-run", action="store_true",
                        help="only show what is due; claim and publish nothing")
@@ -64,12 +70,15 @@ def register(commands: Any) -> None:
                            help="a processor's output table (repeatable; default: the "
                            "config's outputs)")
     reconcile.add_argument("--date-column", default=None, help="the tables' DATE column")
+    _add_backfill(reconcile)
     _add_topic(reconcile)
 
     replay = _command(commands, "replay", cmd_replay,
                       "bring the store up to the BigQuery fallback ledger for some dates")
     replay.add_argument("phase")
-    replay.add_argument("dates", nargs="+")
+    replay.add_argument("dates", nargs="*", help="dates or ranges (or --from/--to)")
+    add_range_options(replay)
+    _add_backfill(replay)
     replay.add_argument("--ledger-table", required=True, metavar="DATASET.TABLE",
                         help="the fallback ledger table")
     _add_topic(replay)
@@ -82,6 +91,12 @@ def _command(commands: Any, name: str, handler: Callable[..., int], text: str) -
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=handler)
     return p
+
+
+def _add_backfill(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backfill", action="store_true",
+                   help="record without ever triggering the next phase (a date this "
+                   "completes is settled as skipped; see `rearm`)")
 
 
 def _add_topic(p: argparse.ArgumentParser) -> None:
@@ -140,15 +155,18 @@ def _bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """``status PHASE DATE``."""
+    """``status PHASE [DATE | --from D1 --to D2]``."""
     phase = resolve_phase(args, args.phase)
-    date = parse_date(args.date)
-    status = _tracker(args, phase).status(phase.spec.name, date)
+    dates = dates_of(args, phase.spec, [args.date] if args.date else [])
+    tracker = _tracker(args, phase)
+    progress = Progress(len(dates), f"status {phase.spec.name}")
+    found = [tracker.status(phase.spec.name, d) for d in paced(dates, rate(args), progress)]
     if args.json:
-        emit_json(_status_json(status))
+        emit_json(_status_json(found[0]) if len(found) == 1 else [_status_json(s) for s in found])
     else:
-        print(_status_text(status))
-    return EXIT_FAILED if args.check and not status.triggered else EXIT_OK
+        print("\n\n".join(_status_text(s) for s in found))
+    settled = all(s.triggered or s.trigger_state == "skipped" for s in found)
+    return EXIT_FAILED if args.check and not settled else EXIT_OK
 
 
 def _status_json(status: Any) -> dict[str, Any]:
@@ -160,6 +178,12 @@ def _status_json(status: Any) -> dict[str, Any]:
                     "attempt": status.trigger_attempt, "owner": status.trigger_owner,
                     "lease_expires_at": status.lease_expires_at},
         "deadline_at": status.deadline_at, "deadline_exceeded": status.deadline_exceeded,
+        "timezone": status.timezone, "nothing_scheduled": status.nothing_scheduled,
+        "expected_fixed": status.expected_fixed,
+        "gate": {"gated": status.gated, "reason": status.gate_reason,
+                 "since": status.gate_since},
+        "audit": [{"op": a.op, "by": a.by, "at": a.at, "reason": a.reason, **a.details}
+                  for a in status.audit],
         "records": {name: {"status": r.status, "execution_id": r.execution_id,
                            "reported_at": r.reported_at, "runs": r.runs,
                            "record_count": r.record_count}
@@ -189,10 +213,24 @@ def _status_text(status: Any) -> str:
         until = status.lease_expires_at.isoformat()
         trigger += f", claimed by {status.trigger_owner} until {until}"
     lines.append(trigger)
-    if status.deadline_at is not None:
+    if status.nothing_scheduled:
+        lines.append("nothing scheduled for this date")
+    if status.gated:
+        lines.append(f"GATED: {status.gate_reason}")
+    if status.deadline_at is not None and not status.nothing_scheduled:
         exceeded = " (EXCEEDED)" if status.deadline_exceeded else ""
-        lines.append(f"deadline: {status.deadline_at.isoformat()}{exceeded}")
+        local = status.deadline_at.astimezone(_zone(status.timezone)).isoformat()
+        lines.append(f"deadline: {local} {status.timezone}{exceeded}")
+    for entry in status.audit:
+        when = entry.at.isoformat() if entry.at else "?"
+        lines.append(f"audit: {when} {entry.op} by {entry.by}: {entry.reason}")
     return "\n".join(lines)
+
+
+def _zone(name: str) -> Any:
+    from ..completion._calendar import zone
+
+    return zone(name)
 
 
 # -- sweep ----------------------------------------------------------------------------------
@@ -201,27 +239,29 @@ def _status_text(status: Any) -> str:
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``sweep PHASE DATES...``."""
     phase = resolve_phase(args, args.phase)
-    dates = parse_dates(args.dates)
+    dates = dates_of(args, phase.spec, args.dates)
     if not args.dry_run and not args.topic:
         raise CliError("sweep needs --topic to publish the triggers it claims (or --dry-run)")
     tracker = _tracker(args, phase)
-    if args.dry_run:
-        # The tracker's own dry run: the same decision as the real sweep, nothing written.
-        preview = tracker.sweep(phase.spec.name, dates, dry_run=True)
-        rows = [{"date": o.date, "action": "due" if o.action == "claimed" else o.action,
-                 "missing": sorted(o.missing), "error": o.error}
-                for o in preview.outcomes]
-        ok = preview.ok
-    else:
-        publish = _publisher(args)
-        assert publish is not None
-        report = tracker.sweep_and_trigger(phase.spec.name, dates, publish)
+    publish = None if args.dry_run else _publisher(args)
+    rows, ok = [], True
+    progress = Progress(len(dates), f"sweep {phase.spec.name}")
+    for day in paced(dates, rate(args), progress):
+        if publish is None:
+            # The tracker's own dry run: the same decision as the real sweep, nothing written.
+            preview = tracker.sweep(phase.spec.name, [day], dry_run=True)
+            rows += [{"date": o.date, "action": "due" if o.action == "claimed" else o.action,
+                      "missing": sorted(o.missing), "error": o.error, "reason": o.reason}
+                     for o in preview.outcomes]
+            ok = ok and preview.ok
+            continue
+        report = tracker.sweep_and_trigger(phase.spec.name, [day], publish)
         published = {c.claim.date for c in report.published}
-        rows = [{"date": o.date, "action": "published" if o.date in published else o.action,
-                 "missing": sorted(o.missing),
-                 "error": o.error or report.publish_errors.get(o.date)}
-                for o in report.outcomes]
-        ok = report.ok
+        rows += [{"date": o.date, "action": "published" if o.date in published else o.action,
+                  "missing": sorted(o.missing), "reason": o.reason,
+                  "error": o.error or report.publish_errors.get(o.date)}
+                 for o in report.outcomes]
+        ok = ok and report.ok
     _print_rows(args, phase, rows)
     return EXIT_OK if ok else EXIT_FAILED
 
@@ -232,8 +272,10 @@ def _print_rows(args: argparse.Namespace, phase: PhaseConfig, rows: list[dict[st
         return
     for row in rows:
         extra = f"  missing: {', '.join(row['missing'])}" if row["missing"] else ""
+        shown = row.get("reason") and row["action"] in {"gated", "skipped"}
+        reason = f" ({row['reason']})" if shown else ""
         error = f"  ERROR: {row['error']}" if row.get("error") else ""
-        print(f"{phase.spec.name} {row['date']}: {row['action']}{extra}{error}")
+        print(f"{phase.spec.name} {row['date']}: {row['action']}{reason}{extra}{error}")
 
 
 # -- reconcile ------------------------------------------------------------------------------
@@ -252,7 +294,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     # Asked before anything is written: a missing table stops the command here.
     client = _bigquery(args, outputs.values())
     evidence = bigquery_output_evidence(outputs, date, date_column=column, client=client)
-    if publish is not None:
+    if args.backfill:
+        report = tracker.reconcile(phase.spec.name, date, evidence.get, trigger=False)
+    elif publish is not None:
         report = tracker.reconcile_and_trigger(phase.spec.name, date, evidence.get, publish)
     else:
         report = tracker.reconcile(phase.spec.name, date, evidence.get)
@@ -297,7 +341,7 @@ def _outputs(args: argparse.Namespace, phase: PhaseConfig) -> Mapping[str, str]:
 def cmd_replay(args: argparse.Namespace) -> int:
     """``replay PHASE DATES... --ledger-table T``."""
     phase = resolve_phase(args, args.phase)
-    dates = parse_dates(args.dates)
+    dates = dates_of(args, phase.spec, args.dates)
     from ..sinks.bootstrap import TableId
 
     try:
@@ -305,13 +349,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--ledger-table: {exc}") from exc
     tracker = _tracker(args, phase, args.ledger_table)
-    publish = _publisher(args)
-    if publish is not None:
-        report = tracker.replay_and_trigger(phase.spec.name, dates, publish)
-    else:
-        report = tracker.replay_ledger(phase.spec.name, dates)
-        for claim in report.claims:
-            tracker.release_trigger(claim, "replay ran without --topic")
+    publish = None if args.backfill else _publisher(args)
+    progress = Progress(len(dates), f"replay {phase.spec.name}")
+    reports = []
+    for day in paced(dates, rate(args), progress):
+        if publish is not None:
+            one = tracker.replay_and_trigger(phase.spec.name, [day], publish)
+        else:
+            one = tracker.replay_ledger(phase.spec.name, [day], trigger=not args.backfill)
+            for claim in one.claims:
+                tracker.release_trigger(claim, "replay ran without --topic")
+        reports.append(one)
+    report = _merge_replays(phase.spec.name, reports)
     result = {
         "phase": report.phase, "dates": list(report.dates), "rows": report.rows,
         "applied": report.applied, "duplicates": report.duplicates,
@@ -333,3 +382,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         for q in report.quarantined:
             print(f"QUARANTINED {q.date} {q.processor} run {q.execution_id}: {q.reason}")
     return EXIT_FAILED if report.publish_errors else EXIT_OK
+
+
+def _merge_replays(phase: str, reports: list[Any]) -> Any:
+    """One report for a replay run date by date."""
+    from ..completion import ReplayReport
+
+    return ReplayReport(
+        phase,
+        tuple(d for r in reports for d in r.dates),
+        sum(r.rows for r in reports),
+        sum(r.applied for r in reports),
+        sum(r.duplicates for r in reports),
+        tuple(c for r in reports for c in r.claims),
+        tuple(c for r in reports for c in r.published),
+        {k: v for r in reports for k, v in r.publish_errors.items()},
+        tuple(q for r in reports for q in r.quarantined),
+    )

@@ -13,7 +13,9 @@ Example::
 
 from __future__ import annotations
 
+from ._calendar import LocalDeadline, Schedule
 from ._events import TriggerClaim, TriggerEvent
+from ._gates import Gate, GateResult
 from ._ledger import (
     CompletionLedger,
     ExecutionLog,
@@ -23,6 +25,7 @@ from ._ledger import (
     MemoryLedger,
 )
 from ._results import (
+    AuditEntry,
     CompletionResult,
     PhaseStatus,
     ProcessorRecord,
@@ -37,13 +40,17 @@ from ._spec import PhaseSpec
 from ._tracker import CompletionTracker, Evidence
 
 __all__ = [
+    "AuditEntry",
     "CompletionLedger",
     "CompletionResult",
     "CompletionTracker",
     "Evidence",
     "ExecutionLog",
     "ExecutionLogRow",
+    "Gate",
+    "GateResult",
     "LedgerRow",
+    "LocalDeadline",
     "MemoryExecutionLog",
     "MemoryLedger",
     "PhaseSpec",
@@ -52,6 +59,7 @@ __all__ = [
     "QuarantinedRow",
     "ReconcileReport",
     "ReplayReport",
+    "Schedule",
     "SweepOutcome",
     "SweepReport",
     "TriggerClaim",

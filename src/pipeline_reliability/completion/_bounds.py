@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from ._checks import MAX_OWNER_CHARS
+from ._claims import MAX_AUDIT, MAX_AUDIT_TEXT
 from ._doc import (
     INLINE_METADATA_BYTES,
     MAX_EXECUTIONS,
@@ -35,6 +36,7 @@ from ._doc import (
     MAX_OPS,
     MAX_RING_KEY_BYTES,
 )
+from ._gates import MAX_REASON_CHARS
 from ._spec import MAX_ID_CHARS
 
 __all__ = ["FIRESTORE_MAX_DOC_BYTES", "firestore_size", "max_doc_bytes"]
@@ -47,8 +49,9 @@ _RING = MAX_RING_KEY_BYTES + 1  # an id as kept in a ring
 _DATE = 10 + 1
 _COLLECTION = 1500 + 1  # a collection id (validate_id's limit)
 _ERROR = 1000 * 4 + 1  # a trigger's last_error (MAX_ERROR_CHARS characters)
-_REASON = len("deadline_partial") + 1
+_REASON = len("nothing_scheduled") + 1
 _STATE = len("confirmed") + 1
+_TEXT = MAX_AUDIT_TEXT * 4 + 1  # an audit entry's "by" or "reason"
 
 
 def _field(name: str, value: int) -> int:
@@ -107,6 +110,34 @@ def _trigger_fixed() -> int:
             _field("released_at", _NUM),
             _field("last_error", _ERROR),
             _field("failures", _NUM),
+            _field("rearms", _NUM),
+            _field("skipped_at", _NUM),
+        )
+    )
+
+
+def _gate_bytes() -> int:
+    return sum(
+        (
+            _field("state", len("closed") + 1),
+            _field("reason", MAX_REASON_CHARS * 4 + 1),
+            _field("since", _NUM),
+        )
+    )
+
+
+def _audit_entry_bytes() -> int:
+    """The largest audit entry (``rearm_trigger`` or ``set_expected``)."""
+    return sum(
+        (
+            _field("op", len("rearm_trigger") + 1),
+            _field("by", _TEXT),
+            _field("at", _NUM),
+            _field("reason", _TEXT),
+            _field("attempt", _NUM),
+            _field("previous", _STATE),
+            _field("added", _NUM),
+            _field("removed", _NUM),
         )
     )
 
@@ -140,10 +171,14 @@ FIXED = (
     + _field("ops", MAX_OPS * (16 + 1))
     + _field("trigger", _trigger_fixed())
     + _field("meta", _meta_fixed())
+    + _field("expected", 0)
+    + _field("gate", _gate_bytes())
+    + _field("audit", MAX_AUDIT * _audit_entry_bytes())
 )
 #: Bytes per expected processor: its record, and its name in the trigger's
-#: completed/missing lists and meta's completed/missing_at_deadline lists.
-PER_EXPECTED = _record_bytes() + 4 * _NAME
+#: completed/missing lists, meta's completed/missing_at_deadline lists and
+#: the date's fixed expected set.
+PER_EXPECTED = _record_bytes() + 5 * _NAME
 
 
 def max_doc_bytes(expected: int) -> int:

@@ -15,7 +15,10 @@ is written against. Layout::
       "ignored":    {name: {status, execution_id, executions[], recorded_at, deliveries}},
       "messages":   [recent message ids],
       "ops":        [ids of recent writes],
-      "trigger":    {state, trigger_id, owner, attempt, reason, ...} or absent,
+      "expected":   [the expected set of this date, fixed when first needed],
+      "trigger":    {state, trigger_id, owner, attempt, reason, rearms, ...} or absent,
+      "gate":       {state: open|closed, reason, since} or absent,
+      "audit":      [{op, by, at, reason, ...}: recent operator actions],
       "meta":       {first_completion_at, updated_at, count, completed[],
                      deadline_exceeded_at, ignored_dropped},
     }
@@ -38,10 +41,10 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
-from datetime import date as date_type
+from datetime import datetime
 from typing import Any
 
+from ._calendar import day_end, local_deadline_at
 from ._spec import PhaseSpec
 
 __all__ = [
@@ -200,14 +203,21 @@ def first_completion_at(doc: dict[str, Any] | None) -> datetime | None:
 
 def deadline_at(doc: dict[str, Any] | None, spec: PhaseSpec, date: str) -> datetime:
     """
-    When ``date`` becomes overdue: ``deadline`` after its first completion or,
-    while nothing has reported, ``deadline`` after the end of that UTC day.
+    When ``date`` becomes overdue: the earlier of the phase's rules.
+
+    The duration rule: ``deadline`` after the first completion or, while
+    nothing has reported, ``deadline`` after the end of that day in the
+    phase's time zone. The local rule: ``local_deadline`` on the wall clock
+    of the phase's time zone (correct across DST changes).
     """
-    first = first_completion_at(doc)
-    if first is not None:
-        return first + spec.deadline
-    day_end = datetime.combine(date_type.fromisoformat(date), time(), UTC)
-    return day_end + timedelta(days=1) + spec.deadline
+    candidates: list[datetime] = []
+    if spec.local_deadline is not None:
+        candidates.append(local_deadline_at(date, spec.zone, spec.local_deadline))
+    if spec.duration_deadline:
+        first = first_completion_at(doc)
+        start = first if first is not None else day_end(date, spec.zone)
+        candidates.append(start + spec.deadline)
+    return min(candidates)
 
 
 def deadline_passed(doc: dict[str, Any] | None, spec: PhaseSpec, date: str, now: datetime) -> bool:
@@ -220,9 +230,12 @@ def deadline_passed(doc: dict[str, Any] | None, spec: PhaseSpec, date: str, now:
 
 def rule_reason(spec: PhaseSpec, done: frozenset[str], overdue: bool) -> str | None:
     """
-    The trigger rule: ``"complete"`` when every expected processor is done;
+    The trigger rule: ``"nothing_scheduled"`` when the date expects nobody;
+    ``"complete"`` when every expected processor is done;
     ``"deadline_partial"`` when overdue and the partial rule holds; else ``None``.
     """
+    if not spec.expected:
+        return "nothing_scheduled"
     if spec.expected <= done:
         return "complete"
     if (

@@ -12,27 +12,31 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import counter, log_failure, span
+from .._telemetry import log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._calendar import fix_expected, resolve
 from ._checks import check_publish
-from ._claims import CONFIRMED, trigger_of, try_claim
+from ._claims import claim_step, suppress
 from ._core import (
     STORE_FAILURES,
     Publish,
     TrackerCore,
-    count_claim,
     describe,
     logger,
 )
-from ._doc import Applied, Completion, apply_completion, done_set, recount
+from ._doc import Completion, apply_completion, done_set, recount
+from ._events import TriggerClaim
+from ._gates import evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
 from ._metadata import read_metadata, write_metadata
+from ._outcomes import completion_result, count_result, expected_or_nothing
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
     encode_metadata,
     normalise_date,
+    show,
     validate_completed_at,
     validate_count,
     validate_name,
@@ -40,7 +44,7 @@ from ._spec import (
 )
 from ._status import status_from_doc, status_from_ledger
 
-__all__ = ["RecordingTracker", "count_result"]
+__all__ = ["RecordingTracker", "count_result"]  # count_result: re-exported
 
 
 class RecordingTracker(TrackerCore):
@@ -59,6 +63,7 @@ class RecordingTracker(TrackerCore):
         metadata: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
         completed_at: datetime | None = None,
+        trigger: bool = True,
     ) -> CompletionResult:
         """
         Record that ``processor`` finished ``date`` of ``phase``.
@@ -97,6 +102,13 @@ class RecordingTracker(TrackerCore):
                 receives this report (for a degraded completion, when replay
                 delivers it). ``CompletionMessage.completion_kwargs()`` takes
                 it from the message's ``timestamp``, else its publish time.
+            trigger: ``False`` for a backfill: record, but never trigger the
+                next phase. If this completion makes the date due, the date
+                is settled as ``skipped`` (reason ``backfill``) and no later
+                delivery or sweep triggers it (only :meth:`rearm_trigger`
+                does). A backfill the store cannot take raises
+                :class:`CompletionNotRecordedError` instead of going to the
+                ledger (whose rows replay as ordinary completions).
 
         Returns:
             A :class:`CompletionResult`; if its ``trigger`` is set, publish
@@ -123,12 +135,15 @@ class RecordingTracker(TrackerCore):
             correlation_id=correlation_id,
             completed_at=completed_at,
         )
+        flag: object = trigger
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"trigger must be a bool, got {show(trigger)}")
         attrs = {"phase": spec.name, "date": day, "processor": c.processor}
         with span("tracker", "record_completion", lambda: {**attrs, "execution_id": execution_id}):
             try:
-                result = self._record(spec, day, c)
+                result = self._record(spec, day, c, trigger=trigger)
             except STORE_FAILURES as exc:
-                result = self._degrade(spec, day, c, exc)
+                result = self._degrade(spec, day, c, exc, backfill=not trigger)
             count_result(result)
             return result
 
@@ -146,6 +161,7 @@ class RecordingTracker(TrackerCore):
         metadata: Mapping[str, Any] | None = None,
         correlation_id: str | None = None,
         completed_at: datetime | None = None,
+        trigger: bool = True,
     ) -> CompletionResult:
         """
         :meth:`record_completion`, then, if this call claimed the trigger:
@@ -170,6 +186,7 @@ class RecordingTracker(TrackerCore):
             metadata=metadata,
             correlation_id=correlation_id,
             completed_at=completed_at,
+            trigger=trigger,
         )
         if result.trigger is None:
             return result
@@ -211,9 +228,11 @@ class RecordingTracker(TrackerCore):
                     phase=spec.name,
                     date=day,
                 )
-                return status_from_ledger(spec, day, self._ledger.read(spec.name, [day]))
-            large = read_metadata(self._store, self._retry, spec, snap.data)
-            return status_from_doc(spec, day, snap.data, large)
+                rspec = spec.with_expected(spec.expected_for(day))
+                return status_from_ledger(rspec, day, self._ledger.read(spec.name, [day]))
+            rspec = resolve(snap.data, spec, day)
+            large = read_metadata(self._store, self._retry, rspec, snap.data)
+            return status_from_doc(rspec, day, snap.data, large)
 
     def _completion(
         self,
@@ -245,48 +264,61 @@ class RecordingTracker(TrackerCore):
             completed_at=validate_completed_at(completed_at),
         )
 
-    def _record(self, spec: PhaseSpec, day: str, c: Completion) -> CompletionResult:
-        """Apply ``c`` in one retried transaction; store failures propagate."""
-        if not c.metadata_inline and c.processor in spec.expected:  # ignored names keep none
-            write_metadata(self._store, self._retry, spec, day, c)
+    def _record(
+        self, spec: PhaseSpec, day: str, c: Completion, *, trigger: bool = True
+    ) -> CompletionResult:
+        """
+        Apply ``c`` in one retried transaction; store failures propagate.
 
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[CompletionResult, bool]:
-            applied = apply_completion(doc, spec, c, snap.now)
-            claim = try_claim(
-                doc,
-                spec,
-                day,
-                now=snap.now,
-                deadline_now=snap.now,
-                owner=self.owner,
-                correlation_id=c.correlation_id,
-            )
-            write = applied.changed or claim is not None
-            done = recount(doc, spec, snap.now) if write else done_set(doc, spec)
-            trigger = trigger_of(doc)
-            result = CompletionResult(
-                phase=spec.name,
-                date=day,
-                processor=c.processor,
-                execution_id=c.execution_id,
-                status=c.status,
-                counted=applied is Applied.COUNTED,
-                duplicate=applied in {Applied.DUPLICATE, Applied.IGNORED_DUPLICATE},
-                ignored=applied in {Applied.IGNORED, Applied.IGNORED_DUPLICATE},
-                updated=applied is Applied.UPDATED,
-                stale=applied is Applied.STALE,
-                completed=done,
-                missing=spec.expected - done,
-                count=len(done),
-                trigger=claim,
-                triggered=trigger is not None and trigger.get("state") == CONFIRMED,
-            )
-            return result, write
+        When the completion makes a first claim due and the phase has gates,
+        the gates are asked outside the transaction and a second transaction
+        claims (gates open) or records the date as gated (closed).
+        """
+        if not c.metadata_inline and (spec.schedule is not None or c.processor in spec.expected):
+            write_metadata(self._store, self._retry, spec, day, c)  # ignored names keep none
 
-        return self._transact(spec, day, decide)
+        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+            rspec, fixed = fix_expected(doc, spec, day, snap.now)
+            applied = apply_completion(doc, rspec, c, snap.now)
+            claim, gated, changed = None, False, False
+            if trigger:
+                claim, changed, gated = claim_step(
+                    doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
+                    gate=None, correlation_id=c.correlation_id,
+                )
+            else:
+                changed = suppress(doc, rspec, day, snap.now, snap.now)
+            write = fixed or applied.changed or changed
+            done = recount(doc, rspec, snap.now) if write else done_set(doc, rspec)
+            result = completion_result(doc, rspec, day, c, applied, claim=claim, done=done)
+            return (result, gated), write
+
+        result: CompletionResult
+        result, gated = self._transact(spec, day, decide)
+        if not gated:
+            return result
+        verdict = evaluate_gates(spec.gates, spec.name, day)
+
+        def decide_gated(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+            rspec, fixed = fix_expected(doc, spec, day, snap.now)
+            claim, changed, _ = claim_step(
+                doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
+                gate=verdict, correlation_id=c.correlation_id,
+            )
+            if changed or fixed:
+                recount(doc, rspec, snap.now)
+            return claim, changed or fixed
+
+        claim: TriggerClaim | None = self._transact(spec, day, decide_gated)
+        return dataclasses.replace(
+            result,
+            trigger=claim,
+            trigger_state="claimed" if claim is not None else result.trigger_state,
+            gate_reason=None if verdict.open else verdict.reason,
+        )
 
     def _degrade(
-        self, spec: PhaseSpec, day: str, c: Completion, exc: Exception
+        self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
     ) -> CompletionResult:
         """The store failed: append ``c`` to the ledger (or raise) and report degraded."""
         fields = {
@@ -296,10 +328,13 @@ class RecordingTracker(TrackerCore):
             "execution_id": c.execution_id,
         }
         log_failure(logger, "completion not written to the state store", exc, **fields)
-        if self._ledger is None:
+        if self._ledger is None or backfill:
+            why = "a backfill is never written to the ledger" if backfill else (
+                "no fallback ledger is configured"
+            )
             raise CompletionNotRecordedError(
                 f"completion of {c.processor} for {spec.name} {day} was not recorded: "
-                f"the store failed and no fallback ledger is configured",
+                f"the store failed and {why}",
                 phase=spec.name,
                 date=day,
                 processor=c.processor,
@@ -346,41 +381,8 @@ class RecordingTracker(TrackerCore):
             processor=c.processor,
             execution_id=c.execution_id,
             status=c.status,
-            ignored=c.processor not in spec.expected,
-            missing=spec.expected,
+            ignored=spec.schedule is None and c.processor not in spec.expected,
+            missing=expected_or_nothing(spec, day),
             degraded=True,
             error=describe(exc),
         )
-
-
-def count_result(result: CompletionResult) -> None:
-    """Count one completion report (and the claim it took) in the tracker's counters."""
-    attrs = {"phase": result.phase}
-    if result.degraded:
-        counter("tracker.degraded", "Completions written to the fallback ledger").add(1, attrs)
-    elif result.duplicate:
-        counter("tracker.duplicates", "Duplicate completion deliveries").add(1, attrs)
-    elif result.ignored:
-        counter("tracker.ignored", "Completions of processors the phase does not expect").add(
-            1, {**attrs, "processor": result.processor}
-        )
-    outcome = (
-        "degraded"
-        if result.degraded
-        else "duplicate"
-        if result.duplicate
-        else "ignored"
-        if result.ignored
-        else "counted"
-        if result.counted
-        else "updated"
-        if result.updated
-        else "stale"
-        if result.stale
-        else "recorded"
-    )
-    counter("tracker.completions", "Completion reports by outcome").add(
-        1, {**attrs, "outcome": outcome}
-    )
-    if result.trigger is not None:
-        count_claim(result.trigger)

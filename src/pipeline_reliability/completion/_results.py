@@ -10,6 +10,7 @@ from typing import Any
 from ._events import TriggerClaim
 
 __all__ = [
+    "AuditEntry",
     "CompletionResult",
     "PhaseStatus",
     "ProcessorRecord",
@@ -73,6 +74,10 @@ class CompletionResult:
         confirmation: ``record_and_trigger``'s confirmation of the trigger.
         trigger_error: Why confirming a published trigger failed, if it did
             (the claim then expires and the sweep finishes the trigger).
+        trigger_state: The trigger's state after this call (``"none"``,
+            ``"claimed"``, ``"released"``, ``"confirmed"``, ``"skipped"``).
+        gate_reason: The trigger was due but a gate is closed: why. The
+            date stays ``gated``; later deliveries and the sweep ask again.
     """
 
     phase: str
@@ -95,6 +100,23 @@ class CompletionResult:
     published: bool = False
     confirmation: TriggerConfirmation | None = None
     trigger_error: str | None = None
+    trigger_state: str = "none"
+    gate_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """
+    One operator action on a date (``rearm_trigger``, ``set_expected``), kept in its document.
+
+    .. versionadded:: 0.2.0
+    """
+
+    op: str
+    by: str
+    at: datetime | None
+    reason: str
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +155,9 @@ class PhaseStatus:
         ignored: Unknown processor names that reported (never counted).
         records: The latest record per expected processor.
         trigger_state: ``"none"``, ``"claimed"``, ``"released"``,
-            ``"confirmed"`` (or ``"unknown"`` when read from the ledger).
+            ``"confirmed"``, ``"skipped"`` (settled without a trigger: reason
+            ``nothing_scheduled`` or ``backfill``), or ``"unknown"`` when
+            read from the ledger.
         triggered: ``trigger_state == "confirmed"``.
         trigger_reason / trigger_attempt / trigger_owner / lease_expires_at:
             The current (or last) claim.
@@ -141,6 +165,13 @@ class PhaseStatus:
         deadline_at: When the date is overdue.
         deadline_exceeded: The sweep marked the date overdue without a trigger.
         exists: The document exists.
+        nothing_scheduled: The date's expected set is empty.
+        expected_fixed: The expected set is fixed in the date's document
+            (else it is what the configuration says today).
+        gated: A first trigger is due but a gate is closed (``gate_reason``
+            says which and why; ``gate_since`` since when).
+        timezone: The phase's time zone.
+        audit: Recent operator actions on the date, oldest first.
         degraded / from_ledger: The store could not be read; this status was
             rebuilt from the fallback ledger's rows (which hold only the
             completions the store missed) and the trigger state is unknown.
@@ -167,6 +198,13 @@ class PhaseStatus:
     exists: bool = False
     degraded: bool = False
     from_ledger: bool = False
+    nothing_scheduled: bool = False
+    expected_fixed: bool = False
+    gated: bool = False
+    gate_reason: str | None = None
+    gate_since: datetime | None = None
+    timezone: str = "UTC"
+    audit: tuple[AuditEntry, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +215,10 @@ class SweepOutcome:
     ``action`` is one of ``"claimed"`` (a trigger claim is returned: publish
     it), ``"deadline_exceeded"`` (overdue, the partial rule does not hold),
     ``"waiting"`` (not due yet), ``"in_flight"`` (another claim's lease is
-    live), ``"triggered"`` (already confirmed) or ``"error"`` (the store
-    failed for this date; see ``error``). ``newly_marked`` is set the first
+    live), ``"triggered"`` (already confirmed), ``"skipped"`` (settled
+    without a trigger; ``reason`` is ``nothing_scheduled`` or ``backfill``),
+    ``"gated"`` (due, but a gate is closed; ``reason`` says why) or
+    ``"error"`` (the store failed for this date; see ``error``). ``newly_marked`` is set the first
     time a date is marked ``deadline_exceeded`` (the only sweep that writes
     the mark and logs it to the execution log; ``execution_log_error`` says
     why that row failed, if it did). ``reason`` is the trigger reason of a

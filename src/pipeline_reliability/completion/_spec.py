@@ -1,30 +1,53 @@
 """
-``PhaseSpec`` (what a phase waits for) and the validation of every input the
-tracker accepts. Everything here runs before anything is written.
+``PhaseSpec``: what a phase waits for, per date. Its checks (and those of
+every input the tracker accepts, in ``_inputs``) run before anything is written.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+import contextlib
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 from .._keys import validate_id
-from .._validate import duration_seconds, iso_date
+from .._validate import duration_seconds
 from ..errors import ConfigurationError, InvalidInputError
+from ._calendar import LocalDeadline, Schedule, recent_dates, zone, zone_name
+from ._gates import Gate
+from ._inputs import (
+    DEFAULT_COUNTS,
+    KNOWN_STATUSES,
+    MAX_EXPECTED,
+    MAX_ID_CHARS,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    RECONCILED,
+    encode_metadata,
+    normalise_date,
+    show,
+    validate_completed_at,
+    validate_count,
+    validate_name,
+    validate_text,
+)
 
+# The input checks are re-exported: the tracker's modules import them from here.
 __all__ = [
     "DEFAULT_COUNTS",
     "KNOWN_STATUSES",
     "MAX_EXPECTED",
+    "MAX_ID_CHARS",
     "MAX_METADATA_BYTES",
     "MAX_METADATA_DEPTH",
     "RECONCILED",
     "PhaseSpec",
+    "encode_metadata",
     "normalise_date",
     "show",
     "validate_completed_at",
@@ -33,177 +56,29 @@ __all__ = [
     "validate_text",
 ]
 
-#: Statuses the library knows. A ``PhaseSpec`` may add its own through
-#: ``counts_statuses`` / ``done_empty_statuses``; anything else is a typo.
-KNOWN_STATUSES = frozenset({"success", "partial", "no_data", "failed", "skipped", "reconciled"})
-DEFAULT_COUNTS = frozenset({"success", "partial"})
-#: Status of completions recorded by ``reconcile``: the output exists, so it counts.
-RECONCILED = "reconciled"
-MAX_METADATA_BYTES = 64 * 1024
-#: Deepest nesting of metadata objects/arrays accepted (deeper is a bad input,
-#: never a ``RecursionError``).
-MAX_METADATA_DEPTH = 64
-MAX_ID_CHARS = 512
-#: Most expected processors one phase may wait for: the bound that keeps a
-#: date's document under Firestore's 1 MiB whatever happens (see ``_bounds``).
-MAX_EXPECTED = 50
-_INT64 = (-(2**63), 2**63 - 1)
-
-# Names become document ids, map keys and parts of the trigger id
-# ("<phase>:<date>"), so they are kept to a charset that is safe everywhere:
-# no "/", ".", ":", spaces, and no leading "_" (Firestore reserves "__x__").
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_CACHE_DATES = 1024  # dates whose scheduled set one spec remembers
 
 
-def validate_name(value: object, what: str, error: type[Exception] = InvalidInputError) -> str:
-    """
-    Return ``value`` if it is a safe phase/processor/status name, else raise ``error``.
-
-    Safe: 1 to 128 characters of ``[A-Za-z0-9_-]``, starting with a letter or digit.
-    """
-    if not isinstance(value, str) or not _NAME.match(value):
-        raise error(
-            f"{what} must be 1-128 characters of [A-Za-z0-9_-] starting with a letter "
-            f"or digit, got {show(value)}"
-        )
-    return value
-
-
-def normalise_date(value: object) -> str:
-    """Return ``value`` (a ``date``, or an ISO string naming a real day) as ``YYYY-MM-DD``."""
-    if not isinstance(value, str | date):
-        raise InvalidInputError(f"date must be a datetime.date or 'YYYY-MM-DD', got {show(value)}")
-    return iso_date(value)
-
-
-def validate_text(value: object, what: str, *, optional: bool = False) -> str | None:
-    """Return a non-empty UTF-8 string of at most 512 characters (or ``None`` when optional)."""
-    if value is None and optional:
+def _schedule_of(expected: object) -> Callable[[date], Iterable[str]] | None:
+    """The schedule in ``expected``, or ``None`` when it is a collection of names."""
+    if isinstance(expected, str | bytes | Iterable):
         return None
-    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
-        raise InvalidInputError(
-            f"{what} must be a non-empty string of at most {MAX_ID_CHARS} characters, "
-            f"got {show(value)}"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:  # lone surrogates: no store or sink takes them
-        raise InvalidInputError(f"{what} is not valid UTF-8 text") from exc
-    return str(value)
+    method = getattr(expected, "expected_for", None)
+    if callable(method):
+        fn: Callable[[date], Iterable[str]] = method
+        return fn
+    if callable(expected):
+        return expected
+    return None
 
 
-def validate_count(value: object, what: str = "record_count") -> int | None:
-    """Return ``None`` or an int in ``0..2**63-1`` (what every sink's INT64 holds)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _INT64[1]:
-        raise InvalidInputError(f"{what} must be an int in 0..2**63-1, got {show(value)}")
-    return int(value)
-
-
-def validate_completed_at(value: object) -> datetime | None:
-    """
-    Return ``value`` (a timezone-aware datetime) in UTC, or ``None``.
-
-    Raises:
-        InvalidInputError: not a datetime, naive, or not representable in UTC.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, datetime):
-        raise InvalidInputError(f"completed_at must be a datetime, got {show(value)}")
-    try:
-        if value.utcoffset() is None:
-            raise InvalidInputError(f"completed_at must be timezone-aware, got {show(value)}")
-        return value.astimezone(UTC)
-    except (OverflowError, ValueError, TypeError) as exc:  # year 1 at UTC-x, a broken tzinfo
-        raise InvalidInputError(f"completed_at is not a valid UTC time: {show(value)}") from exc
-
-
-def show(value: object, limit: int = 80) -> str:
-    """
-    A short description of ``value`` for an error message; never raises, never hangs.
-
-    Only plain scalars are shown by ``repr``: the repr of a container may be
-    endless (shared sub-lists) or recurse too deep, and any ``__repr__`` may raise.
-    """
-    if isinstance(value, str | bytes):
-        value = value[: limit + 1]
-    elif not isinstance(value, int | float | date | timedelta | type(None)):
-        return f"<{type(value).__name__}>"
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - e.g. an int too large to print
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def encode_metadata(metadata: Mapping[str, Any] | None) -> str | None:
-    """
-    Return ``metadata`` as compact JSON (stored as a string: any JSON shape,
-    including nested arrays, fits a document that way).
-
-    Raises:
-        InvalidInputError: not a mapping with string keys of JSON values
-            (finite numbers only), or larger than 64 KiB encoded.
-    """
-    if metadata is None:
-        return None
-    if not isinstance(metadata, Mapping):
-        raise InvalidInputError(f"metadata must be a mapping, got {type(metadata).__name__}")
-    _check_json(metadata)
-    encoded = json.dumps(metadata, separators=(",", ":"), sort_keys=True, allow_nan=False)
-    if len(encoded.encode("utf-8")) > MAX_METADATA_BYTES:
-        raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
-    return encoded
-
-
-def _check_json(root: Mapping[str, Any]) -> None:
-    """
-    Check that ``root`` is plain JSON that fits the limits, without recursion.
-
-    json.dumps would quietly turn int keys into strings and tuples into lists,
-    recurse until ``RecursionError`` on deep or self-referential values, and
-    expand shared sub-objects exponentially; so the walk is iterative, bounded
-    in depth (which also stops cycles) and in total size (every value costs at
-    least one byte of JSON, a string at least its length).
-    """
-    budget = MAX_METADATA_BYTES
-    stack: list[tuple[object, str, int]] = [(root, "metadata", 0)]
-    while stack:
-        value, path, depth = stack.pop()
-        budget -= 1 + (len(value) if isinstance(value, str) else 0)
-        if budget < 0:
-            raise InvalidInputError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
-        if _is_scalar(value, path):
-            continue
-        if depth >= MAX_METADATA_DEPTH:
-            raise InvalidInputError(f"{path} is nested deeper than {MAX_METADATA_DEPTH} levels")
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidInputError(f"{path} has a non-string key {show(key)}")
-                budget -= len(key)
-                stack.append((item, f"{path}.{key[:40]}", depth + 1))
-        elif isinstance(value, list | tuple):
-            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
-        else:
-            raise InvalidInputError(f"{path} holds a {type(value).__name__}, which is not JSON")
-
-
-def _is_scalar(value: object, path: str) -> bool:
-    """Whether ``value`` is a JSON scalar; raise if it is one that no sink can hold."""
-    if value is None or isinstance(value, bool | str):
-        return True
-    if isinstance(value, int):
-        if not _INT64[0] <= value <= _INT64[1]:
-            raise InvalidInputError(f"{path} is an integer outside the int64 range")
-        return True
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{path} is not a finite number")
-        return True
-    return False
+def _gates(gates: object) -> tuple[Gate, ...]:
+    if isinstance(gates, str | bytes) or not isinstance(gates, Iterable):
+        raise ConfigurationError(f"gates must be a collection of callables, got {show(gates)}")
+    found = tuple(gates)
+    if not all(callable(g) for g in found):
+        raise ConfigurationError("every gate must be callable (date -> bool | GateResult)")
+    return found
 
 
 def _names(values: Iterable[str], what: str, limit: int = MAX_EXPECTED) -> frozenset[str]:
@@ -225,9 +100,14 @@ class PhaseSpec:
 
     Args:
         name: The phase (e.g. ``"phase3"``); safe-name charset ``[A-Za-z0-9_-]``.
-        expected: The processors whose completion the phase waits for. Only
-            these count (DESIGN F4). At most ``MAX_EXPECTED`` (50): the
-            bound that keeps each date's document under Firestore's 1 MiB.
+        expected: The processors whose completion the phase waits for: a
+            collection of names (the same every day), or a schedule (a
+            callable ``date -> names`` or an object with ``expected_for(date)``,
+            see :class:`Schedule`) when the set depends on the calendar. Only
+            these count (DESIGN F4). At most ``MAX_EXPECTED`` (50) per date:
+            the bound that keeps each date's document under Firestore's 1 MiB.
+            The set used for a date is fixed in its document the first time
+            it is needed; answers are cached per date.
         collection: The state-store collection of this phase's documents
             (one per date, keyed by the date). Default ``"completion_<name>"``.
         counts_statuses: Statuses that count a processor as done.
@@ -236,24 +116,41 @@ class PhaseSpec:
         min_to_trigger: Enables partial triggering: once the deadline has
             passed, trigger when at least this many expected processors are
             done and every ``critical`` one is. ``None``: only a complete set
-            triggers.
-        critical: Processors a partial trigger cannot do without.
+            triggers. With a schedule it is capped by the date's set.
+        critical: Processors a partial trigger cannot do without (with a
+            schedule: those of them scheduled that day).
         deadline: How long after the first completion of a date (or, for a
-            date where nothing reported, after the end of that UTC day) the
+            date where nothing reported, after the end of that local day) the
             date is overdue: the partial rule applies and the sweep reports
-            ``deadline_exceeded``.
+            ``deadline_exceeded``. Default 6 hours, unless ``local_deadline``
+            is given (then only the local deadline applies, unless
+            ``deadline`` is given too: the earlier of the two).
+        local_deadline: A :class:`LocalDeadline`: a wall-clock time in
+            ``timezone`` relative to the date ("14:00 on date+1").
+        timezone: The pipeline's IANA time zone (default ``"UTC"``): when a
+            date's day ends, where local deadlines fall, and which dates are
+            "today and yesterday" (:meth:`recent_dates`).
+        on_nothing_scheduled: A date whose set is empty completes at once
+            with reason ``nothing_scheduled``: ``"skip"`` (default) settles it
+            without a trigger; ``"trigger"`` triggers the next phase. It never
+            raises a deadline alarm.
+        gates: Checks that must pass before the trigger is claimed (each
+            called with the date; returns ``bool`` or :class:`GateResult`).
         trigger_lease: How long a trigger claim is held before another
             delivery or the sweep may take it over.
         next_phase: The phase a trigger starts (carried in the event).
 
     Raises:
-        ConfigurationError: empty ``expected``, ``critical`` not a subset of
-            it, ``critical`` without ``min_to_trigger``, ``min_to_trigger``
-            outside ``1..len(expected)``, more than ``MAX_EXPECTED``
-            processors, a duration that is not a positive ``timedelta`` of at
-            most ``MAX_DURATION`` (about 100 years), or an unsafe name.
+        ConfigurationError: empty static ``expected``, ``critical`` not a
+            subset of it, ``critical`` without ``min_to_trigger``,
+            ``min_to_trigger`` outside ``1..len(expected)``, more than
+            ``MAX_EXPECTED`` processors, a duration that is not a positive
+            ``timedelta`` of at most ``MAX_DURATION`` (about 100 years), an
+            unknown time zone, a gate that is not callable, or an unsafe name.
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.2.0
+       Schedules, ``timezone``, ``local_deadline``, ``on_nothing_scheduled``, ``gates``.
     """
 
     name: str
@@ -266,34 +163,64 @@ class PhaseSpec:
     deadline: timedelta
     trigger_lease: timedelta
     next_phase: str | None
+    #: The schedule (``None``: ``expected`` is the same every day).
+    schedule: Callable[[date], Iterable[str]] | None
+    timezone: str
+    local_deadline: LocalDeadline | None
+    #: Whether the duration rule (``deadline`` after the first completion) applies.
+    duration_deadline: bool
+    on_nothing_scheduled: str
+    gates: tuple[Gate, ...]
+    _cache: dict[str, frozenset[str]] = field(compare=False, repr=False)
 
     def __init__(
         self,
         name: str,
-        expected: Iterable[str],
+        expected: Iterable[str] | Schedule | Callable[[date], Iterable[str]],
         *,
         collection: str | None = None,
         counts_statuses: Iterable[str] = DEFAULT_COUNTS,
         done_empty_statuses: Iterable[str] = frozenset(),
         min_to_trigger: int | None = None,
         critical: Iterable[str] = frozenset(),
-        deadline: timedelta = timedelta(hours=6),
+        deadline: timedelta | None = None,
+        local_deadline: LocalDeadline | time | None = None,
+        timezone: str | ZoneInfo = "UTC",
+        on_nothing_scheduled: str = "skip",
+        gates: Iterable[Gate] = (),
         trigger_lease: timedelta = timedelta(minutes=5),
         next_phase: str | None = None,
     ) -> None:
         setattr_ = object.__setattr__  # frozen: assign around __setattr__, once
         setattr_(self, "name", validate_name(name, "phase name", ConfigurationError))
-        setattr_(self, "expected", _names(expected, "expected processor"))
+        schedule = _schedule_of(expected)
+        setattr_(self, "schedule", schedule)
+        given: Any = expected
+        names = frozenset() if schedule else _names(given, "expected processor")
+        setattr_(self, "expected", names)
         setattr_(self, "collection", self._collection(collection))
         setattr_(self, "counts_statuses", _names(counts_statuses, "counts_statuses"))
         setattr_(self, "done_empty_statuses", _names(done_empty_statuses, "done_empty_statuses"))
         setattr_(self, "critical", _names(critical, "critical processor"))
         setattr_(self, "min_to_trigger", min_to_trigger)
-        setattr_(self, "deadline", deadline)
+        if isinstance(local_deadline, time):
+            local_deadline = LocalDeadline(local_deadline)
+        if local_deadline is not None and not isinstance(local_deadline, LocalDeadline):
+            raise ConfigurationError("local_deadline must be a LocalDeadline or a datetime.time")
+        setattr_(self, "local_deadline", local_deadline)
+        setattr_(self, "duration_deadline", deadline is not None or local_deadline is None)
+        setattr_(self, "deadline", timedelta(hours=6) if deadline is None else deadline)
+        setattr_(self, "timezone", zone_name(zone(timezone)))
         setattr_(self, "trigger_lease", trigger_lease)
         if next_phase is not None:
             validate_name(next_phase, "next_phase", ConfigurationError)
         setattr_(self, "next_phase", next_phase)
+        mode: object = on_nothing_scheduled  # checked as given: callers may pass anything
+        if not isinstance(mode, str) or mode not in {"skip", "trigger"}:
+            raise ConfigurationError("on_nothing_scheduled must be 'skip' or 'trigger'")
+        setattr_(self, "on_nothing_scheduled", on_nothing_scheduled)
+        setattr_(self, "gates", _gates(gates))
+        setattr_(self, "_cache", {})
         self._check()
 
     def _collection(self, collection: str | None) -> str:
@@ -308,24 +235,24 @@ class PhaseSpec:
             raise ConfigurationError(str(exc)) from exc
 
     def _check(self) -> None:
-        if not self.expected:
+        scheduled = self.schedule is not None
+        if not self.expected and not scheduled:
             raise ConfigurationError(f"phase {self.name!r}: expected processors must not be empty")
         if not self.counts_statuses:
             raise ConfigurationError(f"phase {self.name!r}: counts_statuses must not be empty")
-        if not self.critical <= self.expected:
+        if not scheduled and not self.critical <= self.expected:
             unknown = sorted(self.critical - self.expected)
             raise ConfigurationError(f"phase {self.name!r}: critical but not expected: {unknown}")
         minimum: object = self.min_to_trigger  # checked as given: callers may pass anything
+        most = MAX_EXPECTED if scheduled else len(self.expected)
         if minimum is None:
             if self.critical:
                 raise ConfigurationError(
                     f"phase {self.name!r}: critical only applies with min_to_trigger"
                 )
-        elif isinstance(minimum, bool) or not (
-            isinstance(minimum, int) and 1 <= minimum <= len(self.expected)
-        ):
+        elif isinstance(minimum, bool) or not (isinstance(minimum, int) and 1 <= minimum <= most):
             raise ConfigurationError(
-                f"phase {self.name!r}: min_to_trigger must be within 1..{len(self.expected)}, "
+                f"phase {self.name!r}: min_to_trigger must be within 1..{most}, "
                 f"got {show(self.min_to_trigger)}"
             )
         durations: tuple[tuple[str, object], ...] = (
@@ -337,6 +264,67 @@ class PhaseSpec:
                 raise ConfigurationError(f"phase {self.name!r}: {what} must be a timedelta")
             # Positive and at most MAX_DURATION: deadline arithmetic cannot overflow.
             duration_seconds(value, f"phase {self.name!r}: {what}")
+
+    @property
+    def zone(self) -> tzinfo:
+        """The phase's time zone (``datetime.UTC`` or a ``ZoneInfo``)."""
+        return zone(self.timezone)
+
+    def recent_dates(self, now: datetime, days: int = 2) -> tuple[str, ...]:
+        """The last ``days`` dates in the phase's time zone at ``now``, newest first."""
+        given: object = now  # checked as given: callers may pass anything
+        if not isinstance(given, datetime) or given.utcoffset() is None:
+            raise InvalidInputError(f"now must be a timezone-aware datetime, got {show(now)}")
+        count: object = days
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 366:
+            raise InvalidInputError(f"days must be an int within 1..366, got {show(days)}")
+        return recent_dates(self.zone, now, days)
+
+    def expected_for(self, day: str | date) -> frozenset[str]:
+        """
+        The processors the phase expects on ``day`` by its configuration.
+
+        (What the tracker uses is the set fixed in the date's document when
+        there is one.) A schedule is asked once per date and cached.
+
+        Raises:
+            ConfigurationError: the schedule raised, or answered something
+                that is not a collection of at most 50 safe names.
+        """
+        key = normalise_date(day)
+        if self.schedule is None:
+            return self.expected
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            answer = self.schedule(date.fromisoformat(key))
+            names = _names(answer, f"scheduled processor of {key}")
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(
+                f"phase {self.name!r}: the schedule failed for {key}: {type(exc).__name__}"
+            ) from exc
+        if len(self._cache) >= _CACHE_DATES:
+            # Oldest first; another thread may evict concurrently: never an error.
+            with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = names
+        return names
+
+    def with_expected(self, expected: frozenset[str]) -> PhaseSpec:
+        """This spec as it applies to a date whose expected set is ``expected`` (internal)."""
+        if self.schedule is None and expected == self.expected:
+            return self
+        resolved = copy.copy(self)
+        setattr_ = object.__setattr__
+        setattr_(resolved, "schedule", None)
+        setattr_(resolved, "expected", expected)
+        setattr_(resolved, "critical", self.critical & expected)
+        if self.min_to_trigger is not None:
+            setattr_(resolved, "min_to_trigger", min(self.min_to_trigger, len(expected)) or None)
+        return resolved
 
     @property
     def done_statuses(self) -> frozenset[str]:

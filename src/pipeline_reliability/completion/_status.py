@@ -8,10 +8,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ._calendar import fixed_expected
 from ._claims import CONFIRMED, trigger_of
 from ._doc import deadline_at, done_set, first_completion_at
 from ._ledger import LedgerRow
-from ._results import PhaseStatus, ProcessorRecord
+from ._results import AuditEntry, PhaseStatus, ProcessorRecord
 from ._spec import PhaseSpec
 
 __all__ = ["metadata_refs", "status_from_doc", "status_from_ledger"]
@@ -52,6 +53,13 @@ def status_from_doc(
     meta = meta if isinstance(meta, dict) else {}
     state = str(trigger.get("state", "none"))
     expires = trigger.get("lease_expires_at")
+    found = data.get("gate")
+    gate: dict[str, Any] = found if isinstance(found, dict) else {}
+    gated = state == "none" and gate.get("state") == "closed"
+    reason = trigger.get("reason")
+    if not spec.expected and state == "none":
+        reason = "nothing_scheduled"  # settled by the next delivery or sweep
+    since = gate.get("since")
     return _status(
         spec,
         day,
@@ -60,7 +68,7 @@ def status_from_doc(
         ignored=frozenset(data.get("ignored") or {}),
         trigger_state=state,
         triggered=state == CONFIRMED,
-        trigger_reason=trigger.get("reason"),
+        trigger_reason=reason,
         trigger_attempt=int(trigger.get("attempt", 0)),
         trigger_owner=trigger.get("owner"),
         lease_expires_at=expires if isinstance(expires, datetime) else None,
@@ -68,7 +76,30 @@ def status_from_doc(
         deadline_at=deadline_at(doc, spec, day),
         deadline_exceeded=meta.get("deadline_exceeded_at") is not None,
         exists=doc is not None,
+        expected_fixed=fixed_expected(doc) is not None,
+        gated=gated,
+        gate_reason=gate.get("reason") if gated else None,
+        gate_since=since if gated and isinstance(since, datetime) else None,
+        audit=_audit(data.get("audit")),
     )
+
+
+def _audit(ring: object) -> tuple[AuditEntry, ...]:
+    entries = []
+    for item in ring if isinstance(ring, list) else []:
+        if isinstance(item, dict):
+            at = item.get("at")
+            details = {k: v for k, v in item.items() if k not in {"op", "by", "at", "reason"}}
+            entries.append(
+                AuditEntry(
+                    op=str(item.get("op")),
+                    by=str(item.get("by")),
+                    at=at if isinstance(at, datetime) else None,
+                    reason=str(item.get("reason")),
+                    details=details,
+                )
+            )
+    return tuple(entries)
 
 
 def _record(name: str, rec: dict[str, Any], large: Mapping[str, str]) -> ProcessorRecord:
@@ -154,5 +185,7 @@ def _status(
         count=len(done),
         done_empty=frozenset(n for n in done if records[n].status in spec.done_empty_statuses),
         records=records,
+        nothing_scheduled=not spec.expected,
+        timezone=spec.timezone,
         **rest,
     )

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ._claims import CLAIMED, CONFIRMED, trigger_of, try_claim
+from ._calendar import fix_expected
+from ._claims import CLAIMED, CONFIRMED, SKIPPED, claim_step, trigger_of
 from ._doc import deadline_at, deadline_passed, done_set, first_completion_at, recount
+from ._gates import GateVerdict
 from ._ledger import ExecutionLogRow
 from ._results import SweepOutcome
 from ._spec import PhaseSpec
@@ -31,6 +33,8 @@ class SweepDecision:
     outcome: SweepOutcome
     #: The document was changed in place and must be written.
     write: bool
+    #: The phase's spec as it applies to the date (its fixed expected set).
+    spec: PhaseSpec | None = None
 
 
 def decide_sweep(
@@ -41,36 +45,58 @@ def decide_sweep(
     store_now: datetime,
     judged_now: datetime,
     owner: str,
+    gate: GateVerdict | None = None,
 ) -> SweepDecision:
     """
     Decide the sweep of ``day`` on ``doc`` (from ``ensure_doc``), changing it in place.
 
-    In order: a due trigger is claimed (``claimed``); a confirmed or live
-    claim is left alone (``triggered`` / ``in_flight``); a date not yet due
-    is ``waiting``; otherwise it is ``deadline_exceeded``, marked in the
-    document the first time (``newly_marked``). Leases are judged by
-    ``store_now`` (the store's time), deadlines by ``judged_now``.
+    ``spec`` is the phase's configured spec: the date's expected set is fixed
+    in ``doc`` here when it is not yet. ``gate`` is the verdict of the
+    phase's gates, asked beforehand when a first claim waits for them.
+
+    In order: a due trigger is claimed (``claimed``); a confirmed, skipped or
+    live claim is left alone (``triggered`` / ``skipped`` / ``in_flight``); a
+    date whose gates are closed is ``gated`` (the reason in ``reason``); a
+    date not yet due is ``waiting``; otherwise it is ``deadline_exceeded``,
+    marked in the document the first time (``newly_marked``). Leases are
+    judged by ``store_now`` (the store's time), deadlines by ``judged_now``.
     """
-    claim = try_claim(doc, spec, day, now=store_now, deadline_now=judged_now, owner=owner)
+    spec, write = fix_expected(doc, spec, day, store_now)
+    claim, changed, gated = claim_step(
+        doc, spec, day, now=store_now, deadline_now=judged_now, owner=owner, gate=gate
+    )
+    write = write or changed
     missing = spec.expected - done_set(doc, spec)
     if claim is not None:
         recount(doc, spec, store_now)
         return SweepDecision(
-            SweepOutcome(day, "claimed", claim, missing, reason=claim.reason), write=True
+            SweepOutcome(day, "claimed", claim, missing, reason=claim.reason), True, spec
         )
-    state = (trigger_of(doc) or {}).get("state")
-    if state in {CONFIRMED, CLAIMED}:
-        action = "triggered" if state == CONFIRMED else "in_flight"
-        return SweepDecision(SweepOutcome(day, action, missing=missing), write=False)
+    if write:
+        recount(doc, spec, store_now)
+    trigger = trigger_of(doc) or {}
+    state = trigger.get("state")
+    if state in {CONFIRMED, CLAIMED, SKIPPED}:
+        action = {CONFIRMED: "triggered", CLAIMED: "in_flight", SKIPPED: "skipped"}[str(state)]
+        reason = trigger.get("reason") if state == SKIPPED else None
+        return SweepDecision(
+            SweepOutcome(day, action, missing=missing, reason=reason), write, spec
+        )
+    if gated:
+        # Rule met, gates closed (or not asked: the document changed since they were).
+        reason = None if gate is None else gate.reason
+        return SweepDecision(
+            SweepOutcome(day, "gated", missing=missing, reason=reason), write, spec
+        )
     if not deadline_passed(doc, spec, day, judged_now):
-        return SweepDecision(SweepOutcome(day, "waiting", missing=missing), write=False)
+        return SweepDecision(SweepOutcome(day, "waiting", missing=missing), write, spec)
     meta = doc["meta"]
     newly = meta.get("deadline_exceeded_at") is None
     if newly:
         meta.update(deadline_exceeded_at=store_now, missing_at_deadline=sorted(missing))
         recount(doc, spec, store_now)
     outcome = SweepOutcome(day, "deadline_exceeded", missing=missing, newly_marked=newly)
-    return SweepDecision(outcome, write=newly)
+    return SweepDecision(outcome, write or newly, spec)
 
 
 def overdue_row(
@@ -78,7 +104,7 @@ def overdue_row(
 ) -> ExecutionLogRow:
     """The execution-log row of a date first found overdue without a trigger."""
     due = deadline_at(doc, spec, day)
-    start = first_completion_at(doc) or due - spec.deadline
+    start = first_completion_at(doc) or min(due - spec.deadline, due)
     return ExecutionLogRow(
         execution_timestamp=now,
         phase_name=spec.name,

@@ -5,28 +5,25 @@ from __future__ import annotations
 import copy
 import dataclasses
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import counter, log_failure, span
+from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
+from ._calendar import fix_expected, resolve
 from ._checks import check_publish
-from ._claims import try_claim
+from ._claims import claim_step, gate_pending, suppress
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
-from ._events import TriggerClaim
-from ._ledger import LedgerRow, check_ledger_row
-from ._record import RecordingTracker, count_result
+from ._gates import GateVerdict, evaluate_gates
+from ._replay import ReplayingTracker
 from ._results import (
-    QuarantinedRow,
     ReconcileReport,
-    ReplayReport,
     SweepOutcome,
     SweepReport,
-    TriggerConfirmation,
 )
 from ._spec import RECONCILED, PhaseSpec, normalise_date, show
 from ._sweep import decide_sweep, overdue_row
@@ -37,7 +34,7 @@ __all__ = ["CompletionTracker", "Evidence"]
 Evidence = Mapping[str, bool] | Callable[[str], bool]
 
 
-class CompletionTracker(RecordingTracker):
+class CompletionTracker(ReplayingTracker):
     """
     A fan-in barrier per (phase, date) that triggers the next phase exactly once.
 
@@ -143,79 +140,14 @@ class CompletionTracker(RecordingTracker):
         published, errors = self._publish_all(report.claims, publish)
         return dataclasses.replace(report, published=published, publish_errors=errors)
 
-    def replay_ledger(self, phase: str, dates: Iterable[str | date_type]) -> ReplayReport:
-        """
-        Bring the store to the ledger's state for ``dates`` (DESIGN F2).
-
-        Every ledger row is recorded as the completion it stands for, with its
-        original report time, so deduplication makes replay idempotent (a
-        second replay applies nothing) and an older run never overwrites a
-        newer one. Claims for dates that replay completes are returned.
-
-        A row that can never be applied (a field no store can hold, e.g. a
-        ``record_count`` above int64, as older versions could write) is
-        quarantined: skipped, listed in ``quarantined`` with the reason,
-        logged at ERROR and counted; the other rows of its date still replay.
-
-        Raises:
-            ConfigurationError: no ledger is configured.
-            StoreError, RetryExhaustedError: the store is still failing.
-
-        .. versionadded:: 0.1.0
-        """
-        spec = self._spec(phase)
-        days = self._days(dates)
-        if self._ledger is None:
-            raise ConfigurationError("replay_ledger needs a tracker with a ledger")
-        with span("tracker", "replay_ledger", {"phase": spec.name, "dates": len(days)}):
-            rows = self._ledger.read(spec.name, days)
-            valid: list[tuple[LedgerRow, Completion]] = []
-            quarantined: list[QuarantinedRow] = []
-            for row in rows:
-                try:
-                    valid.append((row, self._from_row(spec, row)))
-                except InvalidInputError as exc:
-                    quarantined.append(_quarantine(spec, row, exc))
-            applied = duplicates = 0
-            claims: dict[str, TriggerClaim] = {}
-            for row, completion in sorted(valid, key=lambda rc: rc[0].event_time):
-                try:
-                    result = self._record(spec, row.date, completion)
-                except InvalidInputError as exc:  # the store refuses what the row holds
-                    quarantined.append(_quarantine(spec, row, exc))
-                    continue
-                count_result(result)
-                if result.duplicate or result.stale:  # stale: changed nothing either
-                    duplicates += 1
-                else:
-                    applied += 1
-                if result.trigger is not None:
-                    claims[row.date] = result.trigger
-            return ReplayReport(
-                spec.name,
-                days,
-                len(rows),
-                applied,
-                duplicates,
-                tuple(claims.values()),
-                quarantined=tuple(quarantined),
-            )
-
-    def replay_and_trigger(
-        self, phase: str, dates: Iterable[str | date_type], publish: Publish
-    ) -> ReplayReport:
-        """:meth:`replay_ledger`, then publish and confirm the claims it took.
-
-        .. versionadded:: 0.1.0
-        """
-        check_publish(publish)
-        report = self.replay_ledger(phase, dates)
-        published, errors = self._publish_all(report.claims, publish)
-        return dataclasses.replace(report, published=published, publish_errors=errors)
-
-    def reconcile(self, phase: str, date: str | date_type, evidence: Evidence) -> ReconcileReport:
+    def reconcile(
+        self, phase: str, date: str | date_type, evidence: Evidence, *, trigger: bool = True
+    ) -> ReconcileReport:
         """
         Record as ``reconciled`` every missing processor whose output exists.
+
+        ``trigger=False`` (a backfill) records without ever triggering, as in
+        :meth:`record_completion`. With gates, the gates are asked first.
 
         ``evidence`` is asked only about processors that are not done, before
         anything is written (so its errors propagate with nothing changed).
@@ -227,40 +159,49 @@ class CompletionTracker(RecordingTracker):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
+        flag: object = trigger
+        if not isinstance(flag, bool):
+            raise InvalidInputError(f"trigger must be a bool, got {show(trigger)}")
         given: object = evidence  # checked as given: callers may pass anything
         if not (isinstance(given, Mapping) or callable(given)):
             raise InvalidInputError("evidence must be a mapping or a callable")
         with span("tracker", "reconcile", {"phase": spec.name, "date": day}):
             snap = self._retry.call(self._store.get, spec.collection, day)
-            checked = spec.expected - done_set(snap.data, spec)
+            rspec = resolve(snap.data, spec, day)
+            checked = rspec.expected - done_set(snap.data, rspec)
             found = frozenset(p for p in sorted(checked) if _has_output(evidence, p))
             run = f"reconcile-{self._clock.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             reported_at = self._clock.now()
 
             def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+                dspec, fixed = fix_expected(doc, spec, day, snap.now)
                 recorded = set()
-                for name in sorted(found - done_set(doc, spec)):
+                for name in sorted(found - done_set(doc, dspec)):
                     c = Completion(name, run, RECONCILED, reported_at)
-                    if apply_completion(doc, spec, c, snap.now).changed:
+                    if apply_completion(doc, dspec, c, snap.now).changed:
                         recorded.add(name)
-                claim = try_claim(
-                    doc,
-                    spec,
-                    day,
-                    now=snap.now,
-                    deadline_now=snap.now,
-                    owner=self.owner,
-                    reason_hint="reconciled" if recorded else None,
-                )
-                write = bool(recorded) or claim is not None
-                done = recount(doc, spec, snap.now) if write else done_set(doc, spec)
-                return (frozenset(recorded), done, claim), write
+                claim = None
+                changed = False
+                if trigger:
+                    claim, changed, _ = claim_step(
+                        doc, dspec, day, now=snap.now, deadline_now=snap.now,
+                        owner=self.owner, gate=verdict,
+                        reason_hint="reconciled" if recorded else None,
+                    )
+                else:
+                    changed = suppress(doc, dspec, day, snap.now, snap.now)
+                write = bool(recorded) or changed or fixed
+                done = recount(doc, dspec, snap.now) if write else done_set(doc, dspec)
+                return (frozenset(recorded), done, claim, dspec.expected), write
 
-            recorded, done, claim = self._transact(spec, day, decide)
+            verdict = None
+            if trigger and spec.gates:
+                verdict = evaluate_gates(spec.gates, spec.name, day)
+            recorded, done, claim, expected = self._transact(spec, day, decide)
             if claim is not None:
                 count_claim(claim)
             return ReconcileReport(
-                spec.name, day, checked, recorded, spec.expected - done, done, len(done), claim
+                spec.name, day, checked, recorded, expected - done, done, len(done), claim
             )
 
     def reconcile_and_trigger(
@@ -284,33 +225,48 @@ class CompletionTracker(RecordingTracker):
     def _sweep_one(
         self, spec: PhaseSpec, day: str, now: datetime | None, *, dry_run: bool = False
     ) -> SweepOutcome:
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            decision = decide_sweep(
-                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
+        def decide_on(doc: dict[str, Any], snap: Snapshot, gate: GateVerdict | None) -> Any:
+            return decide_sweep(
+                doc, spec, day, store_now=snap.now, judged_now=now or snap.now,
+                owner=self.owner, gate=gate,
             )
-            outcome, row = decision.outcome, None
-            if outcome.newly_marked:
-                row = overdue_row(spec, day, doc, snap.now, outcome.missing)
-            return (outcome, row), decision.write
 
-        def predict() -> SweepOutcome:
-            # The same decision on a private copy of the document: nothing is written.
+        def read() -> tuple[Snapshot, GateVerdict | None]:
+            # Gates do I/O: they are asked on a read, outside any transaction,
+            # and only when a first claim waits for them. The dry run and the
+            # real sweep both take this path, then the same decision.
             snap = self._retry.call(self._store.get, spec.collection, day)
             doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
-            decision = decide_sweep(
-                doc, spec, day, store_now=snap.now, judged_now=now or snap.now, owner=self.owner
-            )
-            return dataclasses.replace(decision.outcome, claim=None)
+            rspec = resolve(doc, spec, day)
+            if gate_pending(doc, rspec, day, now or snap.now):
+                return snap, evaluate_gates(spec.gates, spec.name, day)
+            return snap, None
+
+        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
+            decision = decide_on(doc, snap, gate)
+            outcome, row = decision.outcome, None
+            if outcome.newly_marked:
+                row = overdue_row(decision.spec, day, doc, snap.now, outcome.missing)
+            return (outcome, row), decision.write
 
         fields = {"phase": spec.name, "date": day}
         outcome: SweepOutcome
         with span("tracker", "sweep_date", {**fields, "dry_run": dry_run}):
             try:
+                gate: GateVerdict | None = None
+                if spec.gates or dry_run:
+                    snap, gate = read()
                 if dry_run:
-                    return predict()
+                    # The same decision on a private copy of the document: nothing is written.
+                    doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
+                    predicted: SweepOutcome = decide_on(doc, snap, gate).outcome
+                    return dataclasses.replace(predicted, claim=None)
                 outcome, row = self._transact(spec, day, decide)
             except STORE_FAILURES as exc:
                 log_failure(logger, "sweep could not check a date", exc, **fields)
+                return SweepOutcome(day, "error", error=describe(exc))
+            except ConfigurationError as exc:  # the schedule failed for this date
+                log_failure(logger, "sweep could not resolve a date's schedule", exc, **fields)
                 return SweepOutcome(day, "error", error=describe(exc))
             if outcome.claim is not None:
                 count_claim(outcome.claim)
@@ -324,73 +280,6 @@ class CompletionTracker(RecordingTracker):
                     _, error = self._write_execution_row(row, fields)
                     outcome = dataclasses.replace(outcome, execution_log_error=error)
             return outcome
-
-    def _from_row(self, spec: PhaseSpec, row: LedgerRow) -> Completion:
-        # Rows written by this version were checked before they were written;
-        # older versions (or hand edits) may have written rows no store can
-        # hold, so check every field again: a bad row is quarantined, not raised.
-        check_ledger_row(row)
-        if row.phase != spec.name:
-            raise InvalidInputError(f"row of phase {row.phase!r} read for {spec.name!r}")
-        c = self._completion(
-            spec,
-            processor=row.processor,
-            execution_id=row.execution_id,
-            message_id=row.message_id,
-            status=row.status,
-            record_count=row.record_count,
-            metadata=row.metadata,
-            correlation_id=row.correlation_id,
-            # A degraded report without a completion time was never seen by
-            # the store: the tracker's time when it took it is the only one known.
-            completed_at=row.completed_at or row.event_time,
-        )
-        return dataclasses.replace(c, reported_at=row.event_time)
-
-    def _publish_all(
-        self, claims: Sequence[TriggerClaim], publish: Publish
-    ) -> tuple[tuple[TriggerConfirmation, ...], dict[str, str]]:
-        published: list[TriggerConfirmation] = []
-        errors: dict[str, str] = {}
-        for claim in claims:
-            try:
-                confirmation, error = self._publish_claim(claim, publish)
-            except Exception as exc:  # noqa: BLE001 - released and logged; reported per date
-                errors[claim.date] = describe(exc)
-                continue
-            if confirmation is not None:
-                published.append(confirmation)
-            if error is not None:
-                errors[claim.date] = error
-        return tuple(published), errors
-
-
-def _quarantine(spec: PhaseSpec, row: object, exc: InvalidInputError) -> QuarantinedRow:
-    """Report a ledger row that can never be applied: a value, an ERROR log line, a count."""
-
-    def text(name: str) -> str:
-        value = getattr(row, name, None)
-        return value if isinstance(value, str) else f"{value!r:.200}"
-
-    message_id = getattr(row, "message_id", None)
-    quarantined = QuarantinedRow(
-        date=text("date"),
-        processor=text("processor"),
-        execution_id=text("execution_id"),
-        message_id=None if message_id is None else text("message_id"),
-        reason=str(exc),
-    )
-    counter("tracker.replay_quarantined", "Ledger rows replay skipped: never applicable").add(
-        1, {"phase": spec.name}
-    )
-    fields = {"phase": spec.name, **dataclasses.asdict(quarantined)}
-    logger.error(
-        "ledger row quarantined, it can never be applied: %s",
-        quarantined.reason,
-        extra={"pipeline_reliability": fields},
-    )
-    return quarantined
-
 
 def _has_output(evidence: Evidence, processor: str) -> bool:
     if isinstance(evidence, Mapping):

@@ -1,8 +1,8 @@
 """
 BigQuery sinks: the only place that talks to BigQuery.
 
-The fallback ledger, the execution log, reconcile evidence and the MERGE
-upsert writer. ``google.cloud.bigquery`` is imported on first use only.
+The fallback ledger, the execution log, reconcile evidence, gates and the
+MERGE upsert writer. ``google.cloud.bigquery`` is imported on first use only.
 ``pipeline_reliability.sinks.bootstrap`` creates the shipped tables.
 """
 
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from .evidence import bigquery_output_counts, bigquery_output_evidence
 from .execution_log import BigQueryExecutionLog
+from .gates import BigQueryGate
 from .ledger import DEFAULT_BIGQUERY_RETRY, BigQueryLedger
 from .writer import BigQueryWriter, Fence, WriteReport
 
 __all__ = [
     "BigQueryExecutionLog",
+    "BigQueryGate",
     "BigQueryLedger",
     "BigQueryWriter",
     "DEFAULT_BIGQUERY_RETRY",

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from ...errors import ReliabilityError
 from ...testing import FakeClock
+from ._calendar import CalendarRun, run_calendar
 from ._components import Components
 from ._config import PHASE3, PHASE4, SimulationConfig
 from ._instance import FollowUp, Instance, Resume, TriggerDesk
@@ -76,6 +77,7 @@ class Simulation:
         self.schedule = _Schedule()
         self.ticks = 0
         self.final_calls = 0
+        self.calendar: CalendarRun | None = None
 
     @property
     def dates(self) -> dict[str, list[str]]:
@@ -104,6 +106,7 @@ class Simulation:
                     break
                 self._advance(self.config.timing.tick)
         self._recover_breakers()
+        self.calendar = run_calendar(self)
 
     # -- ticks --------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ...breaker import BreakerState
+from ._calendar import CalendarRun
 from ._components import KEY
 from ._engine import Simulation
 
@@ -47,6 +48,17 @@ INVARIANTS: dict[str, str] = {
     "upsert (F8)",
     "table_rows_complete": "every processor output holds exactly the rows it wrote (F8)",
     "table_outputs_written": "every processor of every date wrote its output",
+    "calendar_no_error": "the calendar episode (phase 5 on a schedule) ran without an error",
+    "calendar_nothing_scheduled": "a date with nothing scheduled settles without a trigger "
+    "(reason nothing_scheduled) and is never reported overdue",
+    "calendar_game_day_once": "every scheduled date triggers exactly once, with a complete set",
+    "calendar_gate_holds": "while its gate is closed a date is gated with the reason and "
+    "nothing is published",
+    "calendar_gate_once": "once its gate opens a gated date triggers exactly once",
+    "backfill_never_triggers": "completions recorded as a backfill (trigger=False) never "
+    "publish; the date settles as skipped (backfill)",
+    "rearm_one_new_trigger": "rearm_trigger publishes exactly one new trigger, with a new id "
+    "and a higher attempt, audited",
 }
 
 
@@ -95,7 +107,52 @@ def check_run(sim: Simulation) -> Verdict:
     _check_races(sim, verdict)
     _check_breaker(sim, verdict)
     _check_table(sim, verdict)
+    if sim.calendar is not None:
+        _check_calendar(sim.calendar, verdict)
     return verdict
+
+
+def _check_calendar(run: CalendarRun, verdict: Verdict) -> None:
+    verdict.add("calendar_no_error", "phase5", not run.errors, "; ".join(run.errors)[:300])
+    for day in run.no_games:
+        status = run.final.get(day)
+        ok = (status is not None and status.trigger_state == "skipped"
+              and status.trigger_reason == "nothing_scheduled" and not run.published.get(day)
+              and day not in run.overdue and not status.deadline_exceeded)
+        verdict.add("calendar_nothing_scheduled", f"phase5 {day}", ok,
+                    f"status {status and status.trigger_state!r}, "
+                    f"{len(run.published.get(day, []))} published")
+    for day in run.game_days:
+        events = [e for e in run.published.get(day, []) if e.attempt == 1 or
+                  e.reason != "rearmed"]
+        firsts = [e for e in events if e.reason != "rearmed"]
+        ok = len(firsts) == 1 and not firsts[0].missing
+        verdict.add("calendar_game_day_once", f"phase5 {day}", ok,
+                    f"{len(firsts)} trigger(s) published")
+    for day in run.gated:
+        status, published = run.while_closed.get(day, (None, -1))
+        ok = status is not None and status.gated and published == 0 and (
+            status.gate_reason or "").endswith("phase 4 features not loaded")
+        verdict.add("calendar_gate_holds", f"phase5 {day}", ok,
+                    f"gated={status and status.gated}, {published} published while closed")
+        firsts = [e for e in run.published.get(day, []) if e.reason != "rearmed"]
+        verdict.add("calendar_gate_once", f"phase5 {day}", len(firsts) == 1,
+                    f"{len(firsts)} trigger(s) after the gate opened")
+    backfill = run.final.get(run.backfill_date)
+    verdict.add("backfill_never_triggers", f"phase5 {run.backfill_date}",
+                backfill is not None and not run.published.get(run.backfill_date)
+                and backfill.trigger_state == "skipped" and backfill.trigger_reason == "backfill",
+                f"status {backfill and backfill.trigger_state!r}, "
+                f"{len(run.published.get(run.backfill_date, []))} published")
+    if run.rearmed is not None:
+        events = run.published.get(run.rearmed, [])
+        rearms = [e for e in events if e.reason == "rearmed"]
+        status = run.final.get(run.rearmed)
+        ok = (len(rearms) == 1 and len(events) == 2 and rearms[0].attempt > events[0].attempt
+              and rearms[0].trigger_id != events[0].trigger_id and status is not None
+              and status.triggered and [a.op for a in status.audit] == ["rearm_trigger"])
+        verdict.add("rearm_one_new_trigger", f"phase5 {run.rearmed}", ok,
+                    f"{len(rearms)} rearmed trigger(s) of {len(events)} published")
 
 
 def _check_phase_date(sim: Simulation, verdict: Verdict, phase: str, date: str) -> None:
