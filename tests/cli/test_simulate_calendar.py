@@ -53,7 +53,9 @@ def failed(verdict: Verdict) -> set[str]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_simulate_exercises_schedules_gates_and_a_backfill_and_its_invariants_cover_them(seed: int) -> None:
+def test_simulate_exercises_schedules_gates_and_a_backfill_and_its_invariants_cover_them(
+    seed: int,
+) -> None:
     verdict = run(seed, "high")
     assert set(INVARIANTS) >= CALENDAR
     assert {c.name for c in verdict.checks} >= CALENDAR

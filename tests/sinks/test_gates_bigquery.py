@@ -86,7 +86,7 @@ def test_missing_table_is_an_input_error_and_closes_the_gate(
 
 @pytest.mark.firestore
 @pytest.mark.bigquery
-def test_item3_bigquery_gate_below_threshold_blocks_then_passes_after_rows_arrive_and_triggers_exactly_once(
+def test_item3_bigquery_gate_blocks_then_passes_after_rows_arrive_and_triggers_exactly_once(
     bigquery_client: Any, table: str, firestore_project: str
 ) -> None:
     """Firestore + BigQuery emulators: gated, rows arrive, one trigger."""

@@ -1,6 +1,6 @@
 """
 The game day's clock: ticks in which the instances (threads) work in
-parallel, and between ticks the scheduler's jobs (replay after the outage,
+parallel, and between ticks the scheduler's jobs (replay of degraded completions,
 sweep) and the trigger chain that starts phase 4 of a date once phase 3's
 trigger was published.
 """
@@ -77,6 +77,8 @@ class Simulation:
         self.schedule = _Schedule()
         self.ticks = 0
         self.final_calls = 0
+        # Degraded completions per (phase, date) the scheduler has replayed up to.
+        self._replayed_degraded: dict[tuple[str, str], int] = {}
         self.calendar: CalendarRun | None = None
 
     @property
@@ -159,8 +161,9 @@ class Simulation:
         """Run the scheduler's jobs; return whether every trigger has settled."""
         if self.planner.store_down(tick):
             return False  # the scheduler's jobs fail like everything else
-        if self.planner.outage and tick == self.planner.outage[-1] + 1:
-            self._replay(tick)
+        # Like a scheduled replay job: whenever completions went to the ledger
+        # (the outage, or a store call that ran out of time under load), replay.
+        self._replay(tick)
         settled = self._sweep(tick)
         for phase, nxt in _PHASE_AFTER.items():
             for date in self.schedule.started[phase]:
@@ -173,10 +176,14 @@ class Simulation:
     def _replay(self, tick: int) -> None:
         for phase, days in self.schedule.started.items():
             for date in sorted(days):
+                degraded = self.obs.stats(phase, date).degraded
+                if degraded <= self._replayed_degraded.get((phase, date), 0):
+                    continue  # nothing new in the ledger for this date
                 replay = functools.partial(self.scheduler.replay_ledger, phase, [date])
                 report = self._guard(replay)
                 if report is None:
-                    continue
+                    continue  # tried again between the next ticks
+                self._replayed_degraded[(phase, date)] = degraded
                 with self.obs.edit(phase, date) as stats:
                     stats.replayed += report.applied
                 for claim in report.claims:
