@@ -172,6 +172,12 @@ class PhaseStatus:
             says which and why; ``gate_since`` since when).
         timezone: The phase's time zone.
         audit: Recent operator actions on the date, oldest first.
+        trigger_claimed_at / trigger_first_claimed_at / trigger_confirmed_at /
+            trigger_released_at: Store times of the current claim, of the
+            first claim of this trigger, of its confirmation and of its last
+            release (``None`` when that did not happen).
+        trigger_error / trigger_failures: The last failed publish's error
+            (as given to ``release_trigger``) and how many publishes failed.
         degraded / from_ledger: The store could not be read; this status was
             rebuilt from the fallback ledger's rows (which hold only the
             completions the store missed) and the trigger state is unknown.
@@ -205,6 +211,12 @@ class PhaseStatus:
     gate_since: datetime | None = None
     timezone: str = "UTC"
     audit: tuple[AuditEntry, ...] = ()
+    trigger_claimed_at: datetime | None = None
+    trigger_first_claimed_at: datetime | None = None
+    trigger_confirmed_at: datetime | None = None
+    trigger_released_at: datetime | None = None
+    trigger_error: str | None = None
+    trigger_failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,7 +81,26 @@ def status_from_doc(
         gate_reason=gate.get("reason") if gated else None,
         gate_since=since if gated and isinstance(since, datetime) else None,
         audit=_audit(data.get("audit")),
+        **_trigger_times(trigger),
     )
+
+
+def _trigger_times(trigger: dict[str, Any]) -> dict[str, Any]:
+    """The trigger's history as the document keeps it (what the day report shows)."""
+    def when(key: str) -> datetime | None:
+        value = trigger.get(key)
+        return value if isinstance(value, datetime) else None
+
+    error = trigger.get("last_error")
+    failures = trigger.get("failures", 0)
+    return {
+        "trigger_claimed_at": when("claimed_at"),
+        "trigger_first_claimed_at": when("first_claimed_at"),
+        "trigger_confirmed_at": when("confirmed_at"),
+        "trigger_released_at": when("released_at"),
+        "trigger_error": error if isinstance(error, str) else None,
+        "trigger_failures": failures if isinstance(failures, int) else 0,
+    }
 
 
 def _audit(ring: object) -> tuple[AuditEntry, ...]:

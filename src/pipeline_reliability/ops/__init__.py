@@ -1,0 +1,3 @@
+"""
+Operators' visibility: the day/report model (and, in the lead's merge, watch and alerts).
+"""
