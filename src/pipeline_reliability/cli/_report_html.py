@@ -39,7 +39,8 @@ td.cell{border:1px solid #fff;padding:.25em .5em;vertical-align:top;min-width:11
 td.cell summary{cursor:pointer;font-weight:600}
 td.cell table{margin:.4em 0;font-size:.9em;background:#ffffffcc}
 td.cell table td,td.cell table th{padding:.1em .4em;text-align:left;border-bottom:1px solid #0001}
-td.cell pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:.85em;max-width:40em}
+td.cell table td{max-width:18em;overflow-wrap:anywhere}
+td.cell pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:.85em;max-width:28em}
 ul.history{margin:.3em 0;padding-left:1.2em;font-size:.9em}
 .badge{display:inline-block;border-radius:.6em;padding:0 .45em;font-size:.8em;
   background:#b3261e;color:#fff;margin-left:.3em}
@@ -64,8 +65,8 @@ def content_security_policy() -> str:
             "base-uri 'none'; form-action 'none'")
 
 
-def render_html(report: Report) -> str:
-    """The report as one HTML document (text, UTF-8)."""
+def render_html(report: Report, *, expand: bool = False) -> str:
+    """The report as one HTML document (text, UTF-8); ``expand`` opens every cell."""
     generated = _time(report.generated_at) if report.generated_at else "?"
     span = f"{report.dates[0]} to {report.dates[-1]}" if report.dates else "no dates"
     return "\n".join([
@@ -81,7 +82,7 @@ def render_html(report: Report) -> str:
         f'<p class="meta">{_e(span)}: {len(report.dates)} date(s) &times; {len(report.phases)} '
         f"phase(s); read at {_e(generated)}. Open a cell for its processors and trigger.</p>",
         _legend(report),
-        _grid(report),
+        _grid(report, expand),
         "</body></html>",
         "",
     ])
@@ -104,18 +105,18 @@ def _legend(report: Report) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
-def _grid(report: Report) -> str:
+def _grid(report: Report, expand: bool) -> str:
     head = "".join(f'<th scope="col">{_e(p)}</th>' for p in report.phases)
     rows = []
     for day in report.days:
         by_phase = {p.phase: p for p in day.phases}
-        cells = "".join(_cell(by_phase.get(p)) for p in report.phases)
+        cells = "".join(_cell(by_phase.get(p), expand) for p in report.phases)
         rows.append(f'<tr><th scope="row">{_e(day.date)}</th>{cells}</tr>')
     return (f'<table class="grid"><thead><tr><th scope="col">date</th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def _cell(cell: PhaseDay | None) -> str:
+def _cell(cell: PhaseDay | None, expand: bool) -> str:
     if cell is None:
         return '<td class="cell"></td>'
     state = cell.state if cell.state in CELL_STATES else "error"
@@ -137,7 +138,7 @@ def _cell(cell: PhaseDay | None) -> str:
         body.append(_history(cell.history))
     return (
         f'<td class="cell s-{state}" data-date="{_e(cell.date)}" data-phase="{_e(cell.phase)}" '
-        f'data-state="{state}"><details><summary>{_e(state)}{count}{badge}</summary>'
+        f'data-state="{state}"><details{" open" if expand else ""}><summary>{_e(state)}{count}{badge}</summary>'
         f"{''.join(body)}</details></td>"
     )
 
