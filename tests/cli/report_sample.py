@@ -37,7 +37,7 @@ EXPECTED_STATES: Mapping[tuple[str, str], str] = {
 
 
 def specs() -> list[PhaseSpec]:
-    """The sample's phases."""
+    """The sample's phases (``CONFIG`` says the same for the CLI)."""
     return [
         PhaseSpec("phase2", {"scrape_odds", "scrape_boxscores", "scrape_gamebook"},
                   next_phase="phase3", deadline=timedelta(hours=6)),
@@ -46,10 +46,26 @@ def specs() -> list[PhaseSpec]:
     ]
 
 
-def build(hostile: bool = False) -> tuple[CompletionTracker, MemoryLedger, FakeClock]:
-    """The sample tracker (on a MemoryStore), its ledger and clock."""
-    clock = FakeClock(START)
-    store = MemoryStore(clock=clock)
+#: The sample's phases as a ``--config`` file.
+CONFIG = """
+[phases.phase2]
+expected = ["scrape_odds", "scrape_boxscores", "scrape_gamebook"]
+next_phase = "phase3"
+deadline_minutes = 360
+
+[phases.phase3]
+expected = ["player_summary", "team_summary", "team_offense"]
+next_phase = "phase4"
+deadline_minutes = 360
+"""
+
+
+def build(
+    hostile: bool = False, *, clock: FakeClock | None = None, store: MemoryStore | None = None
+) -> tuple[CompletionTracker, MemoryLedger, FakeClock]:
+    """The sample tracker (on ``store``, default a new MemoryStore), its ledger and clock."""
+    clock = clock or FakeClock(START)
+    store = store or MemoryStore(clock=clock)
     ledger = MemoryLedger()
     owner = f"worker-1{IMG}" if hostile else "worker-1"
     tracker = CompletionTracker(store, specs(), clock=clock, owner=owner)
