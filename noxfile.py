@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import nox
+import nox.command
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
@@ -41,6 +43,28 @@ def _bqemulator(session: nox.Session) -> str:
     return str(binary)
 
 
+def _chromium(session: nox.Session) -> None:
+    """
+    Install Debian's Chromium for the HTML report tests when it is missing and
+    this machine can (root with apt-get); otherwise the tests say what is
+    missing (a failure in CI, a loud skip elsewhere).
+    """
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.warn("Chromium is missing: the HTML report tests need it "
+                     "(apt-get install chromium)")
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    install = ("apt-get", "install", "-y", "-q", "chromium")
+    try:
+        session.run(*install, external=True, env=env)
+    except nox.command.CommandFailed:
+        # A fresh machine has no package lists yet: fetch them, then try again.
+        session.run("apt-get", "update", "-q", external=True, env=env)
+        session.run(*install, external=True, env=env)
+
+
 def _install(session: nox.Session, *groups: str, extras: str = "gcp") -> None:
     deps = [d for g in groups for d in nox.project.dependency_groups(PYPROJECT, g)]
     session.install("-q", "-e", f".[{extras}]", *deps)
@@ -50,6 +74,7 @@ def _install(session: nox.Session, *groups: str, extras: str = "gcp") -> None:
 def tests(session: nox.Session) -> None:
     """The whole test suite, emulators included (they are started by the tests)."""
     _install(session, "tests")
+    _chromium(session)
     env = {"BQEMULATOR_BIN": _bqemulator(session)}
     session.run("pytest", *(session.posargs or ["-q"]), env=env)
 
@@ -95,3 +120,32 @@ def bench(session: nox.Session) -> None:
     for script in sorted((ROOT / "benchmarks").glob("*.py")):
         session.run("python", str(script), *session.posargs, env={"PYTHONHASHSEED": "0"})
 
+
+
+@nox.session
+def screenshots(session: nox.Session) -> None:
+    """
+    PNG screenshots of the HTML report for a sample state, for a person to look
+    at: ``build/screenshots/report.png`` (the grid) and ``report-open.png``
+    (every cell open, with hostile texts shown as text).
+    """
+    session.install("-q", "-e", ".")
+    _chromium(session)
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        session.error("Chromium is missing: apt-get install chromium")
+    out = ROOT / "build" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    sample = str(ROOT / "tests" / "cli" / "report_sample.py")
+    shots = {"report": ([], "1400,700"), "report-open": (["--hostile", "--expand"], "1800,2400")}
+    for name, (flags, size) in shots.items():
+        page = out / f"{name}.html"
+        session.run("python", sample, str(page), *flags)
+        session.run(
+            binary, "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+            f"--user-data-dir={out / '.profile'}", f"--window-size={size}",
+            f"--screenshot={out / (name + '.png')}", page.as_uri(), external=True,
+            silent=True,  # Chromium's D-Bus chatter; shown if it fails
+        )
+    shutil.rmtree(out / ".profile", ignore_errors=True)
+    session.log(f"screenshots in {out}")

@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     tracker, ledger, clock = build(hostile="--hostile" in argv)
     days = [read_day(tracker, d, ledger=ledger) for d in DATES]
     report = build_report(days, generated_at=clock.now(), title="Sample pipeline")
-    out = Path([a for a in argv if not a.startswith("--")][0])
+    out = Path(next(a for a in argv if not a.startswith("--")))
     out.write_text(render_html(report, expand="--expand" in argv), encoding="utf-8")
     print(f"wrote {out}")
     return 0

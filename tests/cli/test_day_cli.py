@@ -60,7 +60,8 @@ def test_day_prints_every_phase_processors_and_trigger(
     summary = {line.split()[0]: line.split()[1] for line in lines[4:6]}
     assert summary == {"phase2": "triggered", "phase3": "released"}
     assert "Pub/Sub 503: service unavailable" in run.out
-    assert "player_summary" in run.out and "confirmed" in run.out
+    assert "player_summary" in run.out
+    assert "confirmed" in run.out
 
 
 def test_day_json_has_the_known_states(cli: Cli, store: MemoryStore, config: str) -> None:
@@ -71,7 +72,8 @@ def test_day_json_has_the_known_states(cli: Cli, store: MemoryStore, config: str
     assert states == {"phase2": "partial", "phase3": "no_data"}
     phase2 = data["phases"][0]
     by_name = {p["name"]: p["state"] for p in phase2["processors"]}
-    assert by_name["scrape_odz"] == "ignored" and by_name["scrape_boxscores"] == "not_done"
+    assert by_name["scrape_odz"] == "ignored"
+    assert by_name["scrape_boxscores"] == "not_done"
 
 
 def test_day_phase_option_selects_one_phase(cli: Cli, store: MemoryStore, config: str) -> None:
@@ -98,7 +100,8 @@ def test_day_bad_input_exits_2_before_opening_the_store(
     _no_store(monkeypatch)
     run = cli(*argv)
     assert run.status == 2
-    assert run.err.count("\n") == 1 and "error" in run.err
+    assert run.err.count("\n") == 1
+    assert "error" in run.err
 
 
 # -- report ---------------------------------------------------------------------------------
@@ -159,4 +162,5 @@ def test_report_over_a_range_shows_a_progress_bar_on_a_terminal(
     status = main(["report", "--from", "2026-01-27", "--to", "2026-01-31", "--html", str(out),
                    "--config", config, "--rate", "100"])
     assert status == 0
-    assert "report [" in terminal.getvalue() and "5/5" in terminal.getvalue()
+    assert "report [" in terminal.getvalue()
+    assert "5/5" in terminal.getvalue()

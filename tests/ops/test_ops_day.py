@@ -1,7 +1,7 @@
 """
 The day/report model (issue 15, item 5): every phase of a date read through
 ``tracker.status``, one state per cell, processors, the trigger's history and
-completions waiting in the fallback ledger; and the dates × phases grid.
+completions waiting in the fallback ledger; and the dates-by-phases grid.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def test_released_shows_the_publish_error_in_the_history(
     cell = _cell(tracker)
     assert cell.state == "released"
     released = [s for s in cell.history if s.what == "released"]
-    assert len(released) == 1 and "Pub/Sub said 503" in released[0].detail
+    assert len(released) == 1
+    assert "Pub/Sub said 503" in released[0].detail
     assert released[0].at == clock.now()
     assert [s.at for s in cell.history] == sorted(s.at for s in cell.history if s.at)
 
@@ -153,7 +154,8 @@ def test_a_backfill_is_skipped(store: FaultyStore, clock: FakeClock) -> None:
     for name in sorted(NAMES):
         tracker.record_completion("p2", DAY, name, execution_id=f"r-{name}", trigger=False)
     cell = _cell(tracker)
-    assert cell.state == "skipped" and cell.trigger_reason == "backfill"
+    assert cell.state == "skipped"
+    assert cell.trigger_reason == "backfill"
 
 
 def test_store_down_with_a_ledger_is_degraded_and_without_is_error(
@@ -190,7 +192,8 @@ def test_processors_done_empty_failed_missing_and_ignored(
     }
     a = by_name["a"]
     assert (a.status, a.execution_id, a.record_count, a.runs) == ("success", "r1", 7, 1)
-    assert a.metadata == {"k": "v"} and a.reported_at == clock.now()
+    assert a.metadata == {"k": "v"}
+    assert a.reported_at == clock.now()
 
 
 def _row(processor: str, run: str, at: datetime) -> LedgerRow:
@@ -210,7 +213,9 @@ def test_ledger_rows_wait_only_when_the_store_lacks_that_run_or_a_newer_one(
     ledger.append(_row("a", "r-new", now + timedelta(seconds=1)))  # newer: waits
     ledger.append(_row("b", "r-b", now))  # not in the store at all: waits
     cell = _cell(tracker, ledger=ledger)
-    assert cell.in_ledger == 2 and cell.degraded and cell.state == "partial"
+    assert cell.in_ledger == 2
+    assert cell.degraded
+    assert cell.state == "partial"
     waiting = [(p.name, p.execution_id) for p in cell.processors if p.state == "in_ledger"]
     assert waiting == [("a", "r-new"), ("b", "r-b")]
 
@@ -250,10 +255,14 @@ def test_report_grid_sorted_with_counts_and_cells(store: FaultyStore, clock: Fak
     assert report.phases == ("p2", "p3")
     counts = report.counts()
     assert set(counts) == set(CELL_STATES)
-    assert counts["partial"] == 1 and counts["no_data"] == 5 and sum(counts.values()) == 6
+    assert counts["partial"] == 1
+    assert counts["no_data"] == 5
+    assert sum(counts.values()) == 6
     cell = report.cell(DAY, "p2")
-    assert cell is not None and cell.state == "partial"
-    assert report.cell(DAY, "p9") is None and report.cell("2025-01-01", "p2") is None
+    assert cell is not None
+    assert cell.state == "partial"
+    assert report.cell(DAY, "p9") is None
+    assert report.cell("2025-01-01", "p2") is None
     assert report.errors == ()
 
 

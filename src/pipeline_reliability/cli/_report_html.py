@@ -39,7 +39,8 @@ td.cell{border:1px solid #fff;padding:.25em .5em;vertical-align:top;min-width:11
 td.cell summary{cursor:pointer;font-weight:600}
 td.cell table{margin:.4em 0;font-size:.9em;background:#ffffffcc}
 td.cell table td,td.cell table th{padding:.1em .4em;text-align:left;border-bottom:1px solid #0001}
-td.cell table td{max-width:18em;overflow-wrap:anywhere}
+td.cell table td{white-space:nowrap}
+td.cell table td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:8em;max-width:16em}
 td.cell pre{white-space:pre-wrap;word-break:break-all;margin:0;font-size:.85em;max-width:28em}
 ul.history{margin:.3em 0;padding-left:1.2em;font-size:.9em}
 .badge{display:inline-block;border-radius:.6em;padding:0 .45em;font-size:.8em;
@@ -138,7 +139,8 @@ def _cell(cell: PhaseDay | None, expand: bool) -> str:
         body.append(_history(cell.history))
     return (
         f'<td class="cell s-{state}" data-date="{_e(cell.date)}" data-phase="{_e(cell.phase)}" '
-        f'data-state="{state}"><details{" open" if expand else ""}><summary>{_e(state)}{count}{badge}</summary>'
+        f'data-state="{state}"><details{" open" if expand else ""}>'
+        f"<summary>{_e(state)}{count}{badge}</summary>"
         f"{''.join(body)}</details></td>"
     )
 
@@ -149,10 +151,10 @@ def _processors(processors: Iterable[ProcessorDay]) -> str:
         meta = _metadata(p.metadata)
         rows.append(
             f'<tr class="p-{_e(p.state)}"><td>{_e(p.name)}</td><td>{_e(p.state)}</td>'
-            f"<td>{_e(p.status or '-')}</td><td>{_e(p.execution_id or '-')}</td>"
+            f"<td>{_e(p.status or '-')}</td><td class='wrap'>{_e(p.execution_id or '-')}</td>"
             f"<td>{_e(_time(p.completed_at))}</td><td>{_e(_time(p.reported_at))}</td>"
             f"<td>{_e('-' if p.record_count is None else p.record_count)}</td>"
-            f"<td>{meta}</td></tr>"
+            f'<td class="wrap">{meta}</td></tr>'
         )
     return ("<table><thead><tr><th>processor</th><th>state</th><th>status</th><th>run</th>"
             "<th>completed</th><th>reported</th><th>rows</th><th>metadata</th></tr></thead>"
