@@ -171,7 +171,7 @@ class CompletionLedger(Protocol):
 
         Raises:
             InvalidInputError: the row cannot be stored (see
-                :func:`check_ledger_row`); nothing was written.
+                ``check_ledger_row``); nothing was written.
             SinkError: the row was not written (the caller must then raise).
         """
         ...

@@ -77,7 +77,7 @@ class BigQueryExecutionLog:
 
         Raises:
             InvalidInputError: The row does not fit the table
-                (:func:`check_execution_row`); nothing was sent.
+                (``check_execution_row``); nothing was sent.
             WriteFailedError: The row was not written (cause chained).
         """
         check_execution_row(row)

@@ -108,7 +108,7 @@ class BigQueryLedger:
         """
         Append one row.
 
-        The row is checked first (:func:`check_ledger_row`: int64 counts,
+        The row is checked first (``check_ledger_row``: int64 counts,
         bounded ids and metadata, TIMESTAMP-range times), so every row in
         the ledger can be replayed later.
 

@@ -79,7 +79,7 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
 
     def add(self, name: str, subject: str, ok: bool, detail: str = "") -> None:
-        """Record one check (``name`` must be one of :data:`INVARIANTS`)."""
+        """Record one check (``name`` must be one of ``INVARIANTS``)."""
         if name not in INVARIANTS:
             raise ValueError(f"unknown invariant {name!r}: describe it in INVARIANTS")
         self.checks.append(Check(name, subject, bool(ok), "" if ok else detail))
