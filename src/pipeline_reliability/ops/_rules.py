@@ -227,9 +227,13 @@ def _replayed(status: PhaseStatus, row: LedgerRow) -> bool:
     if record is None:
         return False
     # Replay keeps the original report time, so a replayed row's record (or a
-    # newer run's) was reported at or after the row's event time.
-    return record.execution_id == row.execution_id or (
-        record.reported_at is not None and record.reported_at >= row.event_time
+    # newer run's) was reported at or after the row's event time; a record of
+    # a run that finished later makes the row stale: replay would change nothing.
+    finished = row.completed_at or row.event_time
+    return (
+        record.execution_id == row.execution_id
+        or (record.reported_at is not None and record.reported_at >= row.event_time)
+        or (record.completed_at is not None and record.completed_at >= finished)
     )
 
 
