@@ -8,7 +8,7 @@ is imported on first publish, never at import.
 
 from __future__ import annotations
 
-from ._alert_publisher import AlertMessage, PubSubAlertPublisher
+from ._alert_publisher import PubSubAlertPublisher
 from ._completion_publisher import CompletionPublisher, MemoryCompletionPublisher
 from ._message import STATUSES, CompletionMessage, parse_completion_message
 from ._names import normalise_processor_name
@@ -16,7 +16,6 @@ from ._publisher import DEFAULT_PUBLISH_RETRY, PublishableEvent, PubSubTriggerPu
 from ._schema import SCHEMA_VERSION
 
 __all__ = [
-    "AlertMessage",
     "CompletionMessage",
     "CompletionPublisher",
     "DEFAULT_PUBLISH_RETRY",
