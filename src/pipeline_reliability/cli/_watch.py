@@ -36,7 +36,7 @@ from typing import Any
 
 from ..completion import LocalDeadline
 from ..errors import ConfigurationError, ReliabilityError
-from . import _common
+from . import _common, _ranges
 from ._common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -52,7 +52,7 @@ from ._common import (
     resolve_project,
 )
 from ._phases import phase_names, read_config, resolve_phase
-from ._ranges import add_range_options, dates_of, utc_now
+from ._ranges import add_range_options, dates_of
 
 __all__ = ["register"]
 
@@ -104,7 +104,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     notify = _notifier(args)
     owner = f"cli-watch:{socket.gethostname()}:{os.getpid()}"
     tracker = CompletionTracker(store, specs, owner=owner)
-    report = watch(store, tracker, config, ledger=ledger, dates=dates, now=utc_now(),
+    report = watch(store, tracker, config, ledger=ledger, dates=dates, now=_ranges.utc_now(),
                    notify=notify)
     if args.json:
         emit_json(report.to_dict())
