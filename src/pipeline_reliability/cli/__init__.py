@@ -4,8 +4,8 @@ The ``pipeline-reliability`` command.
 ``simulate`` is the main job: a chaos game day of a two-phase pipeline on the
 embedded store (or on the emulators) that ends with ``invariants: N checked,
 0 violated``. The operator commands (``status``, ``sweep``, ``reconcile``,
-``replay``, ``day``, ``report``, ``breaker``, ``lock``, ``bootstrap``) work on a real project with
-the usual Google credentials, or on emulators through ``*_EMULATOR_HOST``.
+``replay``, ``day``, ``report``, ``watch``, ``breaker``, ``lock``, ``bootstrap``) work on a
+real project withthe usual Google credentials, or on emulators through ``*_EMULATOR_HOST``.
 
 Every error ends here, in :func:`_run`: one line ``pipeline-reliability:
 error: ...`` on stderr and the exit status of docs/reference/cli.md (0 done,
@@ -46,7 +46,7 @@ _PROG = "pipeline-reliability"
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser of every command (each subparser sets ``handler``)."""
-    from . import _bootstrap, _breaker, _day, _lock, _operate, _simulate, _tracker
+    from . import _bootstrap, _breaker, _day, _lock, _operate, _simulate, _tracker, _watch
 
     parser = Parser(
         prog=_PROG,
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _breaker.register(commands)
     _lock.register(commands)
     _bootstrap.register(commands)
+    _watch.register(commands)
     return parser
 
 

@@ -26,6 +26,9 @@ A config file looks like this (TOML; the same keys work in JSON)::
 
     [phases.phase3.outputs]               # for `reconcile`: processor -> table
     player_game_summary = "nba_analytics.player_game_summary"
+
+    [phases.phase3.watch]                 # for `watch`: thresholds (cli/_watch.py)
+    handoff_minutes = 10
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ from ..completion import LocalDeadline, PhaseSpec
 from ..errors import ConfigurationError
 from ._common import CliError
 
-__all__ = ["PRESETS", "PhaseConfig", "add_phase_options", "resolve_phase"]
+__all__ = ["PRESETS", "PhaseConfig", "add_phase_options", "phase_names", "read_config",
+           "resolve_phase"]
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "phase2": ("p2_bigdataball_pbp", "p2_odds_game_lines", "p2_odds_player_props",
@@ -59,7 +63,7 @@ _KEYS = frozenset({
     "expected", "collection", "next_phase", "deadline_minutes", "trigger_lease_seconds",
     "min_to_trigger", "critical", "counts_statuses", "done_empty_statuses", "outputs",
     "date_column", "timezone", "local_deadline", "local_deadline_days_after", "schedule",
-    "on_nothing_scheduled", "gates",
+    "on_nothing_scheduled", "gates", "watch",
 })
 
 
@@ -70,6 +74,8 @@ class PhaseConfig:
     spec: PhaseSpec
     outputs: Mapping[str, str] = field(default_factory=dict)
     date_column: str = "game_date"
+    #: The phase's ``[phases.NAME.watch]`` table, as written (``watch`` checks it).
+    watch: Mapping[str, Any] = field(default_factory=dict)
 
 
 def add_phase_options(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +122,14 @@ def resolve_phase(args: argparse.Namespace, phase: str) -> PhaseConfig:
         raise CliError(f"phase {phase!r}: {exc}") from exc
 
 
-def _load(path: str) -> dict[str, dict[str, Any]]:
+def phase_names(args: argparse.Namespace) -> list[str]:
+    """Every phase the commands know: the config file's, else the presets."""
+    table = _load(args.config) if getattr(args, "config", None) else {}
+    return sorted(table) if table else sorted(PRESETS)
+
+
+def read_config(path: str) -> dict[str, Any]:
+    """The whole config file (``[phases...]`` and any other table), parsed."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -126,7 +139,14 @@ def _load(path: str) -> dict[str, dict[str, Any]]:
         data = json.loads(text) if file.suffix == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
         raise CliError(f"--config {path} is not valid {file.suffix[1:] or 'TOML'}: {exc}") from exc
-    phases = data.get("phases") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        raise CliError(f"--config {path} needs a [phases.NAME] table per phase")
+    return data
+
+
+def _load(path: str) -> dict[str, dict[str, Any]]:
+    data = read_config(path)
+    phases = data.get("phases")
     if not isinstance(phases, dict) or not all(isinstance(v, dict) for v in phases.values()):
         raise CliError(f"--config {path} needs a [phases.NAME] table per phase")
     return phases
@@ -163,7 +183,10 @@ def _build(phase: str, raw: Mapping[str, Any]) -> PhaseConfig:
     date_column = raw.get("date_column", "game_date")
     if not isinstance(date_column, str):
         raise ConfigurationError("date_column must be a column name")
-    return PhaseConfig(spec, dict(outputs), date_column)
+    watch = raw.get("watch") or {}
+    if not isinstance(watch, Mapping):
+        raise ConfigurationError("watch must be a table of thresholds")
+    return PhaseConfig(spec, dict(outputs), date_column, dict(watch))
 
 
 def _names(value: Any, key: str) -> list[str]:

@@ -61,6 +61,11 @@ def register(commands: Any) -> None:
     _add_topic(sweep)
     sweep.add_argument("--dry-run", action="store_true",
                        help="only show what is due; claim and publish nothing")
+    sweep.add_argument("--replay-first", action="store_true",
+                       help="first replay the completions waiting in the fallback ledger "
+                       "(--ledger-table) for these dates, then sweep")
+    sweep.add_argument("--ledger-table", metavar="DATASET.TABLE",
+                       help="the fallback ledger table (for --replay-first)")
 
     reconcile = _command(commands, "reconcile", cmd_reconcile,
                          "record missing processors whose output rows exist in BigQuery")
@@ -91,6 +96,16 @@ def _command(commands: Any, name: str, handler: Callable[..., int], text: str) -
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=handler)
     return p
+
+
+def _ledger_table(args: argparse.Namespace) -> str:
+    from ..sinks.bootstrap import TableId
+
+    try:
+        TableId.parse(args.ledger_table)
+    except ValueError as exc:
+        raise CliError(f"--ledger-table: {exc}") from exc
+    return str(args.ledger_table)
 
 
 def _add_backfill(p: argparse.ArgumentParser) -> None:
@@ -242,9 +257,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     dates = dates_of(args, phase.spec, args.dates)
     if not args.dry_run and not args.topic:
         raise CliError("sweep needs --topic to publish the triggers it claims (or --dry-run)")
-    tracker = _tracker(args, phase)
+    if args.replay_first and (args.dry_run or not args.ledger_table):
+        raise CliError("--replay-first needs --ledger-table, and writes: not with --dry-run")
+    tracker = _tracker(args, phase, _ledger_table(args) if args.replay_first else None)
     publish = None if args.dry_run else _publisher(args)
     rows, ok = [], True
+    if args.replay_first and publish is not None:
+        replayed = tracker.replay_and_trigger(phase.spec.name, dates, publish)
+        ok = not replayed.publish_errors
+        announce(f"replayed {replayed.applied} of {replayed.rows} ledger row(s) first"
+                 + (f"; {len(replayed.quarantined)} quarantined" if replayed.quarantined
+                    else ""))
     progress = Progress(len(dates), f"sweep {phase.spec.name}")
     for day in paced(dates, rate(args), progress):
         if publish is None:

@@ -1,6 +1,6 @@
 """
-The Pub/Sub edge: parse incoming completion messages, publish completions
-and trigger events.
+The Pub/Sub edge: parse incoming completion messages, publish completions,
+trigger events and watch's alerts.
 
 The only place that talks to Pub/Sub (DESIGN §2). ``google.cloud.pubsub_v1``
 is imported on first publish, never at import.
@@ -8,6 +8,7 @@ is imported on first publish, never at import.
 
 from __future__ import annotations
 
+from ._alert_publisher import PubSubAlertPublisher
 from ._completion_publisher import CompletionPublisher, MemoryCompletionPublisher
 from ._message import STATUSES, CompletionMessage, parse_completion_message
 from ._names import normalise_processor_name
@@ -19,6 +20,7 @@ __all__ = [
     "CompletionPublisher",
     "DEFAULT_PUBLISH_RETRY",
     "MemoryCompletionPublisher",
+    "PubSubAlertPublisher",
     "PubSubTriggerPublisher",
     "PublishableEvent",
     "SCHEMA_VERSION",

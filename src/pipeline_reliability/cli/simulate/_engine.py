@@ -24,6 +24,7 @@ from ._config import PHASE3, PHASE4, SimulationConfig
 from ._instance import FollowUp, Instance, Resume, TriggerDesk
 from ._observe import Observations
 from ._plan import Delivery, Planner
+from ._watching import WatchRun, run_watch
 
 __all__ = ["Progress", "Simulation"]
 
@@ -80,6 +81,7 @@ class Simulation:
         # Degraded completions per (phase, date) the scheduler has replayed up to.
         self._replayed_degraded: dict[tuple[str, str], int] = {}
         self.calendar: CalendarRun | None = None
+        self.watching: WatchRun | None = None
 
     @property
     def dates(self) -> dict[str, list[str]]:
@@ -109,6 +111,7 @@ class Simulation:
                 self._advance(self.config.timing.tick)
         self._recover_breakers()
         self.calendar = run_calendar(self)
+        self.watching = run_watch(self)
 
     # -- ticks --------------------------------------------------------------------------------
 

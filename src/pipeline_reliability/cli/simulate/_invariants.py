@@ -16,6 +16,7 @@ from ...breaker import BreakerState
 from ._calendar import CalendarRun
 from ._components import KEY
 from ._engine import Simulation
+from ._watching import STALLS, WatchRun
 
 __all__ = ["INVARIANTS", "Check", "Verdict", "check_run"]
 
@@ -59,6 +60,15 @@ INVARIANTS: dict[str, str] = {
     "publish; the date settles as skipped (backfill)",
     "rearm_one_new_trigger": "rearm_trigger publishes exactly one new trigger, with a new id "
     "and a higher attempt, audited",
+    "watch_no_error": "the watch episode (watch at the end of each simulated day) ran "
+    "without an error",
+    "watch_chaos_alerted": "at the end of each day watch alerts every misspelled processor and "
+    "every degraded completion the chaos caused, and nothing else (no stall alarm for a "
+    "date that recovered)",
+    "watch_stall_alerted": "every planned stall (processor never reports, next phase never "
+    "starts, publisher died holding the claim, lock holder died) is alerted by its rule at "
+    "the end of its day",
+    "watch_no_false_alarm": "watch raises no alert for a healthy day",
 }
 
 
@@ -109,7 +119,27 @@ def check_run(sim: Simulation) -> Verdict:
     _check_table(sim, verdict)
     if sim.calendar is not None:
         _check_calendar(sim.calendar, verdict)
+    if sim.watching is not None:
+        _check_watch(sim.watching, verdict)
     return verdict
+
+
+def _check_watch(run: WatchRun, verdict: Verdict) -> None:
+    verdict.add("watch_no_error", "watch", not run.errors, "; ".join(run.errors)[:300])
+    for (phase, date), expected in sorted(run.chaos_expected.items()):
+        found = run.chaos_found.get((phase, date), set())
+        verdict.add("watch_chaos_alerted", f"{phase} {date}", found == expected,
+                    f"missed {sorted(expected - found)}, unexpected {sorted(found - expected)}")
+    for date, kind in sorted(run.stalls.items()):
+        stall = run.stall_found.get(date, set())
+        rule = STALLS[kind]
+        if rule is None:
+            verdict.add("watch_no_false_alarm", f"watch {date}", not stall,
+                        f"alerts on a healthy day: {sorted(map(str, stall))}")
+        else:
+            verdict.add("watch_stall_alerted", f"watch {date} ({kind})",
+                        [r for r, _ in stall] == [rule],
+                        f"expected exactly {rule}, found {sorted(map(str, stall))}")
 
 
 def _check_calendar(run: CalendarRun, verdict: Verdict) -> None:
