@@ -73,7 +73,10 @@ class BufferedRunHistory:
         given: object = write  # checked as given: callers may pass anything
         if not callable(given):
             raise ConfigurationError(f"write must be callable, got {type(write).__name__}")
-        for name, value in (("max_pending", max_pending), ("batch_size", batch_size)):
+        bounds: tuple[tuple[str, object], ...] = (
+            ("max_pending", max_pending), ("batch_size", batch_size)
+        )
+        for name, value in bounds:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10**7:
                 raise ConfigurationError(f"{name} must be an int in 1..10**7, got {value!r:.40}")
         self._write = write
