@@ -241,7 +241,9 @@ def test_the_thread_starts_with_the_first_row() -> None:
     assert history.written == 1
 
 
-@pytest.mark.parametrize("options", [{"max_pending": 0}, {"batch_size": True}, {"max_pending": "9"}])
+@pytest.mark.parametrize(
+    "options", [{"max_pending": 0}, {"batch_size": True}, {"max_pending": "9"}]
+)
 def test_bad_bounds_are_refused(options: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         BufferedRunHistory(lambda rows: None, **options)
@@ -315,5 +317,6 @@ def test_memory_history_keeps_rows_in_order(tracker: CompletionTracker) -> None:
     history.record(_row(1))
     history.record(_row(2))
     assert [r.execution_id for r in history.rows] == ["r1", "r2"]
-    assert history.flush() and history.close()
+    assert history.flush()
+    assert history.close()
     assert tracker.history is None

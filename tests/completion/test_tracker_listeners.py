@@ -103,7 +103,7 @@ def test_item1_trigger_lifecycle_claimed_published_confirmed(
 def test_item1_released_then_taken_over_then_lost(
     make_tracker: MakeTracker, publisher: Publisher, fake_clock: Any
 ) -> None:
-    """A failed publish releases (with the error); the next claim is a take-over; the old one is lost."""
+    """A failed publish releases (with its error); the next claim takes over; the old is lost."""
     a, b = make_tracker("worker-a"), make_tracker("worker-b")
     heard = Recorder()
     a.add_listener(heard)

@@ -40,7 +40,7 @@ ORDER BY received_at
 
 
 def _report(
-    processor: str, day: str, minutes: int, outcome: str = "counted", done: int | None = 1,
+    processor: str, day: str, minutes: int, *, outcome: str = "counted", done: int | None = 1,
     revision: str = "svc-00001", replayed: bool = False,
 ) -> RunHistoryRow:  # fmt: skip
     return RunHistoryRow(
