@@ -16,6 +16,7 @@ from pipeline_reliability.sinks.bootstrap import (
     load_schema,
     schema_names,
     table_resource,
+    view_names,
 )
 
 
@@ -96,6 +97,7 @@ def test_bootstrap_creates_dataset_and_tables_once(
     assert first == [
         f"{project}.{dataset}",
         *(f"{project}.{dataset}.{name}" for name in schema_names()),
+        *(f"{project}.{dataset}.{name}" for name in view_names()),
     ]
     assert second == []
     assert ledger.time_partitioning.field == "date"
@@ -113,7 +115,7 @@ def test_bootstrap_in_existing_dataset_creates_only_tables(
 
     created = bootstrap(bigquery_client, bigquery_dataset)
 
-    expected = [n for n in schema_names() if n != "completion_ledger"]
+    expected = [n for n in schema_names() if n != "completion_ledger"] + view_names()
     assert created == [f"{bigquery_client.project}.{bigquery_dataset}.{n}" for n in expected]
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from ._calendar import LocalDeadline, Schedule
 from ._events import TriggerClaim, TriggerEvent
 from ._gates import Gate, GateResult
+from ._history import Deployment, MemoryRunHistory, RunHistory, RunHistoryRow
+from ._history_buffer import BufferedRunHistory
 from ._ledger import (
     CompletionLedger,
     ExecutionLog,
@@ -24,6 +26,7 @@ from ._ledger import (
     MemoryExecutionLog,
     MemoryLedger,
 )
+from ._listeners import TrackerEvent, TrackerEventKind, TrackerListener
 from ._results import (
     AuditEntry,
     CompletionResult,
@@ -41,9 +44,11 @@ from ._tracker import CompletionTracker, Evidence
 
 __all__ = [
     "AuditEntry",
+    "BufferedRunHistory",
     "CompletionLedger",
     "CompletionResult",
     "CompletionTracker",
+    "Deployment",
     "Evidence",
     "ExecutionLog",
     "ExecutionLogRow",
@@ -53,15 +58,21 @@ __all__ = [
     "LocalDeadline",
     "MemoryExecutionLog",
     "MemoryLedger",
+    "MemoryRunHistory",
     "PhaseSpec",
     "PhaseStatus",
     "ProcessorRecord",
     "QuarantinedRow",
     "ReconcileReport",
     "ReplayReport",
+    "RunHistory",
+    "RunHistoryRow",
     "Schedule",
     "SweepOutcome",
     "SweepReport",
+    "TrackerEvent",
+    "TrackerEventKind",
+    "TrackerListener",
     "TriggerClaim",
     "TriggerConfirmation",
     "TriggerEvent",

@@ -28,8 +28,11 @@ from ._checks import MAX_OWNER_CHARS, check_claim, check_options
 from ._claims import ConfirmOutcome, confirm, release
 from ._doc import ensure_doc, first_completion_at, remember_write
 from ._events import TriggerClaim, TriggerEvent
+from ._history import RunHistory
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
+from ._listeners import TrackerEventKind
 from ._metadata import metadata_collection
+from ._observe import Observers, check_history
 from ._results import TriggerConfirmation
 from ._spec import PhaseSpec, normalise_date, show, validate_name
 
@@ -77,6 +80,7 @@ class TrackerCore:
         owner: str | None = None,
         retry: RetryPolicy | None = None,
         store_deadline: float | timedelta | None = None,
+        history: RunHistory | None = None,
     ) -> None:
         check_options(
             store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
@@ -111,6 +115,7 @@ class TrackerCore:
         self._execution_log = execution_log
         self._clock: Clock = clock or SystemClock()
         self.owner: str = owner or default_owner()
+        self._observers = Observers(check_history(history), self._clock, self.owner)
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
@@ -195,6 +200,7 @@ class TrackerCore:
             outcome, now, first = self._transact(spec, claim.date, decide)
             if outcome is ConfirmOutcome.LOST:
                 _triggers(claim, "lost")
+                self._observers.trigger(TrackerEventKind.TRIGGER_LOST, claim)
                 raise TriggerClaimLostError(
                     f"trigger {claim.trigger_id} attempt {claim.attempt} of {claim.owner} "
                     "was taken over by another claim"
@@ -203,6 +209,7 @@ class TrackerCore:
             logged, error = False, None
             if newly:
                 _triggers(claim, "confirmed")
+                self._observers.trigger(TrackerEventKind.TRIGGER_CONFIRMED, claim)
                 logger.info("trigger confirmed", extra=_extra(claim))
                 logged, error = self._log_execution(claim, now, first)
             return TriggerConfirmation(claim, now, newly, logged, error)
@@ -234,6 +241,7 @@ class TrackerCore:
             released = self._transact(spec, claim.date, decide)
             if released:
                 _triggers(claim, "released")
+                self._observers.trigger(TrackerEventKind.TRIGGER_RELEASED, claim, text)
                 logger.warning("trigger released: %s", text, extra=_extra(claim))
             return released
 
@@ -256,6 +264,8 @@ class TrackerCore:
                 log_failure(logger, "trigger publish failed", exc, **_fields(claim))
                 self._release_after(claim, exc)
                 raise
+            _triggers(claim, "published")
+            self._observers.trigger(TrackerEventKind.TRIGGER_PUBLISHED, claim)
             try:
                 return self.confirm_trigger(claim), None
             except TriggerClaimLostError as exc:

@@ -75,6 +75,7 @@ class OperatorTracker(RecordingTracker):
                     f"(only a {' or '.join(sorted(FINAL))} trigger can be rearmed)"
                 )
             count_claim(result)
+            self._observers.claim(result)
             logger.warning(
                 "trigger rearmed by %s: %s",
                 who,

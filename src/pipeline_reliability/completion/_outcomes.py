@@ -10,6 +10,7 @@ from ._claims import CONFIRMED, trigger_of
 from ._core import count_claim
 from ._doc import Applied, Completion
 from ._events import TriggerClaim
+from ._observe import outcome_of
 from ._results import CompletionResult
 from ._spec import PhaseSpec
 
@@ -27,21 +28,7 @@ def count_result(result: CompletionResult) -> None:
         counter("tracker.ignored", "Completions of processors the phase does not expect").add(
             1, {**attrs, "processor": result.processor}
         )
-    outcome = (
-        "degraded"
-        if result.degraded
-        else "duplicate"
-        if result.duplicate
-        else "ignored"
-        if result.ignored
-        else "counted"
-        if result.counted
-        else "updated"
-        if result.updated
-        else "stale"
-        if result.stale
-        else "recorded"
-    )
+    outcome = outcome_of(result)
     counter("tracker.completions", "Completion reports by outcome").add(
         1, {**attrs, "outcome": outcome}
     )

@@ -145,7 +145,8 @@ class RecordingTracker(TrackerCore):
             except STORE_FAILURES as exc:
                 result = self._degrade(spec, day, c, exc, backfill=not trigger)
             count_result(result)
-            return result
+        self._observers.completion(c, result, backfill=not trigger)
+        return result
 
     def record_and_trigger(
         self,

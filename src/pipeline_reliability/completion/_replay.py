@@ -13,6 +13,7 @@ from ._core import Publish, describe, logger
 from ._doc import Completion
 from ._events import TriggerClaim
 from ._ledger import LedgerRow, check_ledger_row
+from ._listeners import TrackerEventKind
 from ._operate import OperatorTracker
 from ._outcomes import count_result
 from ._results import QuarantinedRow, ReplayReport, TriggerConfirmation
@@ -74,12 +75,22 @@ class ReplayingTracker(OperatorTracker):
                     quarantined.append(_quarantine(spec, row, exc))
                     continue
                 count_result(result)
+                counter("tracker.replayed", "Ledger rows replay took into the store").add(
+                    1, {"phase": spec.name, "outcome": "duplicate" if result.duplicate else
+                        "stale" if result.stale else "applied"}
+                )
+                self._observers.completion(completion, result, backfill=not trigger, replayed=True)
                 if result.duplicate or result.stale:  # stale: changed nothing either
                     duplicates += 1
                 else:
                     applied += 1
                 if result.trigger is not None:
                     claims[row.date] = result.trigger
+            for q in quarantined:
+                self._observers.emit(
+                    TrackerEventKind.LEDGER_QUARANTINED, spec.name, q.date,
+                    processor=q.processor, execution_id=q.execution_id, error=q.reason,
+                )  # fmt: skip
             return ReplayReport(
                 spec.name,
                 days,

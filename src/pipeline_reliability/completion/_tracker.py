@@ -10,7 +10,7 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import log_failure, span
+from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._calendar import fix_expected, resolve
@@ -19,6 +19,8 @@ from ._claims import claim_step, gate_pending, suppress
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
 from ._gates import GateVerdict, evaluate_gates
+from ._history import RunHistory
+from ._listeners import TrackerEventKind, TrackerListener
 from ._replay import ReplayingTracker
 from ._results import (
     ReconcileReport,
@@ -68,10 +70,13 @@ class CompletionTracker(ReplayingTracker):
             store call in flight (bounded by the store's own timeout, e.g.
             ``FirestoreStore(timeout=)``), then spends at most the ledger's
             own deadline there.
+        history: A :class:`RunHistory` that receives a :class:`RunHistoryRow`
+            for every completion report (after the store decided it; never
+            able to fail or block the report: see ``BufferedRunHistory``).
 
     Raises:
         ConfigurationError: no phases, a phase or collection twice, bad
-            owner, retry or store_deadline.
+            owner, retry, store_deadline or history.
 
     .. versionadded:: 0.1.0
     """
@@ -200,6 +205,7 @@ class CompletionTracker(ReplayingTracker):
             recorded, done, claim, expected = self._transact(spec, day, decide)
             if claim is not None:
                 count_claim(claim)
+                self._observers.claim(claim)
             return ReconcileReport(
                 spec.name, day, checked, recorded, expected - done, done, len(done), claim
             )
@@ -268,8 +274,7 @@ class CompletionTracker(ReplayingTracker):
             except ConfigurationError as exc:  # the schedule failed for this date
                 log_failure(logger, "sweep could not resolve a date's schedule", exc, **fields)
                 return SweepOutcome(day, "error", error=describe(exc))
-            if outcome.claim is not None:
-                count_claim(outcome.claim)
+            self._observe_sweep(spec, day, outcome, newly=row is not None)
             if row is not None:
                 logger.warning(
                     "date overdue without a trigger; missing %s",
@@ -280,6 +285,48 @@ class CompletionTracker(ReplayingTracker):
                     _, error = self._write_execution_row(row, fields)
                     outcome = dataclasses.replace(outcome, execution_log_error=error)
             return outcome
+
+    def _observe_sweep(
+        self, spec: PhaseSpec, day: str, outcome: SweepOutcome, *, newly: bool
+    ) -> None:
+        """Count and tell what one date's (real) sweep decided."""
+        if outcome.claim is not None:
+            count_claim(outcome.claim)
+            self._observers.claim(outcome.claim)
+        elif outcome.action == "gated" and outcome.reason is not None:
+            self._observers.emit(TrackerEventKind.GATED, spec.name, day, reason=outcome.reason)
+        if newly:
+            counter("tracker.deadlines_exceeded", "Dates found overdue without a trigger").add(
+                1, {"phase": spec.name}
+            )
+            self._observers.emit(
+                TrackerEventKind.DEADLINE_PASSED, spec.name, day, missing=outcome.missing
+            )
+
+    def add_listener(self, listener: TrackerListener) -> None:
+        """
+        Call ``listener(event)`` with a :class:`TrackerEvent` for everything the tracker does.
+
+        Events are delivered on the calling thread, after the store decided
+        (so a listener sees each decision once); a listener that raises is
+        logged with its traceback and skipped: it never breaks the call.
+
+        .. versionadded:: 0.2.0
+        """
+        self._observers.add(listener)
+
+    def remove_listener(self, listener: TrackerListener) -> None:
+        """Stop calling ``listener`` (no error if it was not added).
+
+        .. versionadded:: 0.2.0
+        """
+        self._observers.remove(listener)
+
+    @property
+    def history(self) -> RunHistory | None:
+        """The run history this tracker sends a row per completion report to, if any."""
+        return self._observers.history
+
 
 def _has_output(evidence: Evidence, processor: str) -> bool:
     if isinstance(evidence, Mapping):

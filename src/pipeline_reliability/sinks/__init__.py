@@ -1,7 +1,7 @@
 """
 BigQuery sinks: the only place that talks to BigQuery.
 
-The fallback ledger, the execution log, reconcile evidence, gates and the
+The fallback ledger, the execution log, the run history, reconcile evidence, gates and the
 MERGE upsert writer. ``google.cloud.bigquery`` is imported on first use only.
 ``pipeline_reliability.sinks.bootstrap`` creates the shipped tables.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from .evidence import bigquery_output_counts, bigquery_output_evidence
 from .execution_log import BigQueryExecutionLog
 from .gates import BigQueryGate
+from .history import BigQueryRunHistory
 from .ledger import DEFAULT_BIGQUERY_RETRY, BigQueryLedger
 from .writer import BigQueryWriter, Fence, WriteReport
 
@@ -18,6 +19,7 @@ __all__ = [
     "BigQueryExecutionLog",
     "BigQueryGate",
     "BigQueryLedger",
+    "BigQueryRunHistory",
     "BigQueryWriter",
     "DEFAULT_BIGQUERY_RETRY",
     "Fence",

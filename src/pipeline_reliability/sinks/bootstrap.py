@@ -7,7 +7,9 @@ file). A file is either BigQuery's JSON schema format (the list of fields that
 ``bq mk --schema`` and ``Client.schema_from_json`` read) or a fragment of the
 REST ``Table`` resource: ``{"schema": {"fields": [...]}, "timePartitioning":
 {...}, "clustering": {...}, "description": ...}``, which also carries
-partitioning and clustering. ``bootstrap`` creates every one of them.
+partitioning and clustering. ``bootstrap`` creates every one of them, then
+every view under ``pipeline_reliability/sinks/views/`` (``<name>.sql``, a
+``SELECT`` whose ``{dataset}`` stands for ```project.dataset```).
 """
 
 from __future__ import annotations
@@ -25,9 +27,12 @@ __all__ = [
     "TableId",  # defined in _bigquery, with the other helpers every sink shares
     "bootstrap",
     "create_table_from_schema",
+    "create_view",
     "load_schema",
     "schema_names",
     "table_resource",
+    "view_names",
+    "view_query",
 ]
 
 logger = logging.getLogger("pipeline_reliability.sinks")
@@ -86,6 +91,72 @@ def load_schema(name: str) -> list[Any]:
     return [bigquery.SchemaField.from_api_repr(field) for field in fields]
 
 
+def view_names() -> list[str]:
+    """
+    Return the names of the shipped views (the ``views/*.sql`` stems), sorted.
+
+    .. versionadded:: 0.2.0
+    """
+    folder = resources.files(_PACKAGE).joinpath("views")
+    return sorted(
+        entry.name[: -len(".sql")]
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql") and entry.is_file()
+    )
+
+
+def view_query(name: str, dataset: str) -> str:
+    """
+    Return the SQL of shipped view ``name`` over the tables of ``dataset`` (``project.dataset``).
+
+    Raises:
+        InvalidInputError: No such view is shipped.
+        ConfigurationError: ``dataset`` is not ``project.dataset``.
+
+    .. versionadded:: 0.2.0
+    """
+    if name not in view_names():
+        raise InvalidInputError(f"no shipped view named {name!r}; have {view_names()}")
+    ref = TableId.parse(f"{dataset}.placeholder", "dataset")
+    if ref.project is None:
+        raise ConfigurationError(f"dataset must be 'project.dataset', got {dataset!r}")
+    text = resources.files(_PACKAGE).joinpath("views", f"{name}.sql").read_text(encoding="utf-8")
+    # The id was validated by TableId: safe between backticks.
+    return text.replace("{dataset}", f"{ref.project}.{ref.dataset}")
+
+
+def create_view(client: Any, view: str, name: str) -> bool:
+    """
+    Create ``view`` (``[project.]dataset.view``) from the shipped view ``name`` unless it exists.
+
+    The view reads the tables of its own dataset. An existing view is left
+    as it is (drop it to get a newer definition).
+
+    Returns:
+        ``True`` if the view was created, ``False`` if it already existed.
+
+    Raises:
+        WriteFailedError: BigQuery refused (the cause is chained).
+
+    .. versionadded:: 0.2.0
+    """
+    from google.api_core import exceptions as gexc
+
+    bigquery = bigquery_module()
+    ref = TableId.parse(view)
+    project = ref.project or client.project
+    table = bigquery.Table(f"{project}.{ref.dataset}.{ref.table}")
+    table.view_query = view_query(name, f"{project}.{ref.dataset}")
+    table.description = f"pipeline_reliability view {name} (created by bootstrap)"
+    attrs = {"table": view, "view": name}
+    with span("sinks", "create_view", attrs), map_bigquery_errors(f"creating view {view}"):
+        try:
+            client.create_table(table)
+        except gexc.Conflict:
+            return False
+    return True
+
+
 def create_table_from_schema(client: Any, table: str, name: str) -> bool:
     """
     Create ``table`` from the shipped definition ``name`` unless it exists.
@@ -125,7 +196,8 @@ def create_table_from_schema(client: Any, table: str, name: str) -> bool:
 
 def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list[str]:
     """
-    Create ``dataset`` and every shipped table in it, leaving existing ones alone.
+    Create ``dataset``, every shipped table and every shipped view in it,
+    leaving existing ones alone.
 
     Idempotent: running it again creates nothing and changes nothing (an
     existing table whose schema lacks shipped columns is logged as a warning,
@@ -139,7 +211,8 @@ def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list
 
     Returns:
         The fully qualified ids of what was created by this call (the dataset
-        first, if it was created); what already existed is logged at INFO.
+        first, if it was created, then tables, then views); what already
+        existed is logged at INFO.
 
     Raises:
         ConfigurationError: ``dataset`` is not a valid id.
@@ -171,6 +244,13 @@ def bootstrap(client: Any, dataset: str, *, location: str | None = None) -> list
                 logger.info("created table %s", table_id)
             else:
                 logger.info("table %s exists", table_id)
+        for name in view_names():  # after the tables: a view needs its tables
+            view_id = f"{dataset_id}.{name}"
+            if create_view(client, view_id, name):
+                created.append(view_id)
+                logger.info("created view %s", view_id)
+            else:
+                logger.info("view %s exists", view_id)
     return created
 
 
