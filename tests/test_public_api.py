@@ -27,6 +27,7 @@ SUBPACKAGES = [
     "completion",
     "dedup",
     "lock",
+    "ops",
     "processor",
     "pubsub",
     "retry",

@@ -16,7 +16,7 @@ from report_browser import Dom, chromium_binary, load, screenshot
 
 from pipeline_reliability.cli._report_html import CSS, content_security_policy, render_html
 from pipeline_reliability.ops._day import read_day
-from pipeline_reliability.ops._report import Report, build_report
+from pipeline_reliability.ops._report import DayReport, build_report
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def chromium() -> str:
     return chromium_binary()
 
 
-def _report(hostile: bool) -> Report:
+def _report(hostile: bool) -> DayReport:
     tracker, ledger, clock = report_sample.build(hostile=hostile)
     days = [read_day(tracker, d, ledger=ledger) for d in report_sample.DATES]
     return build_report(days, generated_at=clock.now(), title="Sample pipeline")

@@ -21,7 +21,7 @@ from html import escape
 from typing import Any
 
 from ..ops._day import CELL_STATES, PhaseDay, ProcessorDay, TriggerStep
-from ..ops._report import Report
+from ..ops._report import DayReport
 
 __all__ = ["CSS", "content_security_policy", "render_html"]
 
@@ -66,7 +66,7 @@ def content_security_policy() -> str:
             "base-uri 'none'; form-action 'none'")
 
 
-def render_html(report: Report, *, expand: bool = False) -> str:
+def render_html(report: DayReport, *, expand: bool = False) -> str:
     """The report as one HTML document (text, UTF-8); ``expand`` opens every cell."""
     generated = _time(report.generated_at) if report.generated_at else "?"
     span = f"{report.dates[0]} to {report.dates[-1]}" if report.dates else "no dates"
@@ -97,7 +97,7 @@ def _time(at: datetime | None) -> str:
     return at.isoformat(timespec="seconds") if at is not None else "-"
 
 
-def _legend(report: Report) -> str:
+def _legend(report: DayReport) -> str:
     counts = report.counts()
     items = "".join(
         f'<li class="s-{state}" title="{_e(text)}">{_e(state)}: {counts[state]}</li>'
@@ -106,7 +106,7 @@ def _legend(report: Report) -> str:
     return f'<ul class="legend">{items}</ul>'
 
 
-def _grid(report: Report, expand: bool) -> str:
+def _grid(report: DayReport, expand: bool) -> str:
     head = "".join(f'<th scope="col">{_e(p)}</th>' for p in report.phases)
     rows = []
     for day in report.days:

@@ -27,20 +27,20 @@ from __future__ import annotations
 
 from ._alerts import Alert, WatchReport, alert_id
 from ._day import CELL_STATES, DayView, PhaseDay, ProcessorDay, TriggerStep, read_day
-from ._report import Report, build_report
-from ._rules import RULES, PhaseRules
+from ._report import DayReport, build_report
+from ._rules import WATCH_RULES, PhaseRules
 from ._watch import WatchConfig, watch
 
 __all__ = [
-    "CELL_STATES",
-    "RULES",
     "Alert",
+    "CELL_STATES",
+    "DayReport",
     "DayView",
     "PhaseDay",
     "PhaseRules",
     "ProcessorDay",
-    "Report",
     "TriggerStep",
+    "WATCH_RULES",
     "WatchConfig",
     "WatchReport",
     "alert_id",

@@ -13,11 +13,11 @@ from datetime import datetime
 from ..errors import InvalidInputError
 from ._day import CELL_STATES, DayView, PhaseDay
 
-__all__ = ["Report", "build_report"]
+__all__ = ["DayReport", "build_report"]
 
 
 @dataclass(frozen=True, slots=True)
-class Report:
+class DayReport:
     """
     A dates by phases grid: ``days`` in date order, ``phases`` in column order.
 
@@ -57,7 +57,7 @@ def build_report(
     *,
     generated_at: datetime | None = None,
     title: str = "Pipeline report",
-) -> Report:
+) -> DayReport:
     """
     Lay ``days`` out as a grid, sorted by date; the phases are the union of
     the days' phases in the order they first appear.
@@ -70,4 +70,4 @@ def build_report(
     if len(set(dates)) != len(dates):
         raise InvalidInputError("a report needs each date once")
     phases = dict.fromkeys(p.phase for d in ordered for p in d.phases)
-    return Report(tuple(phases), tuple(ordered), generated_at, title)
+    return DayReport(tuple(phases), tuple(ordered), generated_at, title)

@@ -29,7 +29,7 @@ __all__ = [
     "LATE",
     "LEDGER",
     "LOCK_OVERDUE",
-    "RULES",
+    "WATCH_RULES",
     "PhaseRules",
     "breaker_open",
     "claim_stuck",
@@ -50,7 +50,7 @@ IGNORED = "ignored_completion"
 BREAKER_OPEN = "breaker_open"
 LOCK_OVERDUE = "lock_overdue"
 #: Every rule, by name (``PhaseRules.disabled`` takes these).
-RULES = (HANDOFF, LATE, CLAIM_STUCK, LEDGER, DEGRADED, IGNORED, BREAKER_OPEN, LOCK_OVERDUE)
+WATCH_RULES = (HANDOFF, LATE, CLAIM_STUCK, LEDGER, DEGRADED, IGNORED, BREAKER_OPEN, LOCK_OVERDUE)
 
 
 def _positive(value: object, what: str) -> timedelta:
@@ -77,7 +77,7 @@ class PhaseRules:
             before it must have been replayed.
         lock_grace: How long after its lease end a lock may still name a holder.
         locks: Date locks to check on each watched date of this phase.
-        disabled: Rules not evaluated for this phase (names of :data:`RULES`).
+        disabled: Rules not evaluated for this phase (names of :data:`WATCH_RULES`).
 
     Raises:
         ConfigurationError: a duration that is not a positive ``timedelta``
@@ -111,9 +111,9 @@ class PhaseRules:
         if isinstance(disabled, str) or not isinstance(disabled, Iterable):
             raise ConfigurationError("disabled must be a collection of rule names")
         object.__setattr__(self, "disabled", frozenset(self.disabled))
-        unknown = sorted(str(r) for r in self.disabled if r not in RULES)
+        unknown = sorted(str(r) for r in self.disabled if r not in WATCH_RULES)
         if unknown:
-            raise ConfigurationError(f"unknown rule(s) {unknown}; known: {', '.join(RULES)}")
+            raise ConfigurationError(f"unknown rule(s) {unknown}; known: {', '.join(WATCH_RULES)}")
 
     def enabled(self, rule: str) -> bool:
         """Whether ``rule`` is evaluated for this phase."""
