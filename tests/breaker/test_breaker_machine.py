@@ -38,7 +38,7 @@ ALLOWED = {
     ("open", "half_open"): {"reset_timeout_elapsed"},
     ("half_open", "half_open"): {"probe_lease_expired"},
     ("half_open", "closed"): {"probe_succeeded", "forced_close", "reset"},
-    ("half_open", "open"): {"probe_failed", "forced_open"},
+    ("half_open", "open"): {"probe_failed", "probe_timeout", "forced_open"},
     ("open", "open"): {"forced_open"},
     ("open", "closed"): {"forced_close", "reset"},
     ("closed", "closed"): {"reset"},
@@ -72,7 +72,14 @@ class RecordingStore(StoreWrapper):
         self.clock = clock
         self.writes: list[Write] = []
 
-    def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+    def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
         """Transact through, remembering the attempt that committed."""
         last: list[tuple[Snapshot, Outcome[R]]] = []
 
@@ -81,7 +88,7 @@ class RecordingStore(StoreWrapper):
             last.append((snap, outcome))
             return outcome
 
-        result = super().transact(collection, key, spy)
+        result = super().transact(collection, key, spy, timeout=timeout)
         snap, outcome = last[-1]
         if isinstance(outcome.write, Put):
             self.writes.append(Write(snap.data, dict(outcome.write.data), self.clock.monotonic()))
@@ -107,6 +114,7 @@ class BreakerMachine(RuleBasedStateMachine):
         extra_calls=st.none() | st.integers(0, 4),
         window=st.sampled_from([5.0, 10.0, 30.0]),
         reset_timeout=st.sampled_from([5.0, 10.0, 30.0]),
+        probe_timeout=st.sampled_from([1.0, 5.0, 30.0]),
         probes=st.integers(1, 3),
         success_share=st.integers(0, 2),
         cache_ttl=st.sampled_from([0.0, 0.5, 1.0, 5.0]),
@@ -119,6 +127,7 @@ class BreakerMachine(RuleBasedStateMachine):
         extra_calls: int | None,
         window: float,
         reset_timeout: float,
+        probe_timeout: float,
         probes: int,
         success_share: int,
         cache_ttl: float,
@@ -151,6 +160,9 @@ class BreakerMachine(RuleBasedStateMachine):
                 success_threshold=min(probes, 1 + success_share),
                 excluded=(IgnoredError,),
                 cache_ttl=cache_ttl,
+                # A HANG fault then blocks for a millisecond of real time.
+                store_timeout=0.001,
+                probe_timeout=probe_timeout,
                 on_store_error=policy,
                 open_quorum=quorum,
                 clock=self.clock,
