@@ -331,3 +331,21 @@ def test_missing_document_is_closed_generation_zero(
         BreakerState.CLOSED, 0, memory_store.clock.now()
     )
     assert memory_store.dump() == {}
+
+
+def test_item19_a_live_trip_report_is_not_rewritten_by_further_failures(
+    make_breaker: MakeBreaker, memory_store: MemoryStore
+) -> None:
+    """
+    open_quorum=2: ten failures on one instance cost ONE transaction (its trip
+    report), not one per failure past the threshold; the others are counted here.
+    """
+    a = make_breaker("a", open_quorum=2)
+    a.call(ok)  # the view is read once
+    memory_store.reset_stats()
+
+    trip(a, times=10)
+
+    stats = memory_store.stats
+    assert (stats.transactions, stats.writes) == (1, 1)
+    assert a.status().reporters == 1

@@ -252,7 +252,9 @@ class Engine:
                     return  # a verdict for an older generation changes nothing
                 running = self._probes_running > 0
                 if mono >= self._probe_deadline:
-                    action = Action.PROBE_FAILED  # past probe_timeout: a failed probe
+                    # Past probe_timeout: the store, by its own clock, records it as
+                    # a failed probe ("probe_timeout") whatever the threshold.
+                    action = Action.PROBE_SUCCEEDED
                 else:
                     self._probe_successes += 1
                     if self._probe_successes < self.config.success_threshold:
