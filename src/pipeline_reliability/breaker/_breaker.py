@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from .._clock import Clock
 from .._identity import default_owner
-from .._keys import encode_key, validate_id
+from .._keys import MAX_ID_BYTES, encode_key, validate_id
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
 from ._config import BreakerConfig, OnStoreError, seconds, show
@@ -299,7 +299,7 @@ class CircuitBreaker(Engine):
             if stack[i][0] is self:
                 _ACTIVE.set(stack[:i] + stack[i + 1 :])
                 return stack[i][1]
-        raise RuntimeError(f"breaker {self.name!r} exited a block it never entered")
+        raise InvalidInputError(f"breaker {self.name!r} exited a block it never entered")
 
     # ------------------------------------------------------------------ inspection
 
@@ -315,7 +315,13 @@ class CircuitBreaker(Engine):
 
         Args:
             refresh: Read the store first (store errors then raise).
+
+        Raises:
+            InvalidInputError: ``refresh`` is not a bool.
+            StoreError: ``refresh=True`` and the store failed.
         """
+        if not isinstance(cast(object, refresh), bool):
+            raise InvalidInputError(f"refresh must be True or False, got {show(refresh)}")
         if refresh:
             try:
                 error = self._refresh(self._mono(), force=True)
@@ -416,12 +422,16 @@ class CircuitBreaker(Engine):
 
 
 def _check_text(value: object, what: str) -> str:
+    # Names and instance ids are stored in the circuit document (name, holder,
+    # reports): bounded like document ids, so that no document can outgrow the store.
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{what} must be a non-empty string, got {show(value)}")
     try:
-        value.encode("utf-8")
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise ConfigurationError(f"{what} must be valid UTF-8 text, got {show(value)}") from None
+    if size > MAX_ID_BYTES:
+        raise ConfigurationError(f"{what} must be at most {MAX_ID_BYTES} bytes of UTF-8")
     return value
 
 
