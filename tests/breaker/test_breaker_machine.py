@@ -213,7 +213,7 @@ class BreakerMachine(RuleBasedStateMachine):
         others=st.lists(st.integers(0, INSTANCES - 1), max_size=4),
         recover=st.booleans(),
     )
-    def slow_call(  # noqa: PLR0913, PLR0917  (hypothesis passes the drawn values by keyword)
+    def slow_call(  # noqa: PLR0917  (hypothesis passes the drawn values by keyword)
         self, i: int, kind: str, steps: int, step: float, others: list[int], recover: bool
     ) -> None:
         """

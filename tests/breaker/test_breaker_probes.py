@@ -6,13 +6,19 @@ and a probe past its timeout counts as failed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 from breaker_helpers import BoomError, MakeBreaker, fail, ok, trip
 
 from pipeline_reliability import CircuitOpenError, MemoryStore
-from pipeline_reliability.breaker import BreakerEvent, BreakerState, CircuitBreaker, TransitionEvent
+from pipeline_reliability.breaker import (
+    BreakerEvent,
+    BreakerState,
+    CircuitBreaker,
+    TransitionEvent,
+)
 from pipeline_reliability.testing import FakeClock
 
 
@@ -39,10 +45,8 @@ def test_item6_a_probe_slower_than_reset_timeout_lets_no_other_probe_in(
         for _ in range(8):  # 4 s, in half-second steps
             fake_clock.advance(0.5)
             for breaker in (a, b):
-                try:
+                with contextlib.suppress(CircuitOpenError):
                     breaker.call(lambda: admitted_meanwhile.append("ran"))
-                except CircuitOpenError:
-                    pass
         running[0] -= 1
         return "ok"
 
@@ -105,10 +109,8 @@ def test_item6_a_failed_probe_keeps_the_lease_of_probes_still_running(
         for _ in range(9):  # the first probe runs on for 9 s (within its lease)
             fake_clock.advance(1)
             for breaker in (a, b):
-                try:
+                with contextlib.suppress(CircuitOpenError):
                     breaker.call(lambda: admitted.append(fake_clock.monotonic()))
-                except CircuitOpenError:
-                    pass
         return "ok"
 
     a.call(long_probe)

@@ -7,6 +7,7 @@ exception, which ``call`` passes through), and nothing is written on rejection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from datetime import timedelta
 from typing import Any
@@ -84,20 +85,16 @@ def _fail() -> None:
 def _exercise(breaker: CircuitBreaker, clock: FakeClock) -> None:
     """Drive a built breaker through a cycle: only ours, or the caller's, may escape."""
     for _ in range(4):
-        try:
+        with contextlib.suppress(CallerError, CircuitOpenError):
             breaker.call(_fail)
-        except (CallerError, CircuitOpenError):
-            pass
         clock.advance(3)
         try:
             with breaker:
                 pass
         except CircuitOpenError:
             pass
-        try:
+        with contextlib.suppress(CircuitOpenError):
             breaker.call(lambda: "ok")
-        except CircuitOpenError:
-            pass
     breaker.status()
     breaker.force_open()
     breaker.force_close()
@@ -155,7 +152,8 @@ def test_hostile_method_arguments_raise_invalid_input_and_write_nothing(
     except TypeError:
         # call_async given a sync callable: awaiting its non-awaitable result is the
         # caller's bug surfacing as Python's own error from the caller's function.
-        assert method == "call_async" and callable(value)
+        assert method == "call_async"
+        assert callable(value)
         return
     if method in {"call", "call_async", "decorate", "add_listener"}:
         assert callable(value)
@@ -188,10 +186,26 @@ def test_item9_the_longest_accepted_durations_never_overflow(fake_clock: FakeClo
 def test_an_oversize_name_or_instance_id_is_refused(memory_store: MemoryStore) -> None:
     """Names and instance ids are stored in the document: bounded, refused up front."""
     with pytest.raises(ConfigurationError):
-        CircuitBreaker("x" * 1501, memory_store)
+        CircuitBreaker("x" * (64 * 1024 + 1), memory_store)
     with pytest.raises(ConfigurationError):
         CircuitBreaker("x", memory_store, instance_id="i" * 1501)
-    CircuitBreaker("x" * 1500, memory_store, instance_id="i" * 1500)
+    with pytest.raises(ConfigurationError):
+        CircuitBreaker("x", memory_store, open_quorum=101)
+    CircuitBreaker("x" * 64 * 1024, memory_store, instance_id="i" * 1500, open_quorum=100)
+
+
+def test_the_largest_circuit_document_fits_the_store(fake_clock: FakeClock) -> None:
+    """Longest name, longest ids, largest quorum: every trip report is still stored."""
+    store = MemoryStore(clock=fake_clock)
+    breakers = [
+        CircuitBreaker("n" * 64 * 1024, store, failure_threshold=1, open_quorum=100,
+                       clock=fake_clock, instance_id=f"{i:04d}" + "i" * 1496)
+        for i in range(99)
+    ]
+    for breaker in breakers:
+        with pytest.raises(CallerError):
+            breaker.call(_fail)
+    assert breakers[0].status(refresh=True).reporters == 99
 
 
 def test_exiting_a_block_never_entered_is_invalid_input(memory_store: MemoryStore) -> None:

@@ -97,7 +97,8 @@ def test_the_lease_lasts_probe_timeout_not_reset_timeout() -> None:
     config = BreakerConfig(reset_timeout=2.0, probe_timeout=10.0)
     change = transition(OPEN, Action.ELECT, expected=4, now=T0 + timedelta(seconds=2),
                         me="b", config=config)
-    assert change is not None and change.after.probe is not None
+    assert change is not None
+    assert change.after.probe is not None
     assert change.after.probe.expires_at == T0 + timedelta(seconds=12)
 
 

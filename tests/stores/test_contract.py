@@ -8,6 +8,7 @@ each conflict costs the emulator's 2 s lock timeout (EMULATORS.md §3).
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -506,4 +507,4 @@ def test_nan_and_extreme_floats_round_trip(store: StateStore) -> None:
     assert store.get(COLLECTION, "floats").data == {"inf": float("inf"), "max": sys.float_info.max}
     put(store, "nan", {"nan": float("nan")})
     value = (store.get(COLLECTION, "nan").data or {})["nan"]
-    assert value != value  # NaN
+    assert math.isnan(value)

@@ -57,6 +57,12 @@ def black_hole() -> Iterator[str]:
     server.close()
 
 
+def _call(store: FirestoreStore, operation: str) -> object:
+    if operation == "get":
+        return store.get(COLLECTION, "d", timeout=0.3)
+    return store.transact(COLLECTION, "d", increment, timeout=0.3)
+
+
 def _store_at(monkeypatch: pytest.MonkeyPatch, host: str, **options: Any) -> FirestoreStore:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", host)
     return FirestoreStore(project="deadlines", **options)
@@ -70,10 +76,7 @@ def test_item5_a_black_holed_store_fails_within_the_call_timeout(
     store = _store_at(monkeypatch, black_hole)  # default timeout: 30 s
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
-        if operation == "get":
-            store.get(COLLECTION, "d", timeout=0.3)
-        else:
-            store.transact(COLLECTION, "d", increment, timeout=0.3)
+        _call(store, operation)
     elapsed = time.monotonic() - started
     assert 0.25 <= elapsed < 0.3 + SLACK
     assert info.value.maybe_committed is False  # nothing was sent to commit
@@ -100,10 +103,7 @@ def test_a_dead_port_fails_within_the_call_timeout(
     store = _store_at(monkeypatch, f"127.0.0.1:{free_port()}")
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError):
-        if operation == "get":
-            store.get(COLLECTION, "d", timeout=0.3)
-        else:
-            store.transact(COLLECTION, "d", increment, timeout=0.3)
+        _call(store, operation)
     assert time.monotonic() - started < 0.3 + SLACK
     store.close()
 
@@ -166,7 +166,7 @@ class _Ref:
 
 class _Client:
     _database_string = "projects/p/databases/(default)"
-    _rpc_metadata: list[Any] = []
+    _rpc_metadata: tuple[Any, ...] = ()
 
     def __init__(self, api: _Api) -> None:
         self._firestore_api = api
@@ -187,11 +187,13 @@ def test_item5_every_transaction_rpc_gets_the_deadline() -> None:
     assert store.transact(COLLECTION, "d", _write, timeout=0.5) == "written"
     assert [name for name, _, _ in api.calls] == ["begin", "read", "commit"]
     for name, timeout, retry in api.calls:
-        assert timeout is not None and 0 < timeout <= 0.5, name
+        assert timeout is not None, name
+        assert 0 < timeout <= 0.5, name
         if name == "commit":
             assert retry is None  # a commit is never re-sent: it may have applied
         else:
-            assert retry is not None and retry._timeout <= 0.5
+            assert retry is not None
+            assert retry._timeout <= 0.5
 
 
 def test_item5_a_deadline_during_the_commit_may_have_committed() -> None:

@@ -258,7 +258,8 @@ def test_release_hangs_ends_a_hang_at_once_and_later_ones_hang_again(inner: Memo
         assert store.hanging == 1
         store.release_hangs()
         thread.join(timeout=10)
-        assert not thread.is_alive() and len(errors) == 1
+        assert not thread.is_alive()
+        assert len(errors) == 1
         assert store.hanging == 0
         assert not store.wait_hanging(1, timeout=0.05)  # nothing hangs now
         with pytest.raises(StoreUnavailableError):

@@ -421,23 +421,27 @@ class CircuitBreaker(Engine):
                 self._flush()
 
 
-def _check_text(value: object, what: str) -> str:
-    # Names and instance ids are stored in the circuit document (name, holder,
-    # reports): bounded like document ids, so that no document can outgrow the store.
+# Names and instance ids are stored in the circuit document (name; probe holder
+# and up to open_quorum - 1 trip reports): bounded so that, with open_quorum
+# bounded too, no circuit document can outgrow the store's 1 MiB.
+_MAX_NAME_BYTES = 64 * 1024
+
+
+def _check_text(value: object, what: str, limit: int = MAX_ID_BYTES) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{what} must be a non-empty string, got {show(value)}")
     try:
         size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
         raise ConfigurationError(f"{what} must be valid UTF-8 text, got {show(value)}") from None
-    if size > MAX_ID_BYTES:
-        raise ConfigurationError(f"{what} must be at most {MAX_ID_BYTES} bytes of UTF-8")
+    if size > limit:
+        raise ConfigurationError(f"{what} must be at most {limit} bytes of UTF-8")
     return value
 
 
 def _circuit_key(name: object) -> str:
     """The document id of the circuit ``name`` (any non-empty text)."""
-    text = _check_text(name, "a breaker name")
+    text = _check_text(name, "a breaker name", _MAX_NAME_BYTES)
     try:
         return validate_id(encode_key(text))
     except InvalidInputError as exc:

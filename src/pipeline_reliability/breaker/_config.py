@@ -25,6 +25,7 @@ def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) ->
 # Counts are kept in memory per instance (the window holds failure_threshold
 # and minimum_calls timestamps); a million is far beyond any real use.
 MAX_COUNT = 1_000_000
+MAX_QUORUM = 100
 
 
 def show(value: object) -> str:
@@ -76,6 +77,9 @@ class BreakerConfig:
         _positive_int(self.half_open_probes, "half_open_probes")
         _positive_int(self.success_threshold, "success_threshold")
         _positive_int(self.open_quorum, "open_quorum")
+        if self.open_quorum > MAX_QUORUM:
+            # Each pending report is stored in the circuit document.
+            raise ConfigurationError(f"open_quorum must be at most {MAX_QUORUM}")
         seconds(self.window, "window")
         seconds(self.reset_timeout, "reset_timeout")
         seconds(self.cache_ttl, "cache_ttl", allow_zero=True)
@@ -88,7 +92,8 @@ class BreakerConfig:
                 f"success_threshold ({self.success_threshold}) cannot exceed "
                 f"half_open_probes ({self.half_open_probes})"
             )
-        if not isinstance(self.on_store_error, str) or self.on_store_error not in _ON_STORE_ERROR:
+        policy = cast(object, self.on_store_error)
+        if not isinstance(policy, str) or policy not in _ON_STORE_ERROR:
             raise ConfigurationError(
                 f"on_store_error must be one of {_ON_STORE_ERROR}, got {show(self.on_store_error)}"
             )

@@ -307,16 +307,20 @@ class Engine:
         if circuit.state is not CLOSED:
             return None
         self._window.failure(mono)
-        if not self._window.tripped(mono):
+        if not self._trip_due(gen, mono):
             return None
-        if self._store_error is not None and mono < self._fresh_until:
-            return None  # backing off a failing store; the trip is retried after cache_ttl
-        if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
-            return None  # my quorum report is still live: nothing to add
-        if self._busy:
-            return None  # another thread is at the store; the next failure retries
         self._busy = True
         return Action.TRIP
+
+    def _trip_due(self, gen: int, mono: float) -> bool:
+        if not self._window.tripped(mono):
+            return False
+        if self._store_error is not None and mono < self._fresh_until:
+            return False  # backing off a failing store; the trip is retried after cache_ttl
+        if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
+            return False  # my quorum report is still live: nothing to add
+        # Another thread at the store: the next failure retries (the window keeps it).
+        return not self._busy
 
     def _reported(self, gen: int, mono: float, change: Change | None) -> None:
         if self._view.circuit.generation == gen and self._store_error is None:

@@ -42,7 +42,8 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
 def _map(value: Mapping[Any, Any], size: list[int], path: str, depth: int) -> dict[str, Any]:
     if depth >= MAX_DEPTH:
         raise InvalidInputError(
-            f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels (or contains itself)"
+            f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
+            " (or contains itself)"
         )
     out: dict[str, Any] = {}
     for k, v in value.items():
@@ -104,7 +105,9 @@ def _value(  # noqa: PLR0911
         if in_array:
             raise InvalidInputError(f"arrays cannot directly contain arrays (at {path[:200]!r})")
         if depth >= MAX_DEPTH:
-            raise InvalidInputError(f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels")
+            raise InvalidInputError(
+                f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
+            )
         return [
             _value(v, size, f"{path}[{i}]", in_array=True, depth=depth + 1)
             for i, v in enumerate(value)

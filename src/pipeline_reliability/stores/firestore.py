@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._keys import validate_id
 from .._telemetry import span
@@ -70,7 +70,8 @@ class _Deadline:
         if left <= 0:
             from google.api_core import exceptions as gexc
 
-            raise gexc.DeadlineExceeded("the store operation's deadline was exceeded")
+            error: Any = gexc.DeadlineExceeded  # untyped constructor
+            raise error("the store operation's deadline was exceeded")
         return left
 
     def rpc(self) -> dict[str, Any]:
@@ -136,8 +137,9 @@ class FirestoreStore(CountingStore):
     ) -> None:
         if client is not None and (project is not None or database is not None):
             raise ConfigurationError("pass either client or project/database, not both")
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not (
-            1 <= max_attempts <= _MAX_ATTEMPTS
+        attempts = cast(object, max_attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= _MAX_ATTEMPTS
         ):
             raise ConfigurationError(
                 f"max_attempts must be an integer in 1..{_MAX_ATTEMPTS}, got {max_attempts!r:.100}"
@@ -151,7 +153,7 @@ class FirestoreStore(CountingStore):
         if not isinstance(prefix, str):
             raise ConfigurationError(f"prefix must be a string, got {prefix!r:.100}")
         for what, value in (("project", project), ("database", database)):
-            if value is not None and (not isinstance(value, str) or not value):
+            if value is not None and (not isinstance(cast(object, value), str) or not value):
                 raise ConfigurationError(f"{what} must be a non-empty string, got {value!r:.100}")
         if "/" in prefix:
             raise ConfigurationError(f"prefix {prefix!r} must not contain '/'")
@@ -313,7 +315,7 @@ def _transaction_class() -> type:
     # are the client's own methods (2.x) with our deadline passed to the RPC.
     from google.cloud.firestore_v1.transaction import Transaction
 
-    class BoundedTransaction(Transaction):  # type: ignore[misc]
+    class BoundedTransaction(Transaction):
         pr_deadline: _Deadline
 
         def _begin(self, retry_id: bytes | None = None) -> None:

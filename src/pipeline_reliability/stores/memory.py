@@ -6,7 +6,7 @@ import copy
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._clock import Clock, SystemClock
 from .._keys import validate_id
@@ -42,8 +42,9 @@ class MemoryStore(CountingStore):
     """
 
     def __init__(self, *, clock: Clock | None = None, max_attempts: int = 5) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not (
-            1 <= max_attempts <= _MAX_ATTEMPTS
+        attempts = cast(object, max_attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= _MAX_ATTEMPTS
         ):
             raise ConfigurationError(
                 f"max_attempts must be an integer in 1..{_MAX_ATTEMPTS}, got {max_attempts!r:.100}"
