@@ -170,7 +170,7 @@ class BreakerMachine(RuleBasedStateMachine):
                 success_threshold=min(probes, 1 + success_share),
                 excluded=(IgnoredError,),
                 cache_ttl=cache_ttl,
-                # A HANG fault then blocks for a millisecond of real time.
+                # A hang then blocks for a millisecond of real time.
                 store_timeout=0.001,
                 probe_timeout=probe_timeout,
                 on_store_error=policy,
@@ -330,6 +330,12 @@ class BreakerMachine(RuleBasedStateMachine):
         """Sometimes, the next few store operations fail."""
         if chance == 3:  # hypothesis favours 0 and the bounds: pick an inner value
             self.store.fail_next(fault, times)
+
+    @rule(times=st.integers(1, 3), chance=st.integers(0, 5))
+    def store_hangs(self, times: int, chance: int) -> None:
+        """Sometimes, the next few store operations hang until their deadline."""
+        if chance == 3:
+            self.store.hang_next(times)
 
     @rule(
         i=st.integers(0, INSTANCES - 1),

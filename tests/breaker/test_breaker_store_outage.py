@@ -19,7 +19,7 @@ from breaker_helpers import MakeBreaker, ok
 from pipeline_reliability import ConfigurationError, MemoryStore, StoreUnavailableError
 from pipeline_reliability.breaker import CircuitBreaker
 from pipeline_reliability.stores import Outcome, Snapshot
-from pipeline_reliability.testing import FakeClock, Fault, FaultyStore, StoreWrapper
+from pipeline_reliability.testing import FakeClock, FaultyStore, StoreWrapper
 
 R = TypeVar("R")
 
@@ -139,7 +139,7 @@ def test_item5_other_threads_serve_from_the_cached_view_while_one_refresh_hangs(
     assert breaker.call(ok) == "ok"  # a fresh CLOSED view
     clock.advance(5)  # the view is stale: the next call refreshes
     results: list[str] = []
-    with store.outage(Fault.HANG):
+    with store.outage(hang=True):
         refresher = threading.Thread(target=lambda: results.append(breaker.call(ok)))
         refresher.start()
         try:
@@ -170,7 +170,7 @@ def test_item5_a_hanging_store_costs_the_refreshing_call_at_most_store_timeout(
     """FaultyStore hangs until the breaker's deadline: one call pays it, then back-off."""
     store = FaultyStore(memory_store)
     breaker = CircuitBreaker("hang", store, cache_ttl=60, store_timeout=0.05, instance_id="a")
-    with store.outage(Fault.HANG):
+    with store.outage(hang=True):
         started = time.monotonic()
         assert breaker.call(ok) == "ok"
         first = time.monotonic() - started

@@ -214,26 +214,34 @@ def test_faulty_store_is_a_state_store(inner: MemoryStore) -> None:
     assert isinstance(FaultyStore(inner), StateStore)
 
 
-# --- HANG: a store that does not answer (issue 10, item 5) -----------------------
+# --- hangs: a store that does not answer (issue 10, item 5) -----------------------
 
 
 def test_hang_blocks_until_the_callers_timeout_then_raises(inner: MemoryStore) -> None:
-    """A HANG waits for the call's own timeout, then fails as a deadline does; no write."""
+    """A hang waits for the call's own timeout, then fails as a deadline does; no write."""
     import time
 
-    store = FaultyStore(inner, plan={0: Fault.HANG})
+    store = FaultyStore(inner)
+    store.hang_next()
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError) as info:
         store.transact(C, "d", _inc, timeout=0.05)
     assert 0.04 <= time.monotonic() - started < 5
     assert info.value.maybe_committed is False
     assert _n(inner) is None
+    assert store.hangs == [(0, "transact")]
+    assert store.injected == []
+
+
+def test_hang_is_not_a_fault_so_drawing_every_fault_never_blocks() -> None:
+    """Machines that draw from list(Fault) keep their behaviour: no Fault hangs."""
+    assert "HANG" not in Fault.__members__
 
 
 def test_hang_without_a_timeout_uses_hang_timeout(inner: MemoryStore) -> None:
     """A call that gives no timeout hangs for the wrapper's hang_timeout."""
     store = FaultyStore(inner, hang_timeout=0.05)
-    store.fail_next(Fault.HANG)
+    store.hang_next()
     with pytest.raises(StoreUnavailableError, match="hang"):
         store.get(C, "d")
 
@@ -251,7 +259,7 @@ def test_release_hangs_ends_a_hang_at_once_and_later_ones_hang_again(inner: Memo
         except StoreUnavailableError as exc:
             errors.append(exc)
 
-    with store.outage(Fault.HANG):
+    with store.outage(hang=True):
         thread = threading.Thread(target=blocked)
         thread.start()
         assert store.wait_hanging(1, timeout=10)

@@ -30,10 +30,9 @@ class Fault(enum.Enum):
     - ``CONTENTION``: the transaction gives up after conflicts (``StoreConflictError``).
     - ``LOST_RESPONSE``: the operation is applied, then the response is lost
       (``StoreUnavailableError`` with ``maybe_committed=True``).
-    - ``HANG``: the store does not answer: the call blocks until the caller's
-      ``timeout`` (or the wrapper's ``hang_timeout`` when the caller gave
-      none) runs out, or until :meth:`FaultyStore.release_hangs`, then raises
-      ``StoreUnavailableError`` as a real store's deadline does; nothing happens.
+
+    A store that does not answer at all is not one of these (so that drawing
+    from ``list(Fault)`` never blocks): see :meth:`FaultyStore.hang_next`.
     """
 
     UNAVAILABLE = "unavailable"
@@ -41,7 +40,13 @@ class Fault(enum.Enum):
     ABORTED = "aborted"
     CONTENTION = "contention"
     LOST_RESPONSE = "lost_response"
+
+
+class _Hang(enum.Enum):
     HANG = "hang"
+
+
+_HANG = _Hang.HANG
 
 
 class FaultyStore(StoreWrapper):
@@ -51,19 +56,21 @@ class FaultyStore(StoreWrapper):
     Operations are numbered from 0 in call order (``get`` and ``transact``
     alike). ``plan`` maps an operation number to a fault; ``probability``
     draws a fault from ``faults`` with a seeded RNG for every other call;
-    :meth:`outage` makes every call fail with ``UNAVAILABLE`` (or the fault
-    it is given, e.g. ``HANG``) while active.
+    :meth:`outage` makes every call fail with ``UNAVAILABLE`` while active.
 
-    A ``HANG`` waits on an event, not a sleep: :meth:`release_hangs` ends every
-    hang at once, and :meth:`wait_hanging` lets a test wait until a call is
-    blocked. ``hang_timeout`` is how long a call without its own ``timeout``
-    hangs.
+    A store that does not answer: :meth:`hang_next` (or ``outage(hang=True)``)
+    makes calls block until the caller's ``timeout`` runs out (``hang_timeout``
+    for a call without one), then raise ``StoreUnavailableError`` as a real
+    store's deadline does; nothing is applied. A hang waits on an event, not a
+    sleep: :meth:`release_hangs` ends every hang at once, and
+    :meth:`wait_hanging` lets a test wait until a call is blocked. Hangs are
+    recorded in ``hangs`` as ``(operation number, operation)``.
 
     Example::
 
         store = FaultyStore(MemoryStore(), plan={0: Fault.LOST_RESPONSE})
         store.fail_next(Fault.UNAVAILABLE, times=2)
-        with store.outage(Fault.HANG):
+        with store.outage(hang=True):
             ...  # every call blocks until its timeout, then raises
     """
 
@@ -91,8 +98,9 @@ class FaultyStore(StoreWrapper):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._count = 0
-        self._next: list[Fault] = []
-        self._outage: Fault | None = None
+        self._next: list[Fault | _Hang] = []
+        self._outage: Fault | _Hang | None = None
+        self.hangs: list[tuple[int, str]] = []
         self.hang_timeout = hang_timeout
         self._release = threading.Event()
         self._hang_changed = threading.Condition(self._lock)
@@ -103,17 +111,22 @@ class FaultyStore(StoreWrapper):
         with self._lock:
             self._next.extend([fault] * times)
 
-    def set_outage(self, active: bool, fault: Fault = Fault.UNAVAILABLE) -> None:
-        """Start (with ``fault``, default ``UNAVAILABLE``) or end an outage."""
+    def hang_next(self, times: int = 1) -> None:
+        """Make the next ``times`` operations hang (see the class docstring)."""
         with self._lock:
-            self._outage = fault if active else None
+            self._next.extend([_HANG] * times)
+
+    def set_outage(self, active: bool, *, hang: bool = False) -> None:
+        """Start or end an outage: every operation fails (or, with ``hang``, hangs)."""
+        with self._lock:
+            self._outage = (_HANG if hang else Fault.UNAVAILABLE) if active else None
         if not active:
             self.release_hangs()
 
     @contextmanager
-    def outage(self, fault: Fault = Fault.UNAVAILABLE) -> Iterator[None]:
-        """Fail every operation inside the ``with`` block with ``fault``; hangs end with it."""
-        self.set_outage(True, fault)
+    def outage(self, *, hang: bool = False) -> Iterator[None]:
+        """Fail (or, with ``hang``, hang) every operation inside the block; hangs end with it."""
+        self.set_outage(True, hang=hang)
         try:
             yield
         finally:
@@ -121,7 +134,7 @@ class FaultyStore(StoreWrapper):
 
     @property
     def hanging(self) -> int:
-        """How many calls are blocked in a ``HANG`` right now."""
+        """How many calls are blocked in a hang right now."""
         with self._lock:
             return self._hanging
 
@@ -167,8 +180,10 @@ class FaultyStore(StoreWrapper):
             raise _error(fault, collection, key)
         return result
 
-    def _fail(self, fault: Fault, collection: str, key: str, timeout: float | None) -> Exception:
-        if fault is Fault.HANG:
+    def _fail(
+        self, fault: Fault | _Hang, collection: str, key: str, timeout: float | None
+    ) -> Exception:
+        if fault is _HANG:
             with self._hang_changed:
                 self._hanging += 1
                 self._hang_changed.notify_all()
@@ -181,13 +196,13 @@ class FaultyStore(StoreWrapper):
                     self._hang_changed.notify_all()
         return _error(fault, collection, key)
 
-    def _draw(self, operation: str) -> Fault | None:
+    def _draw(self, operation: str) -> Fault | _Hang | None:
         with self._lock:
             index = self._count
             self._count += 1
             if operation not in self.operations:
                 return None
-            fault: Fault | None
+            fault: Fault | _Hang | None
             if self._outage is not None:
                 fault = self._outage
             elif self._next:
@@ -198,12 +213,14 @@ class FaultyStore(StoreWrapper):
                 fault = self._rng.choice(self.faults)
             else:
                 fault = None
-            if fault is not None:
+            if fault is _HANG:
+                self.hangs.append((index, operation))
+            elif fault is not None:
                 self.injected.append((index, operation, fault))
             return fault
 
 
-def _error(fault: Fault, collection: str, key: str) -> Exception:
+def _error(fault: Fault | _Hang, collection: str, key: str) -> Exception:
     where = f"{collection}/{key}"
     if fault is Fault.CONTENTION:
         return StoreConflictError(f"injected contention on {where}", attempts=5)
@@ -213,6 +230,6 @@ def _error(fault: Fault, collection: str, key: str) -> Exception:
         )
     if fault is Fault.DEADLINE_EXCEEDED:
         return StoreUnavailableError(f"injected deadline exceeded on {where}")
-    if fault is Fault.HANG:
+    if fault is _HANG:
         return StoreUnavailableError(f"injected hang on {where}: no answer before the deadline")
     return StoreUnavailableError(f"injected unavailability on {where}")
