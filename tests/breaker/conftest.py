@@ -28,6 +28,7 @@ def make_breaker(
         options.setdefault("failure_threshold", 3)
         options.setdefault("reset_timeout", 30)
         options.setdefault("cache_ttl", 5)
+        options.setdefault("probe_timeout", 30)
         breaker = CircuitBreaker(
             options.pop("name", NAME),
             store if store is not None else memory_store,

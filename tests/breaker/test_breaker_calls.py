@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from breaker_helpers import BoomError, MakeBreaker, fail, missing_key, ok, state_of, trip
 
-from pipeline_reliability import CircuitOpenError, MemoryStore
+from pipeline_reliability import CircuitOpenError, InvalidInputError, MemoryStore
 from pipeline_reliability.breaker import BreakerState, CircuitBreaker
 from pipeline_reliability.testing import FakeClock
 
@@ -272,7 +272,7 @@ def test_exit_without_enter_is_an_error() -> None:
     """Leaving a block that was never entered is a programming error."""
     breaker = CircuitBreaker("x", MemoryStore(clock=FakeClock()), clock=FakeClock())
 
-    with pytest.raises(RuntimeError, match="never entered"):
+    with pytest.raises(InvalidInputError, match="never entered"):
         breaker.__exit__(None, None, None)
 
 

@@ -2,6 +2,11 @@
 Stateful test of the shared breaker: several instances over one MemoryStore
 (behind FaultyStore), a FakeClock, random outcomes, clock moves, store faults
 and operator actions; every committed write is checked against the spec.
+
+Calls take time: a slow call advances the clock while other instances (and the
+same one) make calls, so probes overlap other probes and outcomes arrive after
+the circuit moved on. That is what makes the generation compare-and-set and
+the probe lease observable here (issue 10, items 6 and 19).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -38,7 +44,7 @@ ALLOWED = {
     ("open", "half_open"): {"reset_timeout_elapsed"},
     ("half_open", "half_open"): {"probe_lease_expired"},
     ("half_open", "closed"): {"probe_succeeded", "forced_close", "reset"},
-    ("half_open", "open"): {"probe_failed", "forced_open"},
+    ("half_open", "open"): {"probe_failed", "probe_timeout", "forced_open"},
     ("open", "open"): {"forced_open"},
     ("open", "closed"): {"forced_close", "reset"},
     ("closed", "closed"): {"reset"},
@@ -72,7 +78,14 @@ class RecordingStore(StoreWrapper):
         self.clock = clock
         self.writes: list[Write] = []
 
-    def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+    def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
         """Transact through, remembering the attempt that committed."""
         last: list[tuple[Snapshot, Outcome[R]]] = []
 
@@ -81,7 +94,7 @@ class RecordingStore(StoreWrapper):
             last.append((snap, outcome))
             return outcome
 
-        result = super().transact(collection, key, spy)
+        result = super().transact(collection, key, spy, timeout=timeout)
         snap, outcome = last[-1]
         if isinstance(outcome.write, Put):
             self.writes.append(Write(snap.data, dict(outcome.write.data), self.clock.monotonic()))
@@ -92,7 +105,10 @@ class RecordingStore(StoreWrapper):
 class Model:
     """What the test itself saw happen, to judge the writes against."""
 
-    outcomes: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    # instance -> (local time, "ok"/"fail", generation the call was admitted in)
+    outcomes: dict[str, list[tuple[float, str, int]]] = field(default_factory=dict)
+    # probes running now: (generation, lease expiry by store time)
+    running: list[tuple[int, datetime]] = field(default_factory=list)
     probes: Counter[int] = field(default_factory=Counter)
     holders: dict[int, str] = field(default_factory=dict)
     local_events: int = 0
@@ -107,6 +123,7 @@ class BreakerMachine(RuleBasedStateMachine):
         extra_calls=st.none() | st.integers(0, 4),
         window=st.sampled_from([5.0, 10.0, 30.0]),
         reset_timeout=st.sampled_from([5.0, 10.0, 30.0]),
+        probe_timeout=st.sampled_from([1.0, 5.0, 30.0]),
         probes=st.integers(1, 3),
         success_share=st.integers(0, 2),
         cache_ttl=st.sampled_from([0.0, 0.5, 1.0, 5.0]),
@@ -119,6 +136,7 @@ class BreakerMachine(RuleBasedStateMachine):
         extra_calls: int | None,
         window: float,
         reset_timeout: float,
+        probe_timeout: float,
         probes: int,
         success_share: int,
         cache_ttl: float,
@@ -128,7 +146,7 @@ class BreakerMachine(RuleBasedStateMachine):
         """Build INSTANCES breakers sharing one circuit, with drawn options."""
         self.clock = FakeClock()
         self.recording = RecordingStore(MemoryStore(clock=self.clock), self.clock)
-        self.store = FaultyStore(self.recording)
+        self.store = FaultyStore(self.recording, hang_timeout=0.001)
         self.window = window
         self.failure_threshold = failure_threshold
         self.minimum_calls = (
@@ -136,6 +154,7 @@ class BreakerMachine(RuleBasedStateMachine):
         )
         self.probes = probes
         self.quorum = quorum
+        self.reset_timeout = reset_timeout
         self.model = Model()
         self.sick = False
         self.breakers: list[CircuitBreaker] = []
@@ -151,6 +170,9 @@ class BreakerMachine(RuleBasedStateMachine):
                 success_threshold=min(probes, 1 + success_share),
                 excluded=(IgnoredError,),
                 cache_ttl=cache_ttl,
+                # A hang then blocks for a millisecond of real time.
+                store_timeout=0.001,
+                probe_timeout=probe_timeout,
                 on_store_error=policy,
                 open_quorum=quorum,
                 clock=self.clock,
@@ -183,12 +205,78 @@ class BreakerMachine(RuleBasedStateMachine):
         """The downstream falls ill or recovers."""
         self.sick = sick
 
-    def _call(self, breaker: CircuitBreaker, kind: str) -> None:
+    @rule(
+        i=st.integers(0, INSTANCES - 1),
+        kind=st.sampled_from(["ok", "fail", "ignored"]),
+        steps=st.integers(1, 4),
+        step=st.sampled_from([0.5, 2.0, 6.0]),
+        others=st.lists(st.integers(0, INSTANCES - 1), max_size=4),
+        recover=st.booleans(),
+    )
+    def slow_call(  # noqa: PLR0917  (hypothesis passes the drawn values by keyword)
+        self, i: int, kind: str, steps: int, step: float, others: list[int], recover: bool
+    ) -> None:
+        """
+        A call that takes steps x step seconds, while other calls (anywhere) go on
+        at every step; with ``recover`` they fail at the first step and succeed
+        later, so the circuit can open and close again while this call runs.
+        """
+
+        def meanwhile() -> None:
+            for n in range(steps):
+                self.clock.advance(step)
+                for j in others:
+                    if recover:
+                        self._call(self.breakers[j], "fail" if n == 0 else "ok")
+                    else:
+                        self._call(self.breakers[j], "fail" if self.sick else "ok")
+
+        self._call(self.breakers[i], kind, meanwhile)
+
+    @rule(i=st.integers(0, INSTANCES - 1), kind=st.sampled_from(["fail", "ok"]))
+    def outcome_after_a_cycle(self, i: int, kind: str) -> None:
+        """
+        A call on instance i (after failures just short of its threshold)
+        outlives a whole cycle driven by the other instances: their failures
+        open the circuit, the cool-down passes, their probes close it. The
+        call's outcome then belongs to a generation that is over.
+        """
+        others = [b for n, b in enumerate(self.breakers) if n != i]
+
+        def meanwhile() -> None:
+            for breaker in others:
+                for _ in range(self.minimum_calls):
+                    self._call(breaker, "fail")
+            self.clock.advance(self.reset_timeout)
+            for _ in range(self.probes):
+                self._call(others[0], "ok")
+
+        for _ in range(self.failure_threshold - 1):
+            self._call(self.breakers[i], "fail")
+        self._call(self.breakers[i], kind, meanwhile)
+
+    def _live_probes(self) -> list[tuple[int, datetime]]:
+        """Running probes still within their lease, of generations not closed since."""
+        now = self.clock.now()
+        closed = [w.after["generation"] for w in self.recording.writes
+                  if w.after["state"] == "closed"]
+        return [(g, exp) for g, exp in self.model.running
+                if now < exp and not any(c > g for c in closed)]
+
+    def _call(
+        self, breaker: CircuitBreaker, kind: str, meanwhile: Callable[[], None] | None = None
+    ) -> None:
         ran = []
+        admitted = [-1]
 
         def downstream() -> str:
             status = breaker.status()
+            admitted[0] = status.generation
+            entry: tuple[int, datetime] | None = None
             if status.is_prober:
+                # However long probes run, at most half_open_probes run within
+                # their lease, fleet-wide (a probe past it counts as failed).
+                assert len(self._live_probes()) < self.probes, self.model.running
                 self.model.probes[status.generation] += 1
                 # The view may be stale (cache_ttl, or a failing store under fail_open):
                 # the stored generation may have moved on, but never backwards, and the
@@ -201,7 +289,15 @@ class BreakerMachine(RuleBasedStateMachine):
                 if doc["generation"] == status.generation:
                     assert doc["state"] == "half_open"
                     assert doc["probe"]["holder"] == breaker.instance_id
+                    entry = (status.generation, doc["probe"]["expires_at"])
+                    self.model.running.append(entry)
             ran.append(True)
+            try:
+                if meanwhile is not None:
+                    meanwhile()
+            finally:
+                if entry is not None:
+                    self.model.running.remove(entry)
             if kind == "fail":
                 raise DownstreamError
             if kind == "ignored":
@@ -216,7 +312,9 @@ class BreakerMachine(RuleBasedStateMachine):
         except (DownstreamError, IgnoredError):
             pass
         if kind != "ignored":
-            self.model.outcomes[breaker.instance_id].append((self.clock.monotonic(), kind))
+            self.model.outcomes[breaker.instance_id].append(
+                (self.clock.monotonic(), kind, admitted[0])
+            )
 
     @rule(seconds=st.sampled_from([0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 31.0]))
     def advance(self, seconds: float) -> None:
@@ -232,6 +330,12 @@ class BreakerMachine(RuleBasedStateMachine):
         """Sometimes, the next few store operations fail."""
         if chance == 3:  # hypothesis favours 0 and the bounds: pick an inner value
             self.store.fail_next(fault, times)
+
+    @rule(times=st.integers(1, 3), chance=st.integers(0, 5))
+    def store_hangs(self, times: int, chance: int) -> None:
+        """Sometimes, the next few store operations hang until their deadline."""
+        if chance == 3:
+            self.store.hang_next(times)
 
     @rule(
         i=st.integers(0, INSTANCES - 1),
@@ -268,7 +372,7 @@ class BreakerMachine(RuleBasedStateMachine):
                 edge = (before["state"], after["state"])
                 assert after["reason"] in ALLOWED.get(edge, set()), (edge, after["reason"])
                 if after["reason"] in {"failure_threshold", "open_quorum"}:
-                    self._writer_had_tripped(after["changed_by"], write.at)
+                    self._writer_had_tripped(after["changed_by"], write.at, before["generation"])
                 if after["reason"] == "open_quorum":
                     live = {r["instance"] for r in before["reports"]
                             if after["changed_at"] - r["at"] < _td(self.window)}
@@ -284,11 +388,14 @@ class BreakerMachine(RuleBasedStateMachine):
                 assert after["trip_reports"] == before.get("trip_reports", 0) + 1
                 assert after["changed_by"] in {r["instance"] for r in after["reports"]}
                 assert len(after["reports"]) < self.quorum
-                self._writer_had_tripped(after["changed_by"], write.at)
+                self._writer_had_tripped(after["changed_by"], write.at, before["generation"])
         model.checked = len(self.recording.writes)
 
-    def _writer_had_tripped(self, instance: str, at: float) -> None:
-        seen = [(t, k) for t, k in self.model.outcomes[instance] if at - t < self.window]
+    def _writer_had_tripped(self, instance: str, at: float, generation: int) -> None:
+        # Only outcomes of calls admitted in the generation being tripped count:
+        # a failure seen before the circuit moved on says nothing about it.
+        seen = [(t, k) for t, k, g in self.model.outcomes[instance]
+                if at - t < self.window and g == generation]
         failures = sum(1 for _, k in seen if k == "fail")
         assert failures >= self.failure_threshold, (instance, seen)
         assert len(seen) >= self.minimum_calls, (instance, seen)

@@ -150,8 +150,9 @@ def test_neutral_probes_use_up_the_slots_until_the_lease_expires(
     with pytest.raises(CircuitOpenError) as info:
         a.call(ok)
     assert info.value.state is BreakerState.HALF_OPEN
-    assert info.value.retry_after == timedelta(seconds=30)
-    fake_clock.advance(30)
+    # The lease (probe_timeout 30) plus a cool-down (reset_timeout 30).
+    assert info.value.retry_after == timedelta(seconds=60)
+    fake_clock.advance(60)
 
     assert a.call(ok) == "ok"  # re-elected (generation 3), probe succeeded
     assert a.status().generation == 4
@@ -160,13 +161,16 @@ def test_neutral_probes_use_up_the_slots_until_the_lease_expires(
 def test_a_crashed_prober_does_not_block_recovery(
     make_breaker: MakeBreaker, fake_clock: FakeClock, events: list[BreakerEvent]
 ) -> None:
-    """When the prober never reports, its lease expires and another instance takes over."""
+    """
+    When the prober never reports, its lease expires; after one more cool-down
+    (the lost probe counts as failed) another instance takes over.
+    """
     a, b = make_breaker("a", cache_ttl=1), make_breaker("b", cache_ttl=1)
     trip(a)
     fake_clock.advance(30)
     b._admit()  # b wins the probe slot and then "crashes": its call never completes
 
-    fake_clock.advance(29)
+    fake_clock.advance(59)
     with pytest.raises(CircuitOpenError):
         a.call(ok)
     fake_clock.advance(1)
@@ -327,3 +331,21 @@ def test_missing_document_is_closed_generation_zero(
         BreakerState.CLOSED, 0, memory_store.clock.now()
     )
     assert memory_store.dump() == {}
+
+
+def test_item19_a_live_trip_report_is_not_rewritten_by_further_failures(
+    make_breaker: MakeBreaker, memory_store: MemoryStore
+) -> None:
+    """
+    open_quorum=2: ten failures on one instance cost ONE transaction (its trip
+    report), not one per failure past the threshold; the others are counted here.
+    """
+    a = make_breaker("a", open_quorum=2)
+    a.call(ok)  # the view is read once
+    memory_store.reset_stats()
+
+    trip(a, times=10)
+
+    stats = memory_store.stats
+    assert (stats.transactions, stats.writes) == (1, 1)
+    assert a.status().reporters == 1

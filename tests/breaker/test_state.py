@@ -55,7 +55,7 @@ def test_election_waits_for_reset_timeout_by_store_time() -> None:
 
 
 def test_election_writes_a_lease_with_all_probe_slots() -> None:
-    """The elected instance holds a lease of reset_timeout with half_open_probes slots."""
+    """The elected instance holds a lease of probe_timeout with half_open_probes slots."""
     change = transition(OPEN, Action.ELECT, expected=4, now=T0 + timedelta(seconds=60),
                         me="b", config=CONFIG)
 
@@ -71,12 +71,35 @@ def test_forced_open_never_elects() -> None:
     assert _go(forced, Action.ELECT, at=10**6) is None
 
 
-def test_half_open_lease_takeover_only_after_expiry() -> None:
-    """Another instance takes the probe over only when the lease has expired."""
-    assert _go(HALF, Action.ELECT, at=119, me="other") is None
-    assert _go(HALF, Action.ELECT, at=120, me="other") == (
+def test_half_open_lease_takeover_only_after_expiry_and_a_cool_down() -> None:
+    """
+    Another instance takes the probe over only when the lease (probe_timeout)
+    has expired and one reset_timeout more has passed: a probe past its timeout
+    counts as failed, and a failed probe is followed by a cool-down.
+    """
+    assert _go(HALF, Action.ELECT, at=120, me="other") is None
+    assert _go(HALF, Action.ELECT, at=179.9, me="other") is None
+    assert _go(HALF, Action.ELECT, at=180, me="other") == (
         BreakerState.HALF_OPEN, 6, "probe_lease_expired"
     )
+
+
+def test_item6_a_probe_success_after_its_lease_counts_as_failed() -> None:
+    """A probe verdict of success at or after the lease's expiry (store time) reopens."""
+    assert _go(HALF, Action.PROBE_SUCCEEDED, at=119.9) == (
+        BreakerState.CLOSED, 6, "probe_succeeded"
+    )
+    assert _go(HALF, Action.PROBE_SUCCEEDED, at=120) == (BreakerState.OPEN, 6, "probe_timeout")
+
+
+def test_the_lease_lasts_probe_timeout_not_reset_timeout() -> None:
+    """The election writes a lease of probe_timeout, whatever reset_timeout is."""
+    config = BreakerConfig(reset_timeout=2.0, probe_timeout=10.0)
+    change = transition(OPEN, Action.ELECT, expected=4, now=T0 + timedelta(seconds=2),
+                        me="b", config=config)
+    assert change is not None
+    assert change.after.probe is not None
+    assert change.after.probe.expires_at == T0 + timedelta(seconds=12)
 
 
 def test_only_the_holder_reports_a_probe_verdict() -> None:

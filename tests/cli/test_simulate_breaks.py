@@ -38,7 +38,14 @@ class RewritingStore(StoreWrapper):
         super().__init__(inner)
         self.rewrite = rewrite
 
-    def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+    def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
         def wrapped(snap: Snapshot) -> Outcome[R]:
             outcome = fn(snap)
             if collection.startswith("completion_") and isinstance(outcome.write, Put):
@@ -47,7 +54,7 @@ class RewritingStore(StoreWrapper):
                 return Outcome(outcome.result, Put(data))
             return outcome
 
-        return super().transact(collection, key, wrapped)
+        return super().transact(collection, key, wrapped, timeout=timeout)
 
 
 def _drop_processor(doc: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ each conflict costs the emulator's 2 s lock timeout (EMULATORS.md §3).
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
@@ -417,3 +418,93 @@ def test_stats_count_the_same_on_every_backend(store: StateStore) -> None:
 
     store.reset_stats()
     assert StoreStats() == store.stats
+
+
+# --- the per-call deadline (issue 10, item 5) ------------------------------------
+
+
+def test_get_and_transact_take_a_timeout_keyword(store: StateStore) -> None:
+    """Both backends accept ``timeout=`` (seconds) on get and transact, and None."""
+    assert store.transact(COLLECTION, "t", increment, timeout=5.0) == 1
+    assert store.transact(COLLECTION, "t", increment, timeout=None) == 2
+    assert store.get(COLLECTION, "t", timeout=5).data == {"n": 2}
+    assert store.get(COLLECTION, "t", timeout=None).data == {"n": 2}
+
+
+@pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "1", True, 10**400, 1e12])
+def test_a_bad_timeout_is_invalid_input_and_writes_nothing(store: StateStore, bad: Any) -> None:
+    """A timeout that is not a positive, finite number of seconds is refused up front."""
+    before = store.stats.writes
+    with pytest.raises(InvalidInputError):
+        store.get(COLLECTION, "t", timeout=bad)
+    with pytest.raises(InvalidInputError):
+        store.transact(COLLECTION, "t", increment, timeout=bad)
+    assert store.stats.writes == before
+    assert store.get(COLLECTION, "t").data is None
+
+
+# --- hostile documents (issue 10, item 9) -----------------------------------------
+
+
+def _recursive() -> dict[str, Any]:
+    data: dict[str, Any] = {"a": 1}
+    data["self"] = data
+    return data
+
+
+def _deep(levels: int) -> dict[str, Any]:
+    data: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        data = {"x": data}
+    return data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _recursive(),
+        {"list": [1, [2]]},
+        _deep(1000),
+        {"n": 2**63},
+        {"n": -(2**63) - 1},
+        {"s": "x" * (1 << 20)},
+        {"s": "\ud800"},
+        {"\ud800": 1},
+        {"": 1},
+        {1: 1},
+        {"o": object()},
+        {"when": datetime.min.replace(tzinfo=timezone(timedelta(hours=1)))},
+    ],
+    ids=["recursive", "nested-array", "deep", "int64+1", "int64-2", "oversize", "surrogate",
+         "surrogate-key", "empty-key", "int-key", "object", "datetime-overflow"],
+)
+def test_hostile_documents_are_invalid_input_and_write_nothing(
+    store: StateStore, data: dict[Any, Any]
+) -> None:
+    """What a store cannot hold is refused as InvalidInputError, before anything is written."""
+    before = store.stats.writes
+
+    def write(snap: Snapshot) -> Outcome[None]:
+        return Outcome(None, Put(data))
+
+    with pytest.raises(InvalidInputError):
+        store.transact(COLLECTION, "hostile", write)
+    assert store.stats.writes == before
+    assert store.get(COLLECTION, "hostile").data is None
+
+
+def test_nesting_up_to_the_limit_is_stored(store: StateStore) -> None:
+    """The depth bound's boundary: 20 levels are stored, 21 are refused."""
+    put(store, "deep", _deep(19))
+    assert store.get(COLLECTION, "deep").data == _deep(19)
+    with pytest.raises(InvalidInputError):
+        put(store, "deeper", _deep(21))
+
+
+def test_nan_and_extreme_floats_round_trip(store: StateStore) -> None:
+    """Firestore stores NaN and infinities as doubles; MemoryStore does the same."""
+    put(store, "floats", {"inf": float("inf"), "max": sys.float_info.max})
+    assert store.get(COLLECTION, "floats").data == {"inf": float("inf"), "max": sys.float_info.max}
+    put(store, "nan", {"nan": float("nan")})
+    value = (store.get(COLLECTION, "nan").data or {})["nan"]
+    assert math.isnan(value)

@@ -212,3 +212,72 @@ def test_stats_are_the_inner_stores(inner: MemoryStore) -> None:
 def test_faulty_store_is_a_state_store(inner: MemoryStore) -> None:
     """A FaultyStore can stand in wherever a StateStore is expected."""
     assert isinstance(FaultyStore(inner), StateStore)
+
+
+# --- hangs: a store that does not answer (issue 10, item 5) -----------------------
+
+
+def test_hang_blocks_until_the_callers_timeout_then_raises(inner: MemoryStore) -> None:
+    """A hang waits for the call's own timeout, then fails as a deadline does; no write."""
+    import time
+
+    store = FaultyStore(inner)
+    store.hang_next()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError) as info:
+        store.transact(C, "d", _inc, timeout=0.05)
+    assert 0.04 <= time.monotonic() - started < 5
+    assert info.value.maybe_committed is False
+    assert _n(inner) is None
+    assert store.hangs == [(0, "transact")]
+    assert store.injected == []
+
+
+def test_hang_is_not_a_fault_so_drawing_every_fault_never_blocks() -> None:
+    """Machines that draw from list(Fault) keep their behaviour: no Fault hangs."""
+    assert "HANG" not in Fault.__members__
+
+
+def test_hang_without_a_timeout_uses_hang_timeout(inner: MemoryStore) -> None:
+    """A call that gives no timeout hangs for the wrapper's hang_timeout."""
+    store = FaultyStore(inner, hang_timeout=0.05)
+    store.hang_next()
+    with pytest.raises(StoreUnavailableError, match="hang"):
+        store.get(C, "d")
+
+
+def test_release_hangs_ends_a_hang_at_once_and_later_ones_hang_again(inner: MemoryStore) -> None:
+    """release_hangs() frees blocked calls (they raise); wait_hanging() sees them."""
+    import threading
+
+    store = FaultyStore(inner)
+    errors: list[BaseException] = []
+
+    def blocked() -> None:
+        try:
+            store.get(C, "d", timeout=60)
+        except StoreUnavailableError as exc:
+            errors.append(exc)
+
+    with store.outage(hang=True):
+        thread = threading.Thread(target=blocked)
+        thread.start()
+        assert store.wait_hanging(1, timeout=10)
+        assert store.hanging == 1
+        store.release_hangs()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert len(errors) == 1
+        assert store.hanging == 0
+        assert not store.wait_hanging(1, timeout=0.05)  # nothing hangs now
+        with pytest.raises(StoreUnavailableError):
+            store.get(C, "d", timeout=0.02)  # a later call hangs again (to its timeout)
+
+
+def test_the_timeout_is_passed_to_the_inner_store(inner: MemoryStore) -> None:
+    """Without a fault, timeout= reaches the wrapped store (checked there)."""
+    store = FaultyStore(inner)
+    assert store.transact(C, "d", _inc, timeout=1.0) == 1
+    assert store.get(C, "d", timeout=1.0).data == {"n": 1}
+    with pytest.raises(ReliabilityError):
+        store.get(C, "d", timeout=-1)

@@ -26,10 +26,17 @@ class Spy(StoreWrapper):
         super().__init__(inner)
         self.transacted: list[tuple[str, str]] = []
 
-    def transact(self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+    def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
         """Record, then transact on the wrapped store."""
         self.transacted.append((collection, key))
-        return super().transact(collection, key, fn)
+        return super().transact(collection, key, fn, timeout=timeout)
 
 
 def test_subclass_intercepting_transact_sees_every_call(memory_store: MemoryStore) -> None:
@@ -88,3 +95,16 @@ def test_wrappers_are_state_stores(memory_store: MemoryStore) -> None:
     assert isinstance(StoreWrapper(memory_store), StateStore)
     assert isinstance(Spy(memory_store), StateStore)
     assert isinstance(FaultyStore(memory_store), StoreWrapper)
+
+
+def test_the_timeout_keyword_passes_through(memory_store: MemoryStore) -> None:
+    """timeout= reaches the wrapped store on get and transact (a bad one is refused there)."""
+    from pipeline_reliability import InvalidInputError
+
+    wrapper = StoreWrapper(memory_store)
+    assert wrapper.transact(C, "t", _inc, timeout=0.5) == 1
+    assert wrapper.get(C, "t", timeout=0.5).data == {"n": 1}
+    with pytest.raises(InvalidInputError):
+        wrapper.get(C, "t", timeout=0)
+    with pytest.raises(InvalidInputError):
+        wrapper.transact(C, "t", _inc, timeout=float("nan"))

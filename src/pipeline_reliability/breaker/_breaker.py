@@ -12,10 +12,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from .._clock import Clock
 from .._identity import default_owner
-from .._keys import encode_key, validate_id
-from ..errors import ConfigurationError
+from .._keys import MAX_ID_BYTES, encode_key, validate_id
+from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
-from ._config import BreakerConfig, OnStoreError, seconds
+from ._config import BreakerConfig, OnStoreError, seconds, show
 from ._engine import Engine
 from ._events import BreakerListener
 from ._state import Action, BreakerState
@@ -26,7 +26,8 @@ __all__ = ["CircuitBreaker"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Calls in progress under ``with breaker:``, per thread / asyncio task: (breaker, token).
+# Calls in progress under ``with breaker:``, per thread / asyncio task: (breaker, ticket).
+# A ticket is what admission hands a call: ``generation << 1 | is_probe``.
 _ACTIVE: ContextVar[tuple[tuple[object, int], ...]] = ContextVar(
     "pipeline_reliability_breaker_active", default=()
 )
@@ -59,7 +60,17 @@ class CircuitBreaker(Engine):
         success_threshold: Successful probes that close the circuit (≤ half_open_probes).
         excluded: Exception types that are neither success nor failure; they pass through.
         failure_predicate: ``exc -> bool``; ``False`` makes an exception neutral too.
-        cache_ttl: How long this instance trusts its cached view of the circuit.
+        cache_ttl: How long this instance trusts its cached view of the circuit;
+            also how long it leaves a failing store alone after a failed call
+            (counted from the end of that call).
+        store_timeout: The deadline of each store call the breaker makes on a
+            caller's path (read, trip, election, probe verdict; default
+            250 ms). While one thread waits on the store, this instance's
+            other threads decide on the cached view without waiting.
+        probe_timeout: How long the elected instance may run its half-open
+            probes (default 60 s). A probe that finishes later counts as
+            failed; another instance may probe only after the lease plus one
+            ``reset_timeout``, so slow probes never let more probes in.
         on_store_error: ``"fail_open"`` serves with the local view while the store
             fails; ``"fail_closed"`` rejects. Both log with traceback and count.
         open_quorum: Distinct instances whose windows must trip within ``window``
@@ -86,19 +97,23 @@ class CircuitBreaker(Engine):
         excluded: tuple[type[BaseException], ...] | type[BaseException] = (),
         failure_predicate: Callable[[BaseException], bool] | None = None,
         cache_ttl: timedelta | float = timedelta(seconds=5),
+        store_timeout: timedelta | float = timedelta(milliseconds=250),
+        probe_timeout: timedelta | float = timedelta(seconds=60),
         on_store_error: OnStoreError = "fail_open",
         open_quorum: int = 1,
         clock: Clock | None = None,
         instance_id: str | None = None,
         collection: str = "circuit_breakers",
     ) -> None:
-        raw_name = cast(object, name)  # checked at run time: callers may pass anything
-        if not isinstance(raw_name, str) or not raw_name:
-            raise ConfigurationError(f"a breaker name must be a non-empty string, got {name!r}")
+        key = _circuit_key(name)
         if instance_id is None:
             instance_id = default_owner()
-        elif not isinstance(raw_id := cast(object, instance_id), str) or not raw_id:
-            raise ConfigurationError("instance_id must be a non-empty string")
+        else:
+            _check_text(instance_id, "instance_id")
+        if not isinstance(cast(object, store), StateStore):
+            raise ConfigurationError(f"store must be a StateStore, got {show(store)}")
+        if clock is not None and not callable(getattr(clock, "monotonic", None)):
+            raise ConfigurationError(f"clock must have a monotonic() method, got {show(clock)}")
         config = BreakerConfig(
             failure_threshold=failure_threshold,
             window=seconds(window, "window"),
@@ -109,13 +124,15 @@ class CircuitBreaker(Engine):
             excluded=excluded if isinstance(excluded, tuple) else (excluded,),
             failure_predicate=failure_predicate,
             cache_ttl=seconds(cache_ttl, "cache_ttl", allow_zero=True),
+            store_timeout=seconds(store_timeout, "store_timeout"),
+            probe_timeout=seconds(probe_timeout, "probe_timeout"),
             on_store_error=on_store_error,
             open_quorum=open_quorum,
             collection=collection,
         )
         super().__init__(
             name,
-            key=validate_id(encode_key(name)),
+            key=key,
             store=store,
             config=config,
             clock=clock,
@@ -137,20 +154,25 @@ class CircuitBreaker(Engine):
 
         Raises:
             CircuitOpenError: the circuit rejects the call (``fn`` did not run).
+            InvalidInputError: ``fn`` is not callable.
         """
+        if not callable(fn):
+            raise InvalidInputError(f"fn must be callable, got {show(fn)}")
         # The hot path of Engine._admit, inlined: this is the per-call cost.
         if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
-            token = gen << 1
+            ticket = gen << 1
         else:
-            token = self._admit_slow()
+            ticket = self._admit_slow()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             if self._is_failure(exc):
-                self._record_failure(token)
+                self._record_failure(ticket)
+            elif ticket & 1:
+                self._probe_finished(ticket)  # neutral: frees the probe, no verdict
             raise
-        if token & 1 or self._records_successes:
-            self._record_success(token)
+        if ticket & 1 or self._records_successes:
+            self._record_success(ticket)
         return result
 
     async def call_async(
@@ -164,19 +186,31 @@ class CircuitBreaker(Engine):
 
         Raises:
             CircuitOpenError: the circuit rejects the call (``fn`` did not run).
+            InvalidInputError: ``fn`` is not callable.
         """
-        token = await self._admit_async()
+        if not callable(fn):
+            raise InvalidInputError(f"fn must be callable, got {show(fn)}")
+        ticket = await self._admit_async()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             if self._is_failure(exc):
-                await _to_thread(self._record_failure, token)
+                await _to_thread(self._record_failure, ticket)
+            elif ticket & 1:
+                self._probe_finished(ticket)
             raise
-        await self._success_async(token)
+        await self._success_async(ticket)
         return result
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
-        """Decorate ``fn`` (a plain or ``async`` function) so that every call goes through."""
+        """
+        Decorate ``fn`` (a plain or ``async`` function) so that every call goes through.
+
+        Raises:
+            InvalidInputError: ``fn`` is not callable.
+        """
+        if not callable(fn):
+            raise InvalidInputError(f"a breaker decorates callables, got {show(fn)}")
         if inspect.iscoroutinefunction(fn):
             coroutine_fn = cast(Callable[P, Awaitable[Any]], fn)
 
@@ -190,24 +224,26 @@ class CircuitBreaker(Engine):
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             # call(), inlined: one Python frame less on every decorated call.
             if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
-                token = gen << 1
+                ticket = gen << 1
             else:
-                token = self._admit_slow()
+                ticket = self._admit_slow()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 if self._is_failure(exc):
-                    self._record_failure(token)
+                    self._record_failure(ticket)
+                elif ticket & 1:
+                    self._probe_finished(ticket)
                 raise
-            if token & 1 or self._records_successes:
-                self._record_success(token)
+            if ticket & 1 or self._records_successes:
+                self._record_success(ticket)
             return result
 
         return wrapper
 
     def __enter__(self) -> CircuitBreaker:
-        token = self._admit()
-        _ACTIVE.set((*_ACTIVE.get(), (self, token)))
+        ticket = self._admit()
+        _ACTIVE.set((*_ACTIVE.get(), (self, ticket)))
         return self
 
     def __exit__(
@@ -216,16 +252,18 @@ class CircuitBreaker(Engine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token = self._pop_token()
+        ticket = self._pop_ticket()
         if exc is None:
-            if token & 1 or self._records_successes:
-                self._record_success(token)
+            if ticket & 1 or self._records_successes:
+                self._record_success(ticket)
         elif self._is_failure(exc):
-            self._record_failure(token)
+            self._record_failure(ticket)
+        elif ticket & 1:
+            self._probe_finished(ticket)
 
     async def __aenter__(self) -> CircuitBreaker:
-        token = await self._admit_async()
-        _ACTIVE.set((*_ACTIVE.get(), (self, token)))
+        ticket = await self._admit_async()
+        _ACTIVE.set((*_ACTIVE.get(), (self, ticket)))
         return self
 
     async def __aexit__(
@@ -234,11 +272,13 @@ class CircuitBreaker(Engine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        token = self._pop_token()
+        ticket = self._pop_ticket()
         if exc is None:
-            await self._success_async(token)
+            await self._success_async(ticket)
         elif self._is_failure(exc):
-            await _to_thread(self._record_failure, token)
+            await _to_thread(self._record_failure, ticket)
+        elif ticket & 1:
+            self._probe_finished(ticket)
 
     async def _admit_async(self) -> int:
         if self._mono() < self._fresh_until:
@@ -247,19 +287,19 @@ class CircuitBreaker(Engine):
                 return gen << 1
         return await _to_thread(self._admit_slow)
 
-    async def _success_async(self, token: int) -> None:
-        if token & 1:
-            await _to_thread(self._record_success, token)
+    async def _success_async(self, ticket: int) -> None:
+        if ticket & 1:
+            await _to_thread(self._record_success, ticket)
         elif self._records_successes:
-            self._record_success(token)  # no lock, no store: safe on the event loop
+            self._record_success(ticket)  # no lock, no store: safe on the event loop
 
-    def _pop_token(self) -> int:
+    def _pop_ticket(self) -> int:
         stack = _ACTIVE.get()
         for i in range(len(stack) - 1, -1, -1):
             if stack[i][0] is self:
                 _ACTIVE.set(stack[:i] + stack[i + 1 :])
                 return stack[i][1]
-        raise RuntimeError(f"breaker {self.name!r} exited a block it never entered")
+        raise InvalidInputError(f"breaker {self.name!r} exited a block it never entered")
 
     # ------------------------------------------------------------------ inspection
 
@@ -275,11 +315,21 @@ class CircuitBreaker(Engine):
 
         Args:
             refresh: Read the store first (store errors then raise).
+
+        Raises:
+            InvalidInputError: ``refresh`` is not a bool.
+            StoreError: ``refresh=True`` and the store failed.
         """
+        if not isinstance(cast(object, refresh), bool):
+            raise InvalidInputError(f"refresh must be True or False, got {show(refresh)}")
         if refresh:
-            with self._lock:
-                self._read_or_raise()
-            self._flush()
+            try:
+                error = self._refresh(self._mono(), force=True)
+            finally:
+                if self._pending:
+                    self._flush()
+            if error is not None:
+                raise error
         with self._lock:
             view, mono = self._view, self._mono()
             circuit, probe = view.circuit, view.circuit.probe
@@ -299,7 +349,14 @@ class CircuitBreaker(Engine):
             )
 
     def add_listener(self, listener: BreakerListener) -> None:
-        """Call ``listener(event)`` on transitions, rejections and trip reports."""
+        """
+        Call ``listener(event)`` on transitions, rejections and trip reports.
+
+        Raises:
+            InvalidInputError: ``listener`` is not callable.
+        """
+        if not callable(listener):
+            raise InvalidInputError(f"a listener must be callable, got {show(listener)}")
         with self._lock:
             self._listeners = (*self._listeners, listener)
 
@@ -344,9 +401,9 @@ class CircuitBreaker(Engine):
 
     def _operator(self, action: Action) -> None:
         try:
-            with self._lock:
-                self._transact(action, None, self._mono(), raise_errors=True)
-                if action is Action.RESET:
+            self._transact(action, None, self._mono(), operator=True)
+            if action is Action.RESET:
+                with self._lock:
                     self._window.clear()
                     self._reported_gen = -1
         finally:
@@ -354,22 +411,41 @@ class CircuitBreaker(Engine):
                 self._flush()
 
     def _refresh_if_stale(self) -> None:
-        if self._mono() < self._fresh_until:
+        mono = self._mono()
+        if mono < self._fresh_until:
             return
         try:
-            with self._lock:
-                mono = self._mono()
-                if mono >= self._fresh_until:
-                    self._refresh(mono)
+            self._refresh(mono)
         finally:
             if self._pending:
                 self._flush()
 
-    def _read_or_raise(self) -> None:
-        mono = self._mono()
-        self._refresh(mono)
-        if self._store_error is not None:
-            raise self._store_error
+
+# Names and instance ids are stored in the circuit document (name; probe holder
+# and up to open_quorum - 1 trip reports): bounded so that, with open_quorum
+# bounded too, no circuit document can outgrow the store's 1 MiB.
+_MAX_NAME_BYTES = 64 * 1024
+
+
+def _check_text(value: object, what: str, limit: int = MAX_ID_BYTES) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{what} must be a non-empty string, got {show(value)}")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError(f"{what} must be valid UTF-8 text, got {show(value)}") from None
+    if size > limit:
+        raise ConfigurationError(f"{what} must be at most {limit} bytes of UTF-8")
+    return value
+
+
+def _circuit_key(name: object) -> str:
+    """The document id of the circuit ``name`` (any non-empty text)."""
+    text = _check_text(name, "a breaker name", _MAX_NAME_BYTES)
+    try:
+        return validate_id(encode_key(text))
+    except InvalidInputError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 async def _to_thread(fn: Callable[..., T], *args: Any) -> T:

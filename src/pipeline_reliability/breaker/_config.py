@@ -11,7 +11,7 @@ from .._keys import validate_id
 from .._validate import duration_seconds
 from ..errors import ConfigurationError
 
-__all__ = ["BreakerConfig", "OnStoreError", "seconds"]
+__all__ = ["BreakerConfig", "OnStoreError", "seconds", "show"]
 
 OnStoreError = Literal["fail_open", "fail_closed"]
 _ON_STORE_ERROR = ("fail_open", "fail_closed")
@@ -22,9 +22,23 @@ def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) ->
     return duration_seconds(value, what, allow_zero=allow_zero)
 
 
+# Counts are kept in memory per instance (the window holds failure_threshold
+# and minimum_calls timestamps); a million is far beyond any real use.
+MAX_COUNT = 1_000_000
+MAX_QUORUM = 100
+
+
+def show(value: object) -> str:
+    """``repr(value)`` cut to 100 characters, for error messages about hostile values."""
+    try:
+        return repr(value)[:100]
+    except Exception:  # noqa: BLE001  (huge ints, broken __repr__: say what it is)
+        return f"<{type(value).__name__}>"
+
+
 def _positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"{what} must be an integer ≥ 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise ConfigurationError(f"{what} must be an integer in 1..{MAX_COUNT}, got {show(value)}")
     return value
 
 
@@ -51,6 +65,8 @@ class BreakerConfig:
     excluded: tuple[type[BaseException], ...] = ()
     failure_predicate: Callable[[BaseException], bool] | None = None
     cache_ttl: float = 5.0
+    store_timeout: float = 0.25
+    probe_timeout: float = 60.0
     on_store_error: OnStoreError = "fail_open"
     open_quorum: int = 1
     collection: str = "circuit_breakers"
@@ -61,9 +77,14 @@ class BreakerConfig:
         _positive_int(self.half_open_probes, "half_open_probes")
         _positive_int(self.success_threshold, "success_threshold")
         _positive_int(self.open_quorum, "open_quorum")
+        if self.open_quorum > MAX_QUORUM:
+            # Each pending report is stored in the circuit document.
+            raise ConfigurationError(f"open_quorum must be at most {MAX_QUORUM}")
         seconds(self.window, "window")
         seconds(self.reset_timeout, "reset_timeout")
         seconds(self.cache_ttl, "cache_ttl", allow_zero=True)
+        seconds(self.store_timeout, "store_timeout")
+        seconds(self.probe_timeout, "probe_timeout")
         if self.success_threshold > self.half_open_probes:
             # Each half-open generation admits at most half_open_probes trial calls, so a
             # larger success threshold could never be reached.
@@ -71,19 +92,20 @@ class BreakerConfig:
                 f"success_threshold ({self.success_threshold}) cannot exceed "
                 f"half_open_probes ({self.half_open_probes})"
             )
-        if self.on_store_error not in _ON_STORE_ERROR:
+        policy = cast(object, self.on_store_error)
+        if not isinstance(policy, str) or policy not in _ON_STORE_ERROR:
             raise ConfigurationError(
-                f"on_store_error must be one of {_ON_STORE_ERROR}, got {self.on_store_error!r}"
+                f"on_store_error must be one of {_ON_STORE_ERROR}, got {show(self.on_store_error)}"
             )
         for kind in cast(tuple[object, ...], self.excluded):
             if not (isinstance(kind, type) and issubclass(kind, BaseException)):
-                raise ConfigurationError(f"excluded must hold exception types, got {kind!r}")
+                raise ConfigurationError(f"excluded must hold exception types, got {show(kind)}")
         predicate = cast(object, self.failure_predicate)
         if predicate is not None and not callable(predicate):
             raise ConfigurationError("failure_predicate must be callable")
         try:
             validate_id(self.collection, "collection id")
-        except ValueError as exc:
+        except (ValueError, UnicodeError) as exc:
             raise ConfigurationError(str(exc)) from exc
 
     @property

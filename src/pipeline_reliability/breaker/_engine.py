@@ -2,9 +2,11 @@
 The breaker's engine: admission, outcome recording, and the store round-trips.
 
 The hot path (a CLOSED circuit whose cached view is fresh) reads one
-monotonic clock and two attributes, takes no lock and touches no store. Every
-store operation happens on a slow path under the instance lock, so the
-threads of one instance share one read per ``cache_ttl`` (single flight).
+monotonic clock and two attributes, takes no lock and touches no store. Store
+operations happen on a slow path, never under the instance lock and each
+bounded by ``store_timeout``; reads, trips and elections are single flight, so
+the threads of one instance share one read per ``cache_ttl`` and, while one
+thread waits on the store, the others serve from the cached view.
 """
 
 from __future__ import annotations
@@ -83,10 +85,15 @@ class Engine:
         self._records_successes = self._window.records_successes
         self._probe_gen = -1
         self._probes_admitted = self._probe_successes = 0
+        self._probes_running = 0  # my probes of _probe_gen admitted and not yet finished
         self._probe_deadline = -math.inf
         self._reported_gen = -1
         self._reported_mono = -math.inf
         self._store_error: StoreError | None = None
+        # Single flight: a thread is reading, tripping or electing; the others
+        # decide on the cached view and never wait on the store.
+        self._busy = False
+        self._epoch = 0  # counts adoptions: orders overlapping store results
         self._listeners: tuple[BreakerListener, ...] = ()
         self._pending: list[BreakerEvent] = []
         self._attrs = {"breaker": name}
@@ -105,8 +112,8 @@ class Engine:
     # ------------------------------------------------------------------ admission
 
     def _admit(self) -> int:
-        """Admit a call or raise ``CircuitOpenError``; returns the call's token."""
-        # Tokens are ``generation << 1 | is_probe``: one int, no allocation.
+        """Admit a call or raise ``CircuitOpenError``; returns the call's ticket."""
+        # Tickets are ``generation << 1 | is_probe``: one int, no allocation.
         if self._mono() < self._fresh_until:
             gen = self._closed_gen
             if gen >= 0:
@@ -118,31 +125,41 @@ class Engine:
             mono = self._mono()
             if mono < self._reject_until:
                 raise self._reject(mono, None, locked=False)
-            with self._lock:
-                return self._admit_locked(self._mono())
+            if mono >= self._fresh_until:
+                # Single flight: returns at once when another thread is at the store.
+                self._refresh(mono)
+            return self._admit_view()
         finally:
             if self._pending:
                 self._flush()
 
-    def _admit_locked(self, mono: float) -> int:
-        if mono >= self._fresh_until:
-            self._refresh(mono)
-        if self._store_error is not None and self.config.on_store_error == "fail_closed":
-            raise self._reject(mono, "store_error") from self._store_error
-        token = self._admission(mono)
-        if token is not None:
-            return token
-        if self._election_due(mono):
+    def _admit_view(self) -> int:
+        """Decide on the cached view; at most one election attempt, outside the lock."""
+        with self._lock:
+            mono = self._mono()
+            if self._store_error is not None and self.config.on_store_error == "fail_closed":
+                raise self._reject(mono, "store_error") from self._store_error
+            ticket = self._admission(mono)
+            if ticket is not None:
+                return ticket
+            if not self._election_due(mono):
+                raise self._reject(mono, None)
             if self._store_error is not None:
                 # fail_open while the store fails: no probe can be elected, and the
                 # cool-down is over, so the breaker steps aside rather than block.
                 return self._view.circuit.generation << 1
-            # At most one election attempt per call; either way we adopt what is stored.
-            self._transact(Action.ELECT, self._view.circuit.generation, mono)
-            token = self._admission(mono)
-            if token is not None:
-                return token
-        raise self._reject(mono, None)
+            if self._busy:
+                raise self._reject(mono, None)  # another thread is at the store: no waiting
+            self._busy = True
+            gen = self._view.circuit.generation
+        # Either way we adopt what is stored.
+        self._transact(Action.ELECT, gen, mono, single_flight=True)
+        with self._lock:
+            mono = self._mono()
+            ticket = self._admission(mono)
+            if ticket is not None:
+                return ticket
+            raise self._reject(mono, None)
 
     def _admission(self, mono: float) -> int | None:
         circuit = self._view.circuit
@@ -153,6 +170,7 @@ class Engine:
             assert probe is not None
             if self._probes_admitted < probe.slots:
                 self._probes_admitted += 1
+                self._probes_running += 1
                 return circuit.generation << 1 | 1
         return None
 
@@ -219,51 +237,92 @@ class Engine:
                         "counting the call as a failure", broken, breaker=self.name)
             return True
 
-    def _record_success(self, token: int) -> None:
-        if not token & 1:
+    def _record_success(self, ticket: int) -> None:
+        if not ticket & 1:
             # Lock-free: a deque append is atomic, and a success never triggers a write.
-            if self._view.circuit.generation == token >> 1:
+            if self._view.circuit.generation == ticket >> 1:
                 self._window.success(self._mono())
             return
         try:
+            gen = ticket >> 1
             with self._lock:
-                gen = token >> 1
+                mono = self._mono()
+                self._finished_locked(gen)
                 if gen != self._view.circuit.generation or gen != self._probe_gen:
                     return  # a verdict for an older generation changes nothing
-                self._probe_successes += 1
-                if self._probe_successes >= self.config.success_threshold:
-                    self._transact(Action.PROBE_SUCCEEDED, gen, self._mono())
+                running = self._probes_running > 0
+                if mono >= self._probe_deadline:
+                    # Past probe_timeout: the store, by its own clock, records it as
+                    # a failed probe ("probe_timeout") whatever the threshold.
+                    action = Action.PROBE_SUCCEEDED
+                else:
+                    self._probe_successes += 1
+                    if self._probe_successes < self.config.success_threshold:
+                        return
+                    action = Action.PROBE_SUCCEEDED
+            # A probe's verdict is always written (never skipped for single flight).
+            self._transact(action, gen, mono, probes_running=running)
         finally:
             if self._pending:
                 self._flush()
 
-    def _record_failure(self, token: int) -> None:
+    def _probe_finished(self, ticket: int) -> None:
+        """A probe ended neutrally (an excluded error): it no longer runs, no verdict."""
+        with self._lock:
+            self._finished_locked(ticket >> 1)
+
+    def _finished_locked(self, gen: int) -> None:
+        if gen == self._probe_gen and self._probes_running > 0:
+            self._probes_running -= 1
+
+    def _record_failure(self, ticket: int) -> None:
         try:
+            gen = ticket >> 1
             with self._lock:
-                self._failure_locked(token, self._mono())
+                mono = self._mono()
+                if ticket & 1:
+                    self._finished_locked(gen)
+                running = self._probes_running > 0
+                action = self._failure_locked(ticket, mono)
+            if action is None:
+                return
+            change = self._transact(
+                action, gen, mono, single_flight=action is Action.TRIP, probes_running=running
+            )
+            if action is Action.TRIP:
+                with self._lock:
+                    self._reported(gen, mono, change)
         finally:
             if self._pending:
                 self._flush()
 
-    def _failure_locked(self, token: int, mono: float) -> None:
-        gen = token >> 1
+    def _failure_locked(self, ticket: int, mono: float) -> Action | None:
+        """What a failure asks of the store (``None``: nothing); claims the store for a trip."""
+        gen = ticket >> 1
         circuit = self._view.circuit
         if gen != circuit.generation:
-            return  # a result arriving for an older generation never changes the state
-        if token & 1:
-            if gen == self._probe_gen:
-                self._transact(Action.PROBE_FAILED, gen, mono)
-            return
+            return None  # a result arriving for an older generation never changes the state
+        if ticket & 1:
+            return Action.PROBE_FAILED if gen == self._probe_gen else None
         if circuit.state is not CLOSED:
-            return
+            return None
         self._window.failure(mono)
+        if not self._trip_due(gen, mono):
+            return None
+        self._busy = True
+        return Action.TRIP
+
+    def _trip_due(self, gen: int, mono: float) -> bool:
         if not self._window.tripped(mono):
-            return
+            return False
         if self._store_error is not None and mono < self._fresh_until:
-            return  # backing off a failing store; the trip is retried after cache_ttl
+            return False  # backing off a failing store; the trip is retried after cache_ttl
         if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
-            return  # my quorum report is still live: nothing to add
-        change = self._transact(Action.TRIP, gen, mono)
+            return False  # my quorum report is still live: nothing to add
+        # Another thread at the store: the next failure retries (the window keeps it).
+        return not self._busy
+
+    def _reported(self, gen: int, mono: float, change: Change | None) -> None:
         if self._view.circuit.generation == gen and self._store_error is None:
             # Quorum pending (my report written, or already there): do not re-report
             # on every further failure; the report itself lives one window.
@@ -277,52 +336,102 @@ class Engine:
                 )
 
     # ------------------------------------------------------------------ store
+    #
+    # Store I/O never runs under the instance lock, and is bounded by
+    # store_timeout. Reads, trips and elections are single flight (``_busy``):
+    # while one thread is at the store the others decide on the cached view.
 
-    def _refresh(self, mono: float) -> None:
-        with span("breaker", "refresh", lambda: {"breaker": self.name}):
-            try:
-                snap = self.store.get(self.config.collection, self.key)
-                circuit = from_document(snap.data)
-            except StoreError as exc:
-                self._store_failed(exc, mono, "read")
-                return
-        self._c_reads.add(1, self._attrs)
-        self._adopt(circuit, snap.now, mono, None)
+    def _refresh(self, mono: float, *, force: bool = False) -> StoreError | None:
+        """
+        Re-read the circuit unless another thread is at the store (then use the cached view).
+
+        ``force`` (an explicit ``status(refresh=True)``) always reads, with the
+        store's default deadline. Returns the store error, if the read failed.
+        """
+        with self._lock:
+            if not force:
+                if self._busy or self._mono() < self._fresh_until:
+                    return None
+                self._busy = True
+            epoch = self._epoch
+        try:
+            with span("breaker", "refresh", lambda: {"breaker": self.name}):
+                try:
+                    snap = self.store.get(
+                        self.config.collection, self.key,
+                        timeout=None if force else self.config.store_timeout,
+                    )
+                    circuit = from_document(snap.data)
+                except StoreError as exc:
+                    with self._lock:
+                        self._store_failed(exc, "read")
+                    return exc
+            self._c_reads.add(1, self._attrs)
+            with self._lock:
+                self._adopt(circuit, snap.now, mono, None, epoch)
+            return None
+        finally:
+            if not force:
+                with self._lock:
+                    self._busy = False
 
     def _transact(
-        self, action: Action, expected: int | None, mono: float, *, raise_errors: bool = False
+        self,
+        action: Action,
+        expected: int | None,
+        mono: float,
+        *,
+        single_flight: bool = False,
+        operator: bool = False,
+        probes_running: bool = False,
     ) -> Change | None:
-        """Run ``action`` as a compare-and-set on the generation; adopt the result."""
+        """
+        Run ``action`` as a compare-and-set on the generation; adopt the result.
+
+        ``single_flight``: the caller set ``_busy``, released here. ``operator``:
+        store errors raise, and the store's default deadline applies.
+        ``probes_running``: other probes of this instance still run (a failed
+        probe then keeps their lease, so no new probe starts before it ends).
+        """
 
         def decide(snap: Snapshot) -> Outcome[tuple[Circuit, datetime, Change | None]]:
             current = from_document(snap.data)
             change = transition(
                 current, action, expected=expected, now=snap.now,
-                me=self.instance_id, config=self.config,
+                me=self.instance_id, config=self.config, probes_running=probes_running,
             )
             if change is None:
                 return Outcome((current, snap.now, None))
             write = Put(to_document(change.after, self.name))
             return Outcome((change.after, snap.now, change), write)
 
+        epoch = self._epoch
         attrs = {"breaker": self.name, "action": action.value, "generation": expected}
-        with span("breaker", "transition", attrs):
-            try:
-                circuit, store_now, change = self.store.transact(
-                    self.config.collection, self.key, decide
-                )
-            except StoreError as exc:
-                self._store_failed(exc, mono, action.value)
-                if raise_errors:
-                    raise
-                return None
-        self._c_reads.add(1, self._attrs)
-        if change is not None:
-            self._c_writes.add(1, self._attrs)
-        self._adopt(circuit, store_now, mono, change)
-        return change
+        try:
+            with span("breaker", "transition", attrs):
+                try:
+                    circuit, store_now, change = self.store.transact(
+                        self.config.collection, self.key, decide,
+                        timeout=None if operator else self.config.store_timeout,
+                    )
+                except StoreError as exc:
+                    with self._lock:
+                        self._store_failed(exc, action.value)
+                    if operator:
+                        raise
+                    return None
+            self._c_reads.add(1, self._attrs)
+            if change is not None:
+                self._c_writes.add(1, self._attrs)
+            with self._lock:
+                self._adopt(circuit, store_now, mono, change, epoch)
+            return change
+        finally:
+            if single_flight:
+                with self._lock:
+                    self._busy = False
 
-    def _store_failed(self, exc: StoreError, mono: float, operation: str) -> None:
+    def _store_failed(self, exc: StoreError, operation: str) -> None:
         policy = self.config.on_store_error
         self._c_errors.add(1, {"breaker": self.name, "operation": operation})
         log_failure(
@@ -332,17 +441,33 @@ class Engine:
             f" for {self.config.cache_ttl:g}s",
             exc, breaker=self.name, operation=operation, policy=policy,
         )
-        # Back off for one cache_ttl: a failing store is not hammered once per call.
+        # Back off for one cache_ttl from now, the END of the failed call (a call
+        # that hung until its deadline must not leave the back-off half spent):
+        # a failing store is not hammered once per call.
         self._reject_until = -math.inf
         self._store_error = exc
-        self._fresh_until = mono + self.config.cache_ttl
+        self._fresh_until = self._mono() + self.config.cache_ttl
         if policy == "fail_closed":
             self._closed_gen = -1
 
     def _adopt(
-        self, circuit: Circuit, store_now: datetime, mono: float, change: Change | None
+        self,
+        circuit: Circuit,
+        store_now: datetime,
+        mono: float,
+        change: Change | None,
+        epoch: int,
     ) -> None:
+        """
+        Make ``circuit`` (read at store time ``store_now``, local ``mono``) the cached view.
+
+        Store calls overlap (a probe verdict beside a read): a result older
+        than one adopted since its call began (``epoch``) is dropped.
+        """
         old = self._view.circuit
+        if epoch != self._epoch and circuit.generation < old.generation:
+            return
+        self._epoch += 1
         self._closed_gen = -1
         self._reject_until = -math.inf
         self._view = View.of(circuit, store_now, mono, self.config.reset_timeout)
@@ -366,7 +491,7 @@ class Engine:
         probe = new.probe
         if new.state is HALF_OPEN and probe is not None and probe.holder == self.instance_id:
             self._probe_gen = new.generation
-            self._probes_admitted = self._probe_successes = 0
+            self._probes_admitted = self._probe_successes = self._probes_running = 0
             self._probe_deadline = mono + (probe.expires_at - store_now).total_seconds()
         # Local: this instance wrote the change (or wrote it and lost the response).
         local = change is not None or (

@@ -34,7 +34,7 @@ class TransitionEvent:
         generation: The circuit's generation after the change.
         reason: Why, e.g. ``failure_threshold``, ``open_quorum``,
             ``reset_timeout_elapsed``, ``probe_lease_expired``,
-            ``probe_succeeded``, ``probe_failed``, ``forced_open``,
+            ``probe_succeeded``, ``probe_failed``, ``probe_timeout``, ``forced_open``,
             ``forced_close``, ``reset``.
         local: ``True`` when this instance wrote the change (exactly one
             instance fleet-wide sees ``True`` per generation); ``False`` when

@@ -118,9 +118,15 @@ def transition(  # noqa: PLR0911, PLR0912
     now: datetime,
     me: str,
     config: BreakerConfig,
+    probes_running: bool = False,
 ) -> Change | None:
     """
     The transition table: what ``action`` does to ``current`` at store time ``now``.
+
+    ``probes_running`` (probe verdicts only): other probes of the holder are
+    still running. A failure then keeps their lease on the OPEN circuit, and
+    no probe is elected before it expires: however long probes run, at most
+    ``half_open_probes`` run within their lease, fleet-wide.
 
     ``expected`` is the generation the caller's decision was based on; when
     the stored generation moved, automatic actions write nothing (the caller
@@ -134,23 +140,32 @@ def transition(  # noqa: PLR0911, PLR0912
         if state is not BreakerState.CLOSED:
             return None
         return _trip(current, now, me, config)
+    probe = current.probe
     if action is Action.ELECT:
         if state is BreakerState.OPEN and not current.forced:
             assert current.opened_at is not None
-            if now - current.opened_at >= timedelta(seconds=config.reset_timeout):
+            if now - current.opened_at >= timedelta(seconds=config.reset_timeout) and (
+                probe is None or now >= probe.expires_at
+            ):
                 return _elect(current, now, me, config, "reset_timeout_elapsed")
-        probe = current.probe
-        if state is BreakerState.HALF_OPEN and probe is not None and now >= probe.expires_at:
+        if (
+            state is BreakerState.HALF_OPEN
+            and probe is not None
+            and now >= probe.expires_at + timedelta(seconds=config.reset_timeout)
+        ):
+            # A probe that outlived its lease counts as failed, and a failed probe
+            # is followed by a cool-down: only then may another instance probe.
             return _elect(current, now, me, config, "probe_lease_expired")
         return None
     if action in (Action.PROBE_SUCCEEDED, Action.PROBE_FAILED):
-        if state is not BreakerState.HALF_OPEN or current.probe is None:
+        if state is not BreakerState.HALF_OPEN or probe is None or probe.holder != me:
             return None
-        if current.probe.holder != me:
-            return None
-        if action is Action.PROBE_SUCCEEDED:
+        if action is Action.PROBE_SUCCEEDED and now < probe.expires_at:
             return _move(current, BreakerState.CLOSED, now, me, "probe_succeeded")
-        return _move(current, BreakerState.OPEN, now, me, "probe_failed", opened_at=now)
+        # A failure, or a success too late by the store's clock (past probe_timeout).
+        reason = "probe_failed" if action is Action.PROBE_FAILED else "probe_timeout"
+        keep = probe if probes_running and now < probe.expires_at else None
+        return _move(current, BreakerState.OPEN, now, me, reason, opened_at=now, probe=keep)
     if action is Action.FORCE_OPEN:
         if state is BreakerState.OPEN and current.forced:
             return None
@@ -192,9 +207,10 @@ def _trip(current: Circuit, now: datetime, me: str, config: BreakerConfig) -> Ch
 def _elect(
     current: Circuit, now: datetime, me: str, config: BreakerConfig, reason: str
 ) -> Change:
-    # The lease lasts one reset_timeout: a prober silent for that long is presumed
-    # dead, and the next caller anywhere in the fleet takes over.
-    probe = Probe(me, now + timedelta(seconds=config.reset_timeout), config.half_open_probes)
+    # The lease lasts one probe_timeout: a probe still running after it counts as
+    # failed. A prober silent for that long plus a cool-down is presumed dead, and
+    # the next caller anywhere in the fleet takes over.
+    probe = Probe(me, now + timedelta(seconds=config.probe_timeout), config.half_open_probes)
     return _move(current, BreakerState.HALF_OPEN, now, me, reason, probe=probe,
                  opened_at=current.opened_at)
 
@@ -232,7 +248,7 @@ class View:
     This instance's cached copy of the circuit, and when (store and local time) it was read.
 
     ``due`` is the local monotonic time at which an election becomes due (the
-    cool-down or the probe lease ends, by the store's clock as read, carried
+    cool-down ends, or the probe lease plus a cool-down, by the store's clock as read, carried
     forward by the local monotonic clock); ``inf`` when none can be.
     """
 
@@ -248,8 +264,10 @@ class View:
         opened_at = circuit.opened_at
         if circuit.state is BreakerState.OPEN and not circuit.forced and opened_at is not None:
             deadline = opened_at + timedelta(seconds=reset_timeout)
+            if circuit.probe is not None:  # probes of the last lease still running
+                deadline = max(deadline, circuit.probe.expires_at)
         elif circuit.state is BreakerState.HALF_OPEN and circuit.probe is not None:
-            deadline = circuit.probe.expires_at
+            deadline = circuit.probe.expires_at + timedelta(seconds=reset_timeout)
         if deadline is None:
             return cls(circuit, store_now, mono)
         return cls(circuit, store_now, mono, mono + (deadline - store_now).total_seconds())

@@ -116,21 +116,37 @@ class StateStore(Protocol):
         """Set every operation count back to zero."""
         ...
 
-    def get(self, collection: str, key: str) -> Snapshot:
+    def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """
         Read one document.
 
+        Args:
+            timeout: Seconds allowed for the whole read, internal retries
+                included (``None``: the store's own default). A store that does
+                not answer in time raises ``StoreUnavailableError``.
+
         Raises:
-            InvalidInputError: the collection or key is not a valid document path.
-            StoreUnavailableError: the store could not be reached.
+            InvalidInputError: the collection or key is not a valid document
+                path, or ``timeout`` is not a positive number of seconds.
+            StoreUnavailableError: the store could not be reached in time.
         """
         ...
 
     def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
     ) -> R:
         """
         Atomically read a document, let ``fn`` decide, and apply its write.
+
+        ``timeout`` bounds the whole operation in seconds, every attempt and
+        internal retry included (``None``: the store's own default). When it
+        runs out the call raises ``StoreUnavailableError``, with
+        ``maybe_committed=True`` if the commit was already on its way.
 
         ``fn`` may be called more than once: when another writer changed the
         document between the read and the commit, the attempt is discarded
@@ -139,7 +155,7 @@ class StateStore(Protocol):
         aborts the transaction, writes nothing and propagates unchanged.
 
         Raises:
-            InvalidInputError: bad path, or data the store cannot hold.
+            InvalidInputError: bad path, bad ``timeout``, or data the store cannot hold.
             StoreConflictError: contention outlasted the store's attempts.
             StoreUnavailableError: the store failed (``maybe_committed`` tells
                 whether the write may have been applied anyway).

@@ -12,6 +12,9 @@ __all__ = ["MAX_DOCUMENT_BYTES", "normalise_document"]
 
 # Firestore's maximum document size; the estimate below errs on the large side.
 MAX_DOCUMENT_BYTES = 1_048_576
+# Firestore's maximum depth of nested maps and arrays. Checking it also stops a
+# self-referential value before Python's recursion limit does.
+MAX_DEPTH = 20
 _INT64 = (-(2**63), 2**63 - 1)
 
 
@@ -24,49 +27,89 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises:
         InvalidInputError: unsupported type, non-string map key, nested
-            array, out-of-range integer, or a document over 1 MiB.
+            array, out-of-range integer, nesting deeper than 20 levels (a
+            self-referential value included), or a document over 1 MiB.
     """
     if not isinstance(data, Mapping):
         raise InvalidInputError(f"a document must be a mapping, got {type(data).__name__}")
     size = [0]
-    out = _map(data, size, "")
+    out = _map(data, size, "", 0)
     if size[0] > MAX_DOCUMENT_BYTES:
         raise InvalidInputError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     return out
 
 
-def _map(value: Mapping[Any, Any], size: list[int], path: str) -> dict[str, Any]:
+def _map(value: Mapping[Any, Any], size: list[int], path: str, depth: int) -> dict[str, Any]:
+    if depth >= MAX_DEPTH:
+        raise InvalidInputError(
+            f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
+            " (or contains itself)"
+        )
     out: dict[str, Any] = {}
     for k, v in value.items():
         if not isinstance(k, str) or not k:
             raise InvalidInputError(
-                f"field names must be non-empty strings, got {k!r} at {path!r}"
+                f"field names must be non-empty strings, got {_show(k)} at {path[:200]!r}"
             )
-        size[0] += len(k) + 1
-        out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False)
+        try:
+            size[0] += len(k.encode("utf-8")) + 1
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"field name at {path[:200]!r} is not valid UTF-8") from None
+        _check_size(size)
+        out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False, depth=depth + 1)
     return out
 
 
-def _value(value: Any, size: list[int], path: str, *, in_array: bool) -> Any:  # noqa: PLR0911
+def _check_size(size: list[int]) -> None:
+    # Checked as the walk goes, so a huge value is refused without copying it all.
+    if size[0] > MAX_DOCUMENT_BYTES:
+        raise InvalidInputError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
+
+
+def _show(value: object) -> str:
+    try:
+        return repr(value)[:100]
+    except Exception:  # noqa: BLE001  (huge ints, broken __repr__)
+        return f"<{type(value).__name__}>"
+
+
+def _value(  # noqa: PLR0911
+    value: Any, size: list[int], path: str, *, in_array: bool, depth: int
+) -> Any:
     size[0] += 8
     if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, int):
         if not _INT64[0] <= value <= _INT64[1]:
-            raise InvalidInputError(f"integer at {path!r} does not fit in 64 bits")
+            raise InvalidInputError(f"integer at {path[:200]!r} does not fit in 64 bits")
         return value
     if isinstance(value, str):
-        size[0] += len(value.encode("utf-8", "surrogatepass"))
+        try:
+            size[0] += len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"string at {path[:200]!r} is not valid UTF-8") from None
+        _check_size(size)
         return value
     if isinstance(value, bytes):
         size[0] += len(value)
+        _check_size(size)
         return bytes(value)
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:  # e.g. datetime.min at UTC+1
+            raise InvalidInputError(f"datetime at {path[:200]!r} is out of range") from exc
     if isinstance(value, Mapping):
-        return _map(value, size, path)
+        return _map(value, size, path, depth)
     if isinstance(value, list | tuple):
         if in_array:
-            raise InvalidInputError(f"arrays cannot directly contain arrays (at {path!r})")
-        return [_value(v, size, f"{path}[{i}]", in_array=True) for i, v in enumerate(value)]
-    raise InvalidInputError(f"cannot store a {type(value).__name__} at {path!r}")
+            raise InvalidInputError(f"arrays cannot directly contain arrays (at {path[:200]!r})")
+        if depth >= MAX_DEPTH:
+            raise InvalidInputError(
+                f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
+            )
+        return [
+            _value(v, size, f"{path}[{i}]", in_array=True, depth=depth + 1)
+            for i, v in enumerate(value)
+        ]
+    raise InvalidInputError(f"cannot store a {type(value).__name__} at {path[:200]!r}")

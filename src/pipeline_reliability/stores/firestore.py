@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._keys import validate_id
 from .._telemetry import span
@@ -27,12 +28,16 @@ from ..errors import (
     StoreError,
     StoreUnavailableError,
 )
-from ._protocol import Delete, Outcome, Put, Snapshot, StoreStats
+from ._protocol import Delete, Outcome, Put, Snapshot
+from ._stats import CountingStore, call_timeout
 from ._values import normalise_document
 
 __all__ = ["FirestoreStore", "map_firestore_errors"]
 
 R = TypeVar("R")
+# Far more than contention ever needs; bounds the loop whatever a caller passes.
+_MAX_ATTEMPTS = 1000
+_MARGIN = 0.05
 
 # What the google client raises (as a ValueError) once every attempt of a
 # transaction was aborted; its __cause__ is the last Aborted.
@@ -47,6 +52,34 @@ def _firestore() -> Any:
     return firestore
 
 
+class _Deadline:
+    """The time left for one store operation, shared by every RPC it makes."""
+
+    __slots__ = ("_end",)
+
+    def __init__(self, seconds: float) -> None:
+        # The RPCs get the time left minus a small margin (at most 50 ms, 10% of
+        # short deadlines) for what happens after gRPC gives up: waking the
+        # thread, building and translating the error. So the CALL returns
+        # within ``seconds``, not just its last RPC.
+        self._end = time.monotonic() + seconds - min(_MARGIN, seconds / 10)
+
+    def remaining(self) -> float:
+        """Seconds left; raises ``DeadlineExceeded`` (a Google error, mapped later) at zero."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            from google.api_core import exceptions as gexc
+
+            error: Any = gexc.DeadlineExceeded  # untyped constructor
+            raise error("the store operation's deadline was exceeded")
+        return left
+
+    def rpc(self) -> dict[str, Any]:
+        """``retry=`` and ``timeout=`` for one RPC: retries and attempts end at the deadline."""
+        left = self.remaining()
+        return {"retry": _retry(left), "timeout": left}
+
+
 @dataclass(slots=True)
 class _Call:
     """What one ``transact`` call has done so far (read by the error mapping)."""
@@ -57,7 +90,7 @@ class _Call:
     passthrough: BaseException | None = None
 
 
-class FirestoreStore:
+class FirestoreStore(CountingStore):
     """
     A :class:`StateStore` on Cloud Firestore (or its emulator).
 
@@ -82,9 +115,10 @@ class FirestoreStore:
         prefix: Prepended to every collection id, e.g. ``"staging_"``, so that
             several deployments can share one database.
         max_attempts: Attempts per transaction before ``StoreConflictError``.
-        timeout: Seconds allowed for each read, retries included. (The
-            client library's own retry settings govern the begin and commit
-            calls of a transaction: up to 60 s each when Firestore is down.)
+        timeout: The default deadline of one operation in seconds: a whole
+            ``get`` or ``transact`` (every attempt, RPC and internal retry:
+            begin, read, commit) ends within it. A call's own ``timeout=``
+            replaces it for that call.
 
     Raises:
         ConfigurationError: an option is out of range, or both ``client`` and
@@ -103,21 +137,35 @@ class FirestoreStore:
     ) -> None:
         if client is not None and (project is not None or database is not None):
             raise ConfigurationError("pass either client or project/database, not both")
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
-        if not timeout > 0:
+        attempts = cast(object, max_attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= _MAX_ATTEMPTS
+        ):
+            raise ConfigurationError(
+                f"max_attempts must be an integer in 1..{_MAX_ATTEMPTS}, got {max_attempts!r:.100}"
+            )
+        try:
+            timeout = call_timeout(timeout) or 0.0
+        except InvalidInputError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if not timeout:
             raise ConfigurationError("timeout must be positive")
+        if not isinstance(prefix, str):
+            raise ConfigurationError(f"prefix must be a string, got {prefix!r:.100}")
+        for what, value in (("project", project), ("database", database)):
+            if value is not None and (not isinstance(cast(object, value), str) or not value):
+                raise ConfigurationError(f"{what} must be a non-empty string, got {value!r:.100}")
         if "/" in prefix:
             raise ConfigurationError(f"prefix {prefix!r} must not contain '/'")
         self.project = project
         self.database = database
         self.prefix = prefix
         self.max_attempts = max_attempts
-        self.timeout = float(timeout)
+        self.timeout = timeout
         self._client = client
         self._owns_client = client is None
         self._lock = threading.Lock()
-        self._reads = self._writes = self._transactions = self._conflicts = 0
+        super().__init__()
 
     @property
     def client(self) -> Any:
@@ -135,17 +183,6 @@ class FirestoreStore:
                     raise StoreError(f"creating a Firestore client failed: {exc}") from exc
             return self._client
 
-    @property
-    def stats(self) -> StoreStats:
-        """Operation counts so far (a frozen copy)."""
-        with self._lock:
-            return StoreStats(self._reads, self._writes, self._transactions, self._conflicts)
-
-    def reset_stats(self) -> None:
-        """Set every operation count back to zero."""
-        with self._lock:
-            self._reads = self._writes = self._transactions = self._conflicts = 0
-
     def close(self) -> None:
         """Close the client if this store created it (a given client is left open)."""
         if not self._owns_client:
@@ -155,35 +192,41 @@ class FirestoreStore:
         if client is not None:
             client.close()
 
-    def get(self, collection: str, key: str) -> Snapshot:
+    def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """Read one document (see :meth:`StateStore.get`)."""
+        seconds = call_timeout(timeout) or self.timeout
         ref = self._ref(collection, key)
         attrs = {"store.backend": "firestore", "store.path": ref.path}
         with span("store", "get", attrs), map_firestore_errors(f"reading {ref.path}"):
-            doc = ref.get(retry=self._retry(), timeout=self.timeout)
-        with self._lock:
-            self._reads += 1
+            doc = ref.get(**_Deadline(seconds).rpc())
+        self._count(reads=1)
         return _snapshot(collection, key, doc)
 
     def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
     ) -> R:
         """Atomic read-modify-write in a transaction (see :meth:`StateStore.transact`)."""
+        seconds = call_timeout(timeout) or self.timeout
         ref = self._ref(collection, key)
         client = self.client
         call = _Call()
+        deadline = _Deadline(seconds)
         attempt = functools.partial(
-            self._attempt, ref=ref, path=(collection, key), fn=fn, call=call, retry=self._retry()
+            self._attempt, ref=ref, path=(collection, key), fn=fn, call=call, deadline=deadline
         )
-        with self._lock:
-            self._transactions += 1
+        self._count(transactions=1)
         attrs = {"store.backend": "firestore", "store.path": ref.path}
         with span("store", "transact", attrs) as current:
             # Every attempt after the first was caused by an aborted commit;
             # when the attempts ran out, the last one was aborted too.
             try:
                 with map_firestore_errors(f"transaction on {ref.path}", call):
-                    transaction = client.transaction(max_attempts=self.max_attempts)
+                    transaction = _bounded_transaction(client, self.max_attempts, deadline)
                     result: R = _firestore().transactional(attempt)(transaction)
             except StoreConflictError:
                 self._count(conflicts=call.attempts)
@@ -205,14 +248,13 @@ class FirestoreStore:
         path: tuple[str, str],
         fn: Callable[[Snapshot], Outcome[R]],
         call: _Call,
-        retry: Any,
+        deadline: _Deadline,
     ) -> R:
         """One attempt of a transaction: read in ``tx``, decide, stage the write."""
         call.attempts += 1
         call.committing = call.wrote = False
-        doc = ref.get(transaction=tx, retry=retry, timeout=self.timeout)
-        with self._lock:
-            self._reads += 1
+        doc = ref.get(transaction=tx, **deadline.rpc())
+        self._count(reads=1)
         try:
             outcome = fn(_snapshot(*path, doc))
             write = outcome.write
@@ -228,14 +270,10 @@ class FirestoreStore:
             # Deleting a missing document is no write, as in MemoryStore.
             tx.delete(ref)
             call.wrote = True
-        # From here on the google client commits: a failure may have committed.
-        call.committing = True
+        # From here on the google client commits: a failure may have committed
+        # (a commit without writes changes nothing, so it cannot have).
+        call.committing = call.wrote
         return outcome.result
-
-    def _count(self, *, conflicts: int, writes: int = 0) -> None:
-        with self._lock:
-            self._conflicts += conflicts
-            self._writes += writes
 
     def _ref(self, collection: str, key: str) -> Any:
         validate_id(collection, "collection id")
@@ -243,21 +281,95 @@ class FirestoreStore:
         validate_id(key)
         return self.client.collection(self.prefix + collection).document(key)
 
-    def _retry(self) -> Any:
-        # The client's default retry for reads runs for up to 300 s against an
-        # unreachable server; bound it by our timeout instead.
-        from google.api_core import exceptions as gexc
-        from google.api_core import retry as gretry
 
-        return gretry.Retry(
-            predicate=gretry.if_exception_type(
-                gexc.ServiceUnavailable, gexc.InternalServerError, gexc.DeadlineExceeded
-            ),
-            initial=0.1,
-            maximum=2.0,
-            multiplier=1.5,
-            timeout=self.timeout,
-        )
+def _retry(seconds: float) -> Any:
+    # The client's default retry for reads runs for up to 300 s against an
+    # unreachable server; bound it by the operation's deadline instead.
+    from google.api_core import exceptions as gexc
+    from google.api_core import retry as gretry
+
+    return gretry.Retry(
+        predicate=gretry.if_exception_type(
+            gexc.ServiceUnavailable, gexc.InternalServerError, gexc.DeadlineExceeded
+        ),
+        initial=min(0.1, seconds / 4),
+        maximum=2.0,
+        multiplier=1.5,
+        timeout=seconds,
+    )
+
+
+def _bounded_transaction(client: Any, max_attempts: int, deadline: _Deadline) -> Any:
+    """A client transaction whose begin, commit and rollback RPCs end at ``deadline``."""
+    transaction = _transaction_class()(client, max_attempts=max_attempts)
+    transaction.pr_deadline = deadline
+    return transaction
+
+
+@functools.cache
+def _transaction_class() -> type:
+    # google-cloud-firestore's Transaction calls begin_transaction, commit and
+    # rollback with the client's default retry and timeout (up to 60 s each,
+    # and not configurable: googleapis/python-firestore#879), so a store that
+    # does not answer would hold a transaction for minutes. These overrides
+    # are the client's own methods (2.x) with our deadline passed to the RPC.
+    from google.cloud.firestore_v1.transaction import Transaction
+
+    class BoundedTransaction(Transaction):
+        pr_deadline: _Deadline
+
+        def _begin(self, retry_id: bytes | None = None) -> None:
+            if self.in_progress:
+                raise ValueError(f"transaction {self._id!r} already in progress")
+            response = self._client._firestore_api.begin_transaction(
+                request={
+                    "database": self._client._database_string,
+                    "options": self._options_protobuf(retry_id),
+                },
+                metadata=self._client._rpc_metadata,
+                **self.pr_deadline.rpc(),
+            )
+            self._id = response.transaction
+
+        def _commit(self) -> list[Any]:
+            if not self.in_progress:
+                raise ValueError("no transaction in progress to commit")
+            # No retry: a commit whose response was lost must not be sent twice.
+            response = self._client._firestore_api.commit(
+                request={
+                    "database": self._client._database_string,
+                    "writes": self._write_pbs,
+                    "transaction": self._id,
+                },
+                metadata=self._client._rpc_metadata,
+                retry=None,
+                timeout=self.pr_deadline.remaining(),
+            )
+            self._clean_up()
+            self.write_results = list(response.write_results)
+            self.commit_time = response.commit_time
+            return self.write_results
+
+        def _rollback(self) -> None:
+            if not self.in_progress:
+                raise ValueError("no transaction in progress to roll back")
+            try:
+                # Out of time: skip the RPC; Firestore expires the transaction itself.
+                left = self.pr_deadline._end - time.monotonic()
+                if left > 0:
+                    self._client._firestore_api.rollback(
+                        request={
+                            "database": self._client._database_string,
+                            "transaction": self._id,
+                        },
+                        metadata=self._client._rpc_metadata,
+                        retry=None,
+                        timeout=left,
+                    )
+            finally:
+                self._clean_up()
+
+    return BoundedTransaction
 
 
 def _snapshot(collection: str, key: str, doc: Any) -> Snapshot:

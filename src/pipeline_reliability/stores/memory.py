@@ -6,20 +6,23 @@ import copy
 import itertools
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._clock import Clock, SystemClock
 from .._keys import validate_id
 from ..errors import ConfigurationError, StoreConflictError
-from ._protocol import Delete, Outcome, Put, Snapshot, StoreStats
+from ._protocol import Delete, Outcome, Put, Snapshot
+from ._stats import CountingStore, call_timeout
 from ._values import normalise_document
 
 __all__ = ["MemoryStore"]
 
 R = TypeVar("R")
+# Far more than contention ever needs; bounds the loop whatever a caller passes.
+_MAX_ATTEMPTS = 1000
 
 
-class MemoryStore:
+class MemoryStore(CountingStore):
     """
     A :class:`StateStore` in process memory: the embedded default.
 
@@ -33,43 +36,50 @@ class MemoryStore:
         clock: The store's time source (``Snapshot.now``). Pass a
             :class:`~pipeline_reliability.testing.FakeClock` to move time in tests.
         max_attempts: Attempts per ``transact`` before ``StoreConflictError``.
+
+    The ``timeout`` of ``get`` and ``transact`` is checked and otherwise
+    ignored: this store never waits on anything but its own short lock.
     """
 
     def __init__(self, *, clock: Clock | None = None, max_attempts: int = 5) -> None:
-        if max_attempts < 1:
-            raise ConfigurationError("max_attempts must be at least 1")
+        attempts = cast(object, max_attempts)
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not (
+            1 <= attempts <= _MAX_ATTEMPTS
+        ):
+            raise ConfigurationError(
+                f"max_attempts must be an integer in 1..{_MAX_ATTEMPTS}, got {max_attempts!r:.100}"
+            )
+        if clock is not None and not (
+            callable(getattr(clock, "now", None)) and callable(getattr(clock, "monotonic", None))
+        ):
+            raise ConfigurationError(f"clock must have now() and monotonic(), got {clock!r:.100}")
+        super().__init__()
         self.clock: Clock = clock or SystemClock()
         self.max_attempts = max_attempts
         self._lock = threading.Lock()
         self._docs: dict[tuple[str, str], tuple[int, dict[str, Any]]] = {}
         self._versions = itertools.count(1)
-        self._reads = self._writes = self._transactions = self._conflicts = 0
 
-    @property
-    def stats(self) -> StoreStats:
-        """Operation counts so far (a frozen copy)."""
-        with self._lock:
-            return StoreStats(self._reads, self._writes, self._transactions, self._conflicts)
-
-    def reset_stats(self) -> None:
-        """Set every operation count back to zero."""
-        with self._lock:
-            self._reads = self._writes = self._transactions = self._conflicts = 0
-
-    def get(self, collection: str, key: str) -> Snapshot:
+    def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """Read one document (see :meth:`StateStore.get`)."""
         validate_id(collection, "collection id")
         validate_id(key)
+        call_timeout(timeout)
         return self._read(collection, key)
 
     def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
     ) -> R:
         """Atomic read-modify-write (see :meth:`StateStore.transact`)."""
         validate_id(collection, "collection id")
         validate_id(key)
-        with self._lock:
-            self._transactions += 1
+        call_timeout(timeout)
+        self._count(transactions=1)
         for _ in range(self.max_attempts):
             snap = self._read(collection, key)
             outcome = fn(snap)
@@ -92,8 +102,8 @@ class MemoryStore:
             return out
 
     def _read(self, collection: str, key: str) -> Snapshot:
+        self._count(reads=1)
         with self._lock:
-            self._reads += 1
             entry = self._docs.get((collection, key))
             now = self.clock.now()
             if entry is None:
@@ -116,19 +126,19 @@ class MemoryStore:
             current = None if entry is None else entry[0]
             if current != read_version:
                 # Someone committed since our read: discard this attempt and re-run.
-                self._conflicts += 1
+                self._count(conflicts=1)
                 return False
             if isinstance(write, Delete):
                 if entry is not None:
                     del self._docs[(collection, key)]
-                    self._writes += 1
+                    self._count(writes=1)
                 return True
             assert data is not None
             # Firestore keeps update_time when a write changes nothing; so do we.
             unchanged = entry is not None and _identical(entry[1], data)
             version = entry[0] if entry is not None and unchanged else next(self._versions)
             self._docs[(collection, key)] = (version, data)
-            self._writes += 1
+            self._count(writes=1)
             return True
 
 

@@ -30,6 +30,9 @@ class Fault(enum.Enum):
     - ``CONTENTION``: the transaction gives up after conflicts (``StoreConflictError``).
     - ``LOST_RESPONSE``: the operation is applied, then the response is lost
       (``StoreUnavailableError`` with ``maybe_committed=True``).
+
+    A store that does not answer at all is not one of these (so that drawing
+    from ``list(Fault)`` never blocks): see :meth:`FaultyStore.hang_next`.
     """
 
     UNAVAILABLE = "unavailable"
@@ -37,6 +40,13 @@ class Fault(enum.Enum):
     ABORTED = "aborted"
     CONTENTION = "contention"
     LOST_RESPONSE = "lost_response"
+
+
+class _Hang(enum.Enum):
+    HANG = "hang"
+
+
+_HANG = _Hang.HANG
 
 
 class FaultyStore(StoreWrapper):
@@ -48,10 +58,20 @@ class FaultyStore(StoreWrapper):
     draws a fault from ``faults`` with a seeded RNG for every other call;
     :meth:`outage` makes every call fail with ``UNAVAILABLE`` while active.
 
+    A store that does not answer: :meth:`hang_next` (or ``outage(hang=True)``)
+    makes calls block until the caller's ``timeout`` runs out (``hang_timeout``
+    for a call without one), then raise ``StoreUnavailableError`` as a real
+    store's deadline does; nothing is applied. A hang waits on an event, not a
+    sleep: :meth:`release_hangs` ends every hang at once, and
+    :meth:`wait_hanging` lets a test wait until a call is blocked. Hangs are
+    recorded in ``hangs`` as ``(operation number, operation)``.
+
     Example::
 
         store = FaultyStore(MemoryStore(), plan={0: Fault.LOST_RESPONSE})
         store.fail_next(Fault.UNAVAILABLE, times=2)
+        with store.outage(hang=True):
+            ...  # every call blocks until its timeout, then raises
     """
 
     def __init__(
@@ -63,9 +83,12 @@ class FaultyStore(StoreWrapper):
         faults: Iterable[Fault] = (Fault.UNAVAILABLE, Fault.ABORTED, Fault.LOST_RESPONSE),
         seed: int = 0,
         operations: Iterable[str] = ("get", "transact"),
+        hang_timeout: float = 30.0,
     ) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
+        if not 0.0 < hang_timeout <= 3600.0:
+            raise ValueError("hang_timeout must be within (0, 3600] seconds")
         super().__init__(inner)
         self.plan = dict(plan or {})
         self.probability = probability
@@ -75,63 +98,113 @@ class FaultyStore(StoreWrapper):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._count = 0
-        self._next: list[Fault] = []
-        self._outage = False
+        self._next: list[Fault | _Hang] = []
+        self._outage: Fault | _Hang | None = None
+        self.hangs: list[tuple[int, str]] = []
+        self.hang_timeout = hang_timeout
+        self._release = threading.Event()
+        self._hang_changed = threading.Condition(self._lock)
+        self._hanging = 0
 
     def fail_next(self, fault: Fault, times: int = 1) -> None:
         """Inject ``fault`` into the next ``times`` operations."""
         with self._lock:
             self._next.extend([fault] * times)
 
-    def set_outage(self, active: bool) -> None:
-        """Start or end an outage: every operation fails while it lasts."""
+    def hang_next(self, times: int = 1) -> None:
+        """Make the next ``times`` operations hang (see the class docstring)."""
         with self._lock:
-            self._outage = active
+            self._next.extend([_HANG] * times)
+
+    def set_outage(self, active: bool, *, hang: bool = False) -> None:
+        """Start or end an outage: every operation fails (or, with ``hang``, hangs)."""
+        with self._lock:
+            self._outage = (_HANG if hang else Fault.UNAVAILABLE) if active else None
+        if not active:
+            self.release_hangs()
 
     @contextmanager
-    def outage(self) -> Iterator[None]:
-        """Fail every operation inside the ``with`` block."""
-        self.set_outage(True)
+    def outage(self, *, hang: bool = False) -> Iterator[None]:
+        """Fail (or, with ``hang``, hang) every operation inside the block; hangs end with it."""
+        self.set_outage(True, hang=hang)
         try:
             yield
         finally:
             self.set_outage(False)
 
-    def get(self, collection: str, key: str) -> Snapshot:
+    @property
+    def hanging(self) -> int:
+        """How many calls are blocked in a hang right now."""
+        with self._lock:
+            return self._hanging
+
+    def wait_hanging(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` calls hang; ``False`` if ``timeout`` passed first."""
+        with self._hang_changed:
+            return self._hang_changed.wait_for(lambda: self._hanging >= count, timeout)
+
+    def release_hangs(self) -> None:
+        """End every current hang now (each raises ``StoreUnavailableError``); later ones hang."""
+        with self._lock:
+            released, self._release = self._release, threading.Event()
+        released.set()
+
+    def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """Read, unless a fault is due."""
         fault = self._draw("get")
         if fault is not None and fault is not Fault.LOST_RESPONSE:
-            raise _error(fault, collection, key)
-        snap = self.inner.get(collection, key)
+            raise self._fail(fault, collection, key, timeout)
+        snap = self.inner.get(collection, key, timeout=timeout)
         if fault is Fault.LOST_RESPONSE:
             raise _error(fault, collection, key)
         return snap
 
     def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
     ) -> R:
         """Transact, unless a fault is due."""
         fault = self._draw("transact")
         if fault is Fault.ABORTED:
             # The first attempt's decision is thrown away, as after a real abort.
-            fn(self.inner.get(collection, key))
-            return self.inner.transact(collection, key, fn)
+            fn(self.inner.get(collection, key, timeout=timeout))
+            return self.inner.transact(collection, key, fn, timeout=timeout)
         if fault is not None and fault is not Fault.LOST_RESPONSE:
-            raise _error(fault, collection, key)
-        result = self.inner.transact(collection, key, fn)
+            raise self._fail(fault, collection, key, timeout)
+        result = self.inner.transact(collection, key, fn, timeout=timeout)
         if fault is Fault.LOST_RESPONSE:
             raise _error(fault, collection, key)
         return result
 
-    def _draw(self, operation: str) -> Fault | None:
+    def _fail(
+        self, fault: Fault | _Hang, collection: str, key: str, timeout: float | None
+    ) -> Exception:
+        if fault is _HANG:
+            with self._hang_changed:
+                self._hanging += 1
+                self._hang_changed.notify_all()
+                release = self._release
+            try:
+                release.wait(self.hang_timeout if timeout is None else timeout)
+            finally:
+                with self._hang_changed:
+                    self._hanging -= 1
+                    self._hang_changed.notify_all()
+        return _error(fault, collection, key)
+
+    def _draw(self, operation: str) -> Fault | _Hang | None:
         with self._lock:
             index = self._count
             self._count += 1
             if operation not in self.operations:
                 return None
-            fault: Fault | None
-            if self._outage:
-                fault = Fault.UNAVAILABLE
+            fault: Fault | _Hang | None
+            if self._outage is not None:
+                fault = self._outage
             elif self._next:
                 fault = self._next.pop(0)
             elif index in self.plan:
@@ -140,12 +213,14 @@ class FaultyStore(StoreWrapper):
                 fault = self._rng.choice(self.faults)
             else:
                 fault = None
-            if fault is not None:
+            if fault is _HANG:
+                self.hangs.append((index, operation))
+            elif fault is not None:
                 self.injected.append((index, operation, fault))
             return fault
 
 
-def _error(fault: Fault, collection: str, key: str) -> Exception:
+def _error(fault: Fault | _Hang, collection: str, key: str) -> Exception:
     where = f"{collection}/{key}"
     if fault is Fault.CONTENTION:
         return StoreConflictError(f"injected contention on {where}", attempts=5)
@@ -155,4 +230,6 @@ def _error(fault: Fault, collection: str, key: str) -> Exception:
         )
     if fault is Fault.DEADLINE_EXCEEDED:
         return StoreUnavailableError(f"injected deadline exceeded on {where}")
+    if fault is _HANG:
+        return StoreUnavailableError(f"injected hang on {where}: no answer before the deadline")
     return StoreUnavailableError(f"injected unavailability on {where}")

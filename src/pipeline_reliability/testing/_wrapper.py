@@ -36,9 +36,9 @@ class StoreWrapper:
                 super().__init__(inner)
                 self.transacted = []
 
-            def transact(self, collection, key, fn):
+            def transact(self, collection, key, fn, *, timeout=None):
                 self.transacted.append((collection, key))
-                return super().transact(collection, key, fn)
+                return super().transact(collection, key, fn, timeout=timeout)
 
         store = Spy(MemoryStore())
 
@@ -57,12 +57,17 @@ class StoreWrapper:
         """Reset the wrapped store's counts."""
         self.inner.reset_stats()
 
-    def get(self, collection: str, key: str) -> Snapshot:
+    def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """Read from the wrapped store."""
-        return self.inner.get(collection, key)
+        return self.inner.get(collection, key, timeout=timeout)
 
     def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]]
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
     ) -> R:
         """Transact on the wrapped store."""
-        return self.inner.transact(collection, key, fn)
+        return self.inner.transact(collection, key, fn, timeout=timeout)
