@@ -20,6 +20,7 @@ from ..errors import (
     InvalidInputError,
     RetryExhaustedError,
     StoreError,
+    StoreUnavailableError,
     TriggerClaimLostError,
 )
 from ..retry import RetryPolicy
@@ -171,7 +172,34 @@ class TrackerCore:
             decided.append(result)
             return Outcome(result, Put(doc))
 
-        return self._retry.call(self._store.transact, spec.collection, day, fn)
+        def transact(timeout: float) -> R:
+            return self._store.transact(spec.collection, day, fn, timeout=timeout)
+
+        return self._store_op(transact)
+
+    def _read(self, spec: PhaseSpec, day: str) -> Snapshot:
+        """Read the (phase, date) document within ``store_deadline``."""
+        return self._store_op(lambda timeout: self._store.get(spec.collection, day,
+                                                              timeout=timeout))
+
+    def _store_op(self, op: Callable[[float], R]) -> R:
+        """
+        Run a store operation under the retry policy, all of it within
+        ``store_deadline``: each attempt gets the time left as its own
+        ``timeout``, so a call in flight cannot outlive the budget (a hanging
+        store costs ``store_deadline``, not ``store_deadline`` plus a call).
+        """
+        end = self._clock.monotonic() + self.store_deadline
+
+        def attempt() -> R:
+            left = end - self._clock.monotonic()
+            if left <= 0:
+                raise StoreUnavailableError(
+                    f"the tracker's store_deadline ({self.store_deadline:g} s) ran out"
+                )
+            return op(left)
+
+        return self._retry.call(attempt)
 
     def confirm_trigger(self, claim: TriggerClaim) -> TriggerConfirmation:
         """
@@ -335,9 +363,9 @@ def _store_budget(
     """
     The retry policy of store operations, its deadline capped by ``store_deadline``.
 
-    The degraded path's latency is this deadline, plus the store call in
-    flight when it runs out (bounded by the store's own per-call timeout),
-    plus the ledger's deadline (docs/how-to/completion.md states the sum).
+    The degraded path's latency is this deadline (every store call gets the
+    time left as its ``timeout``) plus the ledger's deadline
+    (docs/how-to/completion.md states the sum).
     """
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")

@@ -218,7 +218,7 @@ class RecordingTracker(TrackerCore):
         day = normalise_date(date)
         with span("tracker", "status", {"phase": spec.name, "date": day}):
             try:
-                snap = self._retry.call(self._store.get, spec.collection, day)
+                snap = self._read(spec, day)
             except STORE_FAILURES as exc:
                 if self._ledger is None:
                     raise

@@ -171,7 +171,7 @@ class CompletionTracker(ReplayingTracker):
         if not (isinstance(given, Mapping) or callable(given)):
             raise InvalidInputError("evidence must be a mapping or a callable")
         with span("tracker", "reconcile", {"phase": spec.name, "date": day}):
-            snap = self._retry.call(self._store.get, spec.collection, day)
+            snap = self._read(spec, day)
             rspec = resolve(snap.data, spec, day)
             checked = rspec.expected - done_set(snap.data, rspec)
             found = frozenset(p for p in sorted(checked) if _has_output(evidence, p))
@@ -241,7 +241,7 @@ class CompletionTracker(ReplayingTracker):
             # Gates do I/O: they are asked on a read, outside any transaction,
             # and only when a first claim waits for them. The dry run and the
             # real sweep both take this path, then the same decision.
-            snap = self._retry.call(self._store.get, spec.collection, day)
+            snap = self._read(spec, day)
             doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
             rspec = resolve(doc, spec, day)
             if gate_pending(doc, rspec, day, now or snap.now):
