@@ -37,7 +37,7 @@ __all__ = ["FirestoreStore", "map_firestore_errors"]
 R = TypeVar("R")
 # Far more than contention ever needs; bounds the loop whatever a caller passes.
 _MAX_ATTEMPTS = 1000
-_MARGIN = 0.05
+_MARGIN = 0.1
 
 # What the google client raises (as a ValueError) once every attempt of a
 # transaction was aborted; its __cause__ is the last Aborted.
@@ -58,11 +58,11 @@ class _Deadline:
     __slots__ = ("_end",)
 
     def __init__(self, seconds: float) -> None:
-        # The RPCs get the time left minus a small margin (at most 50 ms, 10% of
+        # The RPCs get the time left minus a margin (at most 100 ms, 20% of
         # short deadlines) for what happens after gRPC gives up: waking the
-        # thread, building and translating the error. So the CALL returns
-        # within ``seconds``, not just its last RPC.
-        self._end = time.monotonic() + seconds - min(_MARGIN, seconds / 10)
+        # thread, building and translating the error, on a busy machine. So
+        # the CALL returns within ``seconds``, not just its last RPC.
+        self._end = time.monotonic() + seconds - min(_MARGIN, seconds / 5)
 
     def remaining(self) -> float:
         """Seconds left; raises ``DeadlineExceeded`` (a Google error, mapped later) at zero."""
