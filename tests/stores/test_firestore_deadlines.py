@@ -78,7 +78,7 @@ def test_item5_a_black_holed_store_fails_within_the_call_timeout(
     with pytest.raises(StoreUnavailableError) as info:
         _call(store, operation)
     elapsed = time.monotonic() - started
-    assert 0.25 <= elapsed < 0.3 + SLACK
+    assert 0.2 <= elapsed < 0.3 + SLACK  # waited for the deadline (less its margin)
     assert info.value.maybe_committed is False  # nothing was sent to commit
     store.close()
 
