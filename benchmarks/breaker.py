@@ -15,6 +15,8 @@ Run: ``python benchmarks/breaker.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
 import logging
 import sys
 import threading
@@ -230,11 +232,23 @@ def overhead(n: int, repeats: int) -> None:
     }
     rejecting = CircuitBreaker("overhead-open", MemoryStore(), cache_ttl=5.0)
     rejecting.force_open()
+    tripped = _tripped_breaker()
     rejection_variants: dict[str, Callable[[], float]] = {
-        "raise+catch, no breaker": lambda: _rejections(_raise_open, n, CircuitOpenError),
-        "pipeline_reliability OPEN": lambda: _rejections(
+        # The floor: raising and catching a new exception, nothing else.
+        "bare raise of a new exception": lambda: _rejections(_raise_bare, n, RuntimeError),
+        "pipeline_reliability OPEN (tripped)": lambda: _rejections(
+            lambda: tripped.call(target), n, CircuitOpenError),
+        "pipeline_reliability OPEN (forced)": lambda: _rejections(
             lambda: rejecting.call(target), n, CircuitOpenError),
     }
+    circuitbreaker = _optional("circuitbreaker")
+    if circuitbreaker is not None:
+        peer = circuitbreaker.CircuitBreaker(failure_threshold=1, recovery_timeout=3600)
+        guarded = peer.decorate(_down)
+        with contextlib.suppress(RuntimeError):
+            guarded()  # one failure opens it
+        rejection_variants["circuitbreaker OPEN"] = lambda: _rejections(
+            guarded, n, circuitbreaker.CircuitBreakerError)
     if pybreaker is not None:
         theirs = pybreaker.CircuitBreaker(fail_max=THRESHOLD, reset_timeout=RESET)
         variants["pybreaker .call (memory)"] = lambda: _loop(lambda: theirs.call(target), n)
@@ -260,23 +274,45 @@ def overhead(n: int, repeats: int) -> None:
               f"processes (pybreaker here is process-local)")
     print(f"\n   OPEN state, a rejected call (ns/call, best of {repeats} x {n:,})")
     for label, ns in best_rejections.items():
-        print(f"   {label:<34}{ns:8.0f}")
-    if pybreaker is not None:
-        ratio = best_rejections["pipeline_reliability OPEN"] / best_rejections["pybreaker OPEN"]
-        print(f"   rejection cost ratio pipeline_reliability / pybreaker = {ratio:.2f}x")
+        print(f"   {label:<40}{ns:8.0f}")
+    ours_open = best_rejections["pipeline_reliability OPEN (tripped)"]
+    floor = best_rejections["bare raise of a new exception"]
+    print(f"   rejection / bare raise = {ours_open / floor:.2f}x (goal <= 2x)")
+    for peer_label in ("circuitbreaker OPEN", "pybreaker OPEN"):
+        if peer_label in best_rejections:
+            print(f"   rejection / {peer_label} = {ours_open / best_rejections[peer_label]:.2f}x")
 
 
 def _optional_pybreaker() -> Any:
-    """pybreaker if installed (it is in the dev venv), else None."""
+    """pybreaker if installed (it is in the bench session), else None."""
+    return _optional("pybreaker")
+
+
+def _optional(module: str) -> Any:
     try:
-        import pybreaker
+        return importlib.import_module(module)
     except ImportError:
+        print(f"   ({module} is not installed: no comparison with it)")
         return None
-    return pybreaker
 
 
-def _raise_open() -> None:
-    raise CircuitOpenError("overhead-open", "open")
+def _raise_bare() -> None:
+    raise RuntimeError("open")
+
+
+def _down() -> None:
+    raise RuntimeError("the downstream is down")
+
+
+def _tripped_breaker() -> CircuitBreaker:
+    """A breaker opened by real failures (the outage path), not by force_open()."""
+    breaker = CircuitBreaker("overhead-tripped", MemoryStore(), failure_threshold=3,
+                             minimum_calls=3, reset_timeout=3600.0, cache_ttl=5.0)
+    for _ in range(3):
+        with contextlib.suppress(RuntimeError):
+            breaker.call(_down)
+    assert breaker.state.value == "open", breaker.state
+    return breaker
 
 
 def _best_of(variants: dict[str, Callable[[], float]], repeats: int, n: int) -> dict[str, float]:

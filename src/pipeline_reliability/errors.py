@@ -229,6 +229,10 @@ class CircuitOpenError(ReliabilityError):
     """
     The circuit rejects calls. ``retry_after`` says when a call may be admitted
     again (``None`` when unknown, e.g. a forced open).
+
+    Raised on every call during an outage, so it is as cheap as a plain
+    exception: its fields live in ``args`` (``name``, ``state``, seconds to
+    wait), and the message and the ``timedelta`` are made only when asked for.
     """
 
     transient = True
@@ -236,11 +240,36 @@ class CircuitOpenError(ReliabilityError):
     def __init__(
         self, name: str, state: Any, *, retry_after: timedelta | None = None
     ) -> None:
-        hint = "" if retry_after is None else f"; retry after {retry_after.total_seconds():.1f}s"
-        super().__init__(f"circuit {name!r} is {getattr(state, 'value', state)}{hint}")
-        self.name = name
-        self.state = state
-        self.retry_after = retry_after
+        super().__init__(name, state, None if retry_after is None else retry_after.total_seconds())
+
+    @property
+    def name(self) -> str:
+        """The breaker's name."""
+        return str(self.args[0])
+
+    @property
+    def state(self) -> Any:
+        """The circuit's state when the call was rejected (a ``BreakerState``)."""
+        return self.args[1]
+
+    @property
+    def retry_after(self) -> timedelta | None:
+        """When a call may be admitted again (``None``: unknown)."""
+        seconds = self.args[2]
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    def __str__(self) -> str:
+        name, state, seconds = self.args
+        hint = "" if seconds is None else f"; retry after {seconds:.1f}s"
+        return f"circuit {name!r} is {getattr(state, 'value', state)}{hint}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_circuit_open, self.args)
+
+
+def _circuit_open(name: str, state: Any, retry_seconds: float | None) -> CircuitOpenError:
+    # BaseException.__new__ stores the args; the breaker builds it the same way.
+    return CircuitOpenError.__new__(CircuitOpenError, name, state, retry_seconds)
 
 
 class LockError(ReliabilityError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -13,10 +14,10 @@ from typing import Any, ParamSpec, TypeVar, cast
 from .._clock import Clock
 from .._identity import default_owner
 from .._keys import MAX_ID_BYTES, encode_key, validate_id
-from ..errors import ConfigurationError, InvalidInputError
+from ..errors import CircuitOpenError, ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
 from ._config import BreakerConfig, OnStoreError, seconds, show
-from ._engine import Engine
+from ._engine import Engine, _open_error
 from ._events import BreakerListener
 from ._state import Action, BreakerState
 from ._status import BreakerStatus
@@ -158,11 +159,20 @@ class CircuitBreaker(Engine):
         """
         if not callable(fn):
             raise InvalidInputError(f"fn must be callable, got {show(fn)}")
-        # The hot path of Engine._admit, inlined: this is the per-call cost.
-        if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
+        # The hot paths of Engine._admit, inlined: this is the per-call cost of
+        # a healthy circuit, and of every rejection during an outage.
+        mono = self._mono()
+        if mono < self._fresh_until and (gen := self._closed_gen) >= 0:
             ticket = gen << 1
+        elif mono < self._reject_until and not self._listeners:
+            self._c_rejections.add(1, self._reject_attrs)
+            due = self._reject_due
+            raise _open_error(
+                CircuitOpenError, self.name, self._reject_state,
+                None if due == math.inf else max(due - mono, 0.0),
+            )
         else:
-            ticket = self._admit_slow()
+            ticket = self._admit()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -226,7 +236,7 @@ class CircuitBreaker(Engine):
             if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
                 ticket = gen << 1
             else:
-                ticket = self._admit_slow()
+                ticket = self._admit()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:

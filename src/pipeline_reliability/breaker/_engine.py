@@ -47,6 +47,9 @@ __all__ = ["Engine"]
 logger = logging.getLogger("pipeline_reliability.breaker")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+# ``CircuitOpenError.__new__(cls, name, state, seconds)``: the exception with its
+# args and nothing else (no __init__, message or timedelta until asked for).
+_open_error = CircuitOpenError.__new__
 
 
 class Engine:
@@ -77,6 +80,10 @@ class Engine:
         # Until this local time calls are rejected without the lock (a fresh OPEN view,
         # or another instance's probe, with nothing due yet).
         self._reject_until = -math.inf
+        # What a rejection until then says, fixed when the view is adopted.
+        self._reject_state: BreakerState = OPEN
+        self._reject_due = math.inf
+        self._reject_attrs: dict[str, str] = {}
         self._window = OutcomeWindow(
             failure_threshold=config.failure_threshold,
             minimum_calls=config.minimum_calls,
@@ -114,10 +121,20 @@ class Engine:
     def _admit(self) -> int:
         """Admit a call or raise ``CircuitOpenError``; returns the call's ticket."""
         # Tickets are ``generation << 1 | is_probe``: one int, no allocation.
-        if self._mono() < self._fresh_until:
+        mono = self._mono()
+        if mono < self._fresh_until:
             gen = self._closed_gen
             if gen >= 0:
                 return gen << 1
+            if mono < self._reject_until and not self._listeners:
+                # A fresh OPEN view and nobody listening (issue 13): count and
+                # raise, nothing else: every call of an outage comes here.
+                self._c_rejections.add(1, self._reject_attrs)
+                due = self._reject_due
+                raise _open_error(
+                    CircuitOpenError, self.name, self._reject_state,
+                    None if due == math.inf else max(due - mono, 0.0),
+                )
         return self._admit_slow()
 
     def _admit_slow(self) -> int:
@@ -203,10 +220,7 @@ class Engine:
                 reason = "half_open"
             else:
                 reason = "forced_open" if circuit.forced else "open"
-        attrs = self._rejection_attrs.get(reason)
-        if attrs is None:
-            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
-        self._c_rejections.add(1, attrs)
+        self._c_rejections.add(1, self._rejection_attributes(reason))
         listeners = self._listeners
         if listeners:
             event = RejectionEvent(
@@ -217,7 +231,14 @@ class Engine:
                 self._pending.append(event)  # delivered after the lock is released
             else:
                 notify(listeners, event)
-        return CircuitOpenError(self.name, circuit.state, retry_after=retry_after)
+        seconds = None if retry_after is None else retry_after.total_seconds()
+        return _open_error(CircuitOpenError, self.name, circuit.state, seconds)
+
+    def _rejection_attributes(self, reason: str) -> dict[str, str]:
+        attrs = self._rejection_attrs.get(reason)
+        if attrs is None:
+            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
+        return attrs
 
     # ------------------------------------------------------------------ outcomes
 
@@ -480,6 +501,12 @@ class Engine:
         elif circuit.state is OPEN or (
             circuit.probe is not None and circuit.probe.holder != self.instance_id
         ):
+            # Everything the lock-free rejection needs, set before the window opens.
+            reason = ("half_open" if circuit.state is HALF_OPEN
+                      else "forced_open" if circuit.forced else "open")
+            self._reject_state = circuit.state
+            self._reject_due = self._view.due
+            self._reject_attrs = self._rejection_attributes(reason)
             self._reject_until = min(self._fresh_until, self._view.due)
 
     def _moved(
