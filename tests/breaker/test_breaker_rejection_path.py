@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from otel_helpers import metric_points
 
+from otel_helpers import metric_points
 from pipeline_reliability import BreakerState, CircuitOpenError, MemoryStore
 from pipeline_reliability.breaker import BreakerEvent, CircuitBreaker, RejectionEvent
 from pipeline_reliability.testing import FakeClock
@@ -36,7 +36,7 @@ def test_circuit_open_error_builds_its_message_and_timedelta_on_demand() -> None
     assert (exc.name, exc.state, exc.retry_after) == ("svc", BreakerState.OPEN,
                                                        timedelta(seconds=2.5))
     assert str(exc) == "circuit 'svc' is open; retry after 2.5s"
-    copy = pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes
+    copy = pickle.loads(pickle.dumps(exc))
     assert (type(copy), str(copy), copy.retry_after) == (CircuitOpenError, str(exc),
                                                          exc.retry_after)
     assert str(CircuitOpenError("svc", "open")) == "circuit 'svc' is open"
