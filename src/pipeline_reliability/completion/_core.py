@@ -24,6 +24,7 @@ from ..errors import (
 )
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
+from ..stores.memory import MemoryStore
 from ._checks import MAX_OWNER_CHARS, check_claim, check_options
 from ._claims import ConfirmOutcome, confirm, release
 from ._doc import ensure_doc, first_completion_at, remember_write
@@ -119,6 +120,11 @@ class TrackerCore:
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
+        # Read before transacting, so that a duplicate needs no transaction
+        # (see RecordingTracker._duplicate_by_read). Not on MemoryStore: there
+        # a transaction holds no lock and costs what the read would.
+        self._read_first = not isinstance(store, MemoryStore)
+        self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
 
     @property
     def phases(self) -> Mapping[str, PhaseSpec]:
@@ -143,6 +149,8 @@ class TrackerCore:
         spec: PhaseSpec,
         day: str,
         decide: Callable[[dict[str, Any], Snapshot], tuple[R, bool]],
+        *,
+        retry: RetryPolicy | None = None,
     ) -> R:
         """
         Run ``decide`` on the (phase, date) document in a retried transaction.
@@ -171,7 +179,7 @@ class TrackerCore:
             decided.append(result)
             return Outcome(result, Put(doc))
 
-        return self._retry.call(self._store.transact, spec.collection, day, fn)
+        return (retry or self._retry).call(self._store.transact, spec.collection, day, fn)
 
     def confirm_trigger(self, claim: TriggerClaim) -> TriggerConfirmation:
         """

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from .._telemetry import log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
+from ..retry import RetryPolicy
 from ..stores._protocol import Snapshot
 from ._calendar import fix_expected, resolve
 from ._checks import check_publish
@@ -25,7 +26,7 @@ from ._core import (
     describe,
     logger,
 )
-from ._doc import Completion, apply_completion, done_set, recount
+from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
 from ._events import TriggerClaim
 from ._gates import evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
@@ -295,7 +296,10 @@ class RecordingTracker(TrackerCore):
             return (result, gated), write
 
         result: CompletionResult
-        result, gated = self._transact(spec, day, decide)
+        known, retry = self._duplicate_by_read(spec, day, c, decide)
+        if known is not None:
+            return known
+        result, gated = self._transact(spec, day, decide, retry=retry)
         if not gated:
             return result
         verdict = evaluate_gates(spec.gates, spec.name, day)
@@ -317,6 +321,57 @@ class RecordingTracker(TrackerCore):
             trigger_state="claimed" if claim is not None else result.trigger_state,
             gate_reason=None if verdict.open else verdict.reason,
         )
+
+    def _duplicate_by_read(
+        self,
+        spec: PhaseSpec,
+        day: str,
+        c: Completion,
+        decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
+    ) -> tuple[CompletionResult | None, RetryPolicy | None]:
+        """
+        The result of a delivery that a plain read proves to be a duplicate.
+
+        A duplicate is decided on a committed version of the document without
+        a transaction, so it never holds the document's lock against real
+        completions. Only when the very decision of the transaction, run on
+        that version, says "duplicate, nothing to write"; anything else (a
+        new run, a trigger to claim again, a document to repair, a read that
+        fails) takes the transaction path. Why this is safe:
+        docs/explanation/barrier.md, "Duplicates without a transaction".
+
+        Returns:
+            ``(result, None)`` for a proven duplicate; else ``(None, policy)``
+            where ``policy`` is the retry policy of the transaction when a
+            failed read used part of the store's time budget (``None``: the
+            tracker's own).
+
+        Raises:
+            StoreError: the read failed and left no time for the transaction.
+        """
+        if not self._read_first:
+            return None, None
+        clock = self._budget_clock
+        start = clock.monotonic()
+        try:
+            snap = self._store.get(spec.collection, day)  # one attempt: the transaction retries
+        except STORE_FAILURES:
+            # The read and the transaction share one budget (the degraded
+            # path's latency bound in docs/how-to/completion.md).
+            deadline = self._retry.deadline_seconds
+            if deadline is None:
+                return None, None
+            left = deadline - (clock.monotonic() - start)
+            if left <= 0:
+                raise
+            return None, self._retry.with_(deadline=left)
+        if snap.data is None or not seen(snap.data, c):
+            return None, None
+        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
+        (result, gated), write = decide(doc, snap)
+        if write or gated or not result.duplicate:
+            return None, None
+        return cast("CompletionResult", result), None
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
