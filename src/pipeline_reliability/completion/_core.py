@@ -24,7 +24,6 @@ from ..errors import (
 )
 from ..retry import RetryPolicy
 from ..stores._protocol import Outcome, Put, Snapshot, StateStore
-from ..stores.memory import MemoryStore
 from ._checks import MAX_OWNER_CHARS, check_claim, check_options
 from ._claims import ConfirmOutcome, confirm, release
 from ._doc import ensure_doc, first_completion_at, remember_write
@@ -120,10 +119,6 @@ class TrackerCore:
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
-        # Read before transacting, so that a duplicate needs no transaction
-        # (see RecordingTracker._duplicate_by_read). Not on MemoryStore: there
-        # a transaction holds no lock and costs what the read would.
-        self._read_first = not isinstance(store, MemoryStore)
         self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
 
     @property

@@ -349,8 +349,6 @@ class RecordingTracker(TrackerCore):
         Raises:
             StoreError: the read failed and left no time for the transaction.
         """
-        if not self._read_first:
-            return None, None
         clock = self._budget_clock
         start = clock.monotonic()
         try:
