@@ -120,6 +120,7 @@ class TrackerCore:
         # Every tracker operation is an idempotent transaction (see _transact),
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
+        self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
 
     @property
     def phases(self) -> Mapping[str, PhaseSpec]:
@@ -144,9 +145,12 @@ class TrackerCore:
         spec: PhaseSpec,
         day: str,
         decide: Callable[[dict[str, Any], Snapshot], tuple[R, bool]],
+        *,
+        end: float | None = None,
     ) -> R:
         """
-        Run ``decide`` on the (phase, date) document in a retried transaction.
+        Run ``decide`` on the (phase, date) document in a retried transaction
+        (within ``store_deadline``, or until ``end`` when the budget is shared).
 
         ``decide`` gets the document (the fresh layout when it does not exist)
         and the snapshot, changes the document in place and returns
@@ -175,31 +179,42 @@ class TrackerCore:
         def transact(timeout: float) -> R:
             return self._store.transact(spec.collection, day, fn, timeout=timeout)
 
-        return self._store_op(transact)
+        return self._store_op(transact, end=end)
 
     def _read(self, spec: PhaseSpec, day: str) -> Snapshot:
         """Read the (phase, date) document within ``store_deadline``."""
         return self._store_op(lambda timeout: self._store.get(spec.collection, day,
                                                               timeout=timeout))
 
-    def _store_op(self, op: Callable[[float], R]) -> R:
+    def _budget_end(self) -> float:
+        """When a store budget starting now runs out (the tracker's monotonic clock)."""
+        return self._budget_clock.monotonic() + self.store_deadline
+
+    def _store_op(self, op: Callable[[float], R], *, end: float | None = None) -> R:
         """
         Run a store operation under the retry policy, all of it within
-        ``store_deadline``: each attempt gets the time left as its own
-        ``timeout``, so a call in flight cannot outlive the budget (a hanging
-        store costs ``store_deadline``, not ``store_deadline`` plus a call).
+        ``store_deadline`` (or until ``end``, a budget shared with an earlier
+        operation): each attempt gets the time left as its own ``timeout``, so
+        a call in flight cannot outlive the budget (a hanging store costs
+        ``store_deadline``, not ``store_deadline`` plus a call).
         """
-        end = self._clock.monotonic() + self.store_deadline
+        policy = self._retry
+        if end is None:
+            end = self._budget_end()
+        elif self.store_deadline - (end - self._budget_clock.monotonic()) > _SHARED_SLACK:
+            # Part of the budget is spent (a failed read): the retries' sleeps
+            # must end by ``end`` too, not a whole store_deadline from now.
+            policy = policy.with_(deadline=max(end - self._budget_clock.monotonic(), 1e-6))
 
         def attempt() -> R:
-            left = end - self._clock.monotonic()
+            left = end - self._budget_clock.monotonic()
             if left <= 0:
                 raise StoreUnavailableError(
                     f"the tracker's store_deadline ({self.store_deadline:g} s) ran out"
                 )
             return op(left)
 
-        return self._retry.call(attempt)
+        return policy.call(attempt)
 
     def confirm_trigger(self, claim: TriggerClaim) -> TriggerConfirmation:
         """
@@ -355,6 +370,11 @@ class TrackerCore:
 
 #: The default time budget of one store operation of the tracker, retries included.
 DEFAULT_STORE_DEADLINE = 10.0
+
+
+#: A shared budget less than this spent keeps the tracker's own policy (building
+#: a shorter one costs more than the millisecond it would save).
+_SHARED_SLACK = 1e-3
 
 
 def _store_budget(

@@ -60,6 +60,7 @@ __all__ = [
     "remember_write",
     "ring_key",
     "rule_reason",
+    "seen",
 ]
 
 SCHEMA = 1
@@ -280,6 +281,26 @@ def apply_completion(
     if applied.changed and c.message_id is not None:
         doc["messages"] = _remember(doc["messages"], ring_key(c.message_id), MAX_MESSAGES)
     return applied
+
+
+def seen(data: dict[str, Any], c: Completion) -> bool:
+    """
+    Whether ``data`` already holds ``c``'s message id or ``(processor, execution_id)``.
+
+    A cheap look before the full decision: a delivery this says is new cannot
+    be a duplicate, so it goes straight to the transaction.
+    """
+    if c.message_id is not None and _in_ring(data.get("messages"), c.message_id):
+        return True
+    for part in ("processors", "ignored"):
+        records = data.get(part)
+        rec = records.get(c.processor) if isinstance(records, dict) else None
+        if isinstance(rec, dict) and (
+            rec.get("execution_id") == c.execution_id
+            or _in_ring(rec.get("executions"), c.execution_id)
+        ):
+            return True
+    return False
 
 
 def run_order(completed_at: datetime, execution_id: str) -> tuple[datetime, str]:

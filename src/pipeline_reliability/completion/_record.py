@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from .._telemetry import log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
@@ -25,7 +25,7 @@ from ._core import (
     describe,
     logger,
 )
-from ._doc import Completion, apply_completion, done_set, recount
+from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
 from ._events import TriggerClaim
 from ._gates import evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
@@ -295,7 +295,13 @@ class RecordingTracker(TrackerCore):
             return (result, gated), write
 
         result: CompletionResult
-        result, gated = self._transact(spec, day, decide)
+        # The read and the transaction share one budget (the degraded path's
+        # latency bound in docs/how-to/completion.md).
+        end = self._budget_end()
+        known = self._duplicate_by_read(spec, day, c, decide, end)
+        if known is not None:
+            return known
+        result, gated = self._transact(spec, day, decide, end=end)
         if not gated:
             return result
         verdict = evaluate_gates(spec.gates, spec.name, day)
@@ -317,6 +323,47 @@ class RecordingTracker(TrackerCore):
             trigger_state="claimed" if claim is not None else result.trigger_state,
             gate_reason=None if verdict.open else verdict.reason,
         )
+
+    def _duplicate_by_read(
+        self,
+        spec: PhaseSpec,
+        day: str,
+        c: Completion,
+        decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
+        end: float,
+    ) -> CompletionResult | None:
+        """
+        The result of a delivery that a plain read proves to be a duplicate.
+
+        A duplicate is decided on a committed version of the document without
+        a transaction, so it never holds the document's lock against real
+        completions. Only when the very decision of the transaction, run on
+        that version, says "duplicate, nothing to write"; anything else (a
+        new run, a trigger to claim again, a document to repair, a read that
+        fails) takes the transaction path. Why this is safe:
+        docs/explanation/barrier.md, "Duplicates without a transaction".
+
+        Returns:
+            The result for a proven duplicate; else ``None`` (take the transaction).
+
+        Raises:
+            StoreError: the read failed and left no time for the transaction.
+        """
+        try:
+            # One attempt, within the shared budget: the transaction retries.
+            snap = self._store.get(spec.collection, day,
+                                   timeout=max(end - self._budget_clock.monotonic(), 1e-3))
+        except STORE_FAILURES:
+            if end - self._budget_clock.monotonic() <= 0:
+                raise
+            return None
+        if snap.data is None or not seen(snap.data, c):
+            return None
+        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
+        (result, gated), write = decide(doc, snap)
+        if write or gated or not result.duplicate:
+            return None
+        return cast("CompletionResult", result)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False

@@ -10,8 +10,8 @@ from typing import Any, ParamSpec, TypeVar, cast
 from tenacity import AttemptManager
 
 from ..errors import ConfigurationError
-from ._engine import iterate
-from ._policy import RetryPolicy
+from ._engine import iterate, run_async, run_sync
+from ._policy import RetryPolicy, name_of
 
 __all__ = ["retry_transient", "retrying"]
 
@@ -26,8 +26,26 @@ def _resolve(policy: RetryPolicy | None, overrides: dict[str, Any]) -> RetryPoli
         raise ConfigurationError(
             f"expected a RetryPolicy, not {policy!r}; write @retry_transient() with parentheses"
         )
-    base = RetryPolicy() if policy is None else policy
-    return base.with_(**overrides) if overrides else base
+    base = _default() if policy is None else policy
+    if not overrides:
+        return base
+    try:
+        # The type is part of the key: True == 1 but attempts=True must still be refused.
+        return _with(base, tuple((k, type(v), v) for k, v in sorted(overrides.items())))
+    except TypeError:  # an unhashable override value: build it uncached
+        return base.with_(**overrides)
+
+
+@functools.cache
+def _default() -> RetryPolicy:
+    # A frozen value: one instance serves every caller (building one costs ~10 us).
+    return RetryPolicy()
+
+
+@functools.lru_cache(maxsize=256)
+def _with(base: RetryPolicy, overrides: tuple[tuple[str, type, Any], ...]) -> RetryPolicy:
+    # ``retrying(attempts=3)`` in a loop asks for the same frozen policy again and again.
+    return base.with_(**{k: v for k, _, v in overrides})
 
 
 def retry_transient(
@@ -70,17 +88,18 @@ def retry_transient(
         given: object = fn
         if not callable(given):
             raise ConfigurationError(f"retry_transient decorates callables, not {fn!r:.80}")
+        name = name_of(fn)  # once, not per call
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
-                return await effective.acall(fn, *args, **kwargs)
+                return await run_async(effective, name, fn, *args, **kwargs)
 
             return cast("Callable[P, R]", async_wrapper)
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return effective.call(fn, *args, **kwargs)
+            return run_sync(effective, name, fn, *args, **kwargs)
 
         return wrapper
 

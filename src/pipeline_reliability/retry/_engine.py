@@ -4,16 +4,32 @@ The retry loop: a ``RetryPolicy`` run on tenacity, with telemetry.
 Every call gets a fresh :class:`_Run` and a fresh tenacity controller, so
 nothing mutable is shared between concurrent calls of one policy (tenacity's
 controllers keep per-call state, and our start time lives on the run).
+
+Nearly every call succeeds at once, so the first attempt runs bare: no run,
+no controller, no tenacity state (issue 13: building them cost more than the
+retry of a failure saves). Only an error that will be retried (the predicate
+accepts it, or tenacity's explicit ``TryAgain``) builds the machinery, which
+then continues at attempt 2 with the deadline counted from the first start.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar, cast
 
 from opentelemetry import trace
-from tenacity import AsyncRetrying, AttemptManager, RetryCallState, Retrying
+from tenacity import (
+    AsyncRetrying,
+    AttemptManager,
+    DoAttempt,
+    DoSleep,
+    RetryCallState,
+    Retrying,
+    TryAgain,
+)
 
 from .._clock import Clock, SystemClock
 from .._telemetry import counter, log_failure
@@ -47,7 +63,33 @@ def run_sync(
     policy: Schedule, name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
     """Call ``fn`` under ``policy`` (see :meth:`RetryPolicy.call`)."""
-    return _Run(policy, name).controller()(fn, *args, **kwargs)
+    clock = policy.clock or _SYSTEM_CLOCK
+    start = clock.monotonic()
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        run = _Run(policy, name, start=start, first_retried=True)
+        controller = run.controller()
+        controller.begin()
+        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+    # The same loop as ``Retrying.__call__``, entered with attempt 1 failed.
+    while True:
+        do = controller.iter(retry_state=state)
+        if isinstance(do, DoAttempt):
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException:  # noqa: BLE001 - kept as the outcome, as tenacity does
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            else:
+                state.set_result(result)
+        elif isinstance(do, DoSleep):
+            state.prepare_for_next_attempt()
+            controller.sleep(do)
+        else:
+            return do  # type: ignore[no-any-return]
 
 
 async def run_async(
@@ -58,13 +100,106 @@ async def run_async(
     **kwargs: P.kwargs,
 ) -> R:
     """Await ``fn`` under ``policy`` (see :meth:`RetryPolicy.acall`)."""
-    result: R = await _Run(policy, name).async_controller()(fn, *args, **kwargs)
-    return result
+    clock = policy.clock or _SYSTEM_CLOCK
+    start = clock.monotonic()
+    try:
+        return await fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        run = _Run(policy, name, start=start, first_retried=True)
+        controller = run.async_controller()
+        controller.begin()
+        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+    # The same loop as ``AsyncRetrying.__call__``, entered with attempt 1 failed.
+    while True:
+        do = await controller.iter(retry_state=state)
+        if isinstance(do, DoAttempt):
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException:  # noqa: BLE001 - kept as the outcome, as tenacity does
+                state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+            else:
+                state.set_result(result)
+        elif isinstance(do, DoSleep):
+            state.prepare_for_next_attempt()
+            await controller.sleep(do)  # type: ignore[misc]
+        else:
+            return do  # type: ignore[no-any-return]
 
 
 def iterate(policy: Schedule, name: str) -> Iterator[AttemptManager]:
-    """Yield tenacity attempts for a ``for attempt in …: with attempt:`` block."""
-    return iter(_Run(policy, name).controller())
+    """Yield attempts for a ``for attempt in …: with attempt:`` block."""
+    clock = policy.clock or _SYSTEM_CLOCK
+    first = _FirstAttempt(policy, clock.monotonic())
+    yield first
+    if first.exc_info is None:
+        return
+    # Attempt 1 failed with an error worth retrying: tenacity takes over, as
+    # in ``BaseRetrying.__iter__``, from the failed first attempt.
+    run = _Run(policy, name, start=first.start, first_retried=True)
+    controller = run.controller()
+    controller.begin()
+    state = first.retry_state
+    state.retry_object = controller
+    state.set_exception(first.exc_info)
+    while True:
+        do = controller.iter(retry_state=state)
+        if isinstance(do, DoAttempt):
+            yield AttemptManager(retry_state=state)
+        elif isinstance(do, DoSleep):
+            state.prepare_for_next_attempt()
+            controller.sleep(do)
+        else:
+            return
+
+
+def _retried(policy: Schedule, exc: BaseException) -> bool:
+    """Whether a failed first attempt goes on to tenacity (tenacity's own ``TryAgain`` does)."""
+    return isinstance(exc, TryAgain) or bool(policy.predicate(exc))
+
+
+class _FirstAttempt(AttemptManager):
+    """
+    Attempt 1 of a block, without tenacity state unless someone asks for it.
+
+    An error the policy does not retry leaves the ``with`` block unchanged; one
+    it retries is swallowed and kept for the loop in :func:`iterate`.
+    """
+
+    def __init__(self, policy: Schedule, start: float) -> None:  # no super(): state is lazy
+        self._policy = policy
+        self._state: RetryCallState | None = None
+        self.start = start
+        self.exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None
+        self.exc_info = None
+
+    @property
+    def retry_state(self) -> RetryCallState:
+        """tenacity's state of this attempt (built on first access)."""
+        if self._state is None:
+            # The controller is attached when (and if) a retry needs one.
+            self._state = RetryCallState(cast("Any", None), fn=None, args=(), kwargs={})
+        return self._state
+
+    @retry_state.setter
+    def retry_state(self, value: RetryCallState) -> None:
+        self._state = value
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        if exc_type is None or exc_value is None or not _retried(self._policy, exc_value):
+            return None
+        self.exc_info = (exc_type, exc_value, traceback)
+        return True  # swallowed: the next iteration retries it
 
 
 def _exception(rs: RetryCallState) -> BaseException:
@@ -84,13 +219,22 @@ def _type_name(exc: BaseException) -> str:
 class _Run:
     """The mutable state of one retried call. Never shared between calls."""
 
-    __slots__ = ("clock", "name", "policy", "start", "stop_reason", "suggested")
+    __slots__ = ("clock", "first_retried", "name", "policy", "start", "stop_reason", "suggested")
 
-    def __init__(self, policy: Schedule, name: str) -> None:
+    def __init__(
+        self,
+        policy: Schedule,
+        name: str,
+        *,
+        start: float | None = None,
+        first_retried: bool = False,
+    ) -> None:
         self.policy = policy
         self.name = name
         self.clock: Clock = policy.clock or _SYSTEM_CLOCK
-        self.start: float | None = None
+        self.start: float | None = start
+        # The fast path already asked the predicate about attempt 1.
+        self.first_retried = first_retried
         self.stop_reason: str | None = None
         self.suggested: float | None = None
 
@@ -125,6 +269,8 @@ class _Run:
         """Ask the policy's predicate; a successful attempt is never retried."""
         if rs.outcome is None or not rs.outcome.failed:
             return False
+        if rs.attempt_number == 1 and self.first_retried:
+            return True
         return bool(self.policy.predicate(_exception(rs)))
 
     def wait(self, rs: RetryCallState) -> float:

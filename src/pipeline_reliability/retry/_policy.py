@@ -20,7 +20,7 @@ from ..errors import ConfigurationError, InvalidInputError
 from ._engine import run_async, run_sync
 from ._predicates import Predicate, is_transient
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "name_of"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -147,7 +147,7 @@ class RetryPolicy:
                 exactly one attempt.
         """
         _check_callable(fn)
-        return run_sync(self, _name_of(fn), fn, *args, **kwargs)
+        return run_sync(self, name_of(fn), fn, *args, **kwargs)
 
     async def acall(
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
@@ -160,7 +160,7 @@ class RetryPolicy:
         block the event loop, so do not inject one in async code).
         """
         _check_callable(fn)
-        return await run_async(self, _name_of(fn), fn, *args, **kwargs)
+        return await run_async(self, name_of(fn), fn, *args, **kwargs)
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(RetryPolicy))
@@ -192,5 +192,5 @@ def _as_float(value: float | timedelta) -> float:
     return value.total_seconds() if isinstance(value, timedelta) else value
 
 
-def _name_of(fn: Callable[..., Any]) -> str:
+def name_of(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))

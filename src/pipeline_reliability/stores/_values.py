@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 
-__all__ = ["MAX_DOCUMENT_BYTES", "normalise_document"]
+__all__ = ["MAX_DOCUMENT_BYTES", "copy_document", "normalise_document"]
 
 # Firestore's maximum document size; the estimate below errs on the large side.
 MAX_DOCUMENT_BYTES = 1_048_576
@@ -37,6 +37,26 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
     if size[0] > MAX_DOCUMENT_BYTES:
         raise InvalidInputError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     return out
+
+
+def copy_document(data: dict[str, Any]) -> dict[str, Any]:
+    """
+    A fresh deep copy of a document already in normal form.
+
+    Normal form holds only dicts, lists and immutable scalars, so this is a
+    plain walk that shares the scalars: several times faster than
+    ``copy.deepcopy``, which the stores' read path paid on every read.
+    """
+    return {k: _copy(v) if type(v) in _CONTAINERS else v for k, v in data.items()}
+
+
+def _copy(value: Any) -> Any:
+    if type(value) is dict:
+        return {k: _copy(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    return [_copy(v) if type(v) in _CONTAINERS else v for v in value]
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _map(value: Mapping[Any, Any], size: list[int], path: str, depth: int) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import itertools
 import threading
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from .._keys import validate_id
 from ..errors import ConfigurationError, StoreConflictError
 from ._protocol import Delete, Outcome, Put, Snapshot
 from ._stats import CountingStore, call_timeout
-from ._values import normalise_document
+from ._values import copy_document, normalise_document
 
 __all__ = ["MemoryStore"]
 
@@ -98,7 +97,7 @@ class MemoryStore(CountingStore):
         with self._lock:
             out: dict[str, dict[str, dict[str, Any]]] = {}
             for (collection, key), (_, data) in sorted(self._docs.items()):
-                out.setdefault(collection, {})[key] = copy.deepcopy(data)
+                out.setdefault(collection, {})[key] = copy_document(data)
             return out
 
     def _read(self, collection: str, key: str) -> Snapshot:
@@ -108,7 +107,7 @@ class MemoryStore(CountingStore):
             now = self.clock.now()
             if entry is None:
                 return Snapshot(collection, key, None, None, now)
-            return Snapshot(collection, key, copy.deepcopy(entry[1]), entry[0], now)
+            return Snapshot(collection, key, copy_document(entry[1]), entry[0], now)
 
     def _commit(
         self,
@@ -144,10 +143,16 @@ class MemoryStore(CountingStore):
 
 def _identical(a: Any, b: Any) -> bool:
     """Equal as Firestore compares values: 1, 1.0 and True differ."""
+    if a != b:  # Python's equality is looser (1 == 1.0 == True): a cheap first "no"
+        return False
+    return _same(a, b)
+
+
+def _same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_identical(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(map(_identical, a, b))
+        return len(a) == len(b) and all(map(_same, a, b))
     return bool(a == b)
