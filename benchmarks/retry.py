@@ -27,6 +27,7 @@ import tenacity
 
 from pipeline_reliability.retry import retry_transient, retrying
 
+backoff: Any
 try:
     import backoff
 except ImportError:  # only in the bench session's dependency group

@@ -189,8 +189,10 @@ class CountingStore(MemoryStore):
         self.target = target
         self.reached = threading.Event()
 
-    def transact(self, collection: str, key: str, fn: Callable[..., Any]) -> Any:
-        result = super().transact(collection, key, fn)
+    def transact(
+        self, collection: str, key: str, fn: Callable[..., Any], *, timeout: float | None = None
+    ) -> Any:
+        result = super().transact(collection, key, fn, timeout=timeout)
         if self.stats.transactions >= self.target:
             self.reached.set()
         return result
