@@ -12,24 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigurationError
-from ._events import trigger_id_for
-
-if TYPE_CHECKING:
-    from ._spec import PhaseSpec
 
 __all__ = [
     "MAX_DAYS_AFTER",
     "LocalDeadline",
     "Schedule",
     "day_end",
-    "fix_expected",
-    "fixed_expected",
     "local_deadline_at",
     "recent_dates",
-    "resolve",
     "zone",
     "zone_name",
 ]
@@ -142,55 +135,3 @@ def recent_dates(tz: tzinfo, now: datetime, days: int = 2) -> tuple[str, ...]:
     """The last ``days`` dates in ``tz`` at ``now``, newest first ("today and yesterday")."""
     today = now.astimezone(tz).date()
     return tuple((today - timedelta(days=i)).isoformat() for i in range(days))
-
-
-def fixed_expected(doc: dict[str, Any] | None) -> frozenset[str] | None:
-    """The expected set fixed in a date's document, ``None`` when not fixed yet."""
-    value = (doc or {}).get("expected")
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return frozenset(value)
-    return None
-
-
-def resolve(doc: dict[str, Any] | None, spec: PhaseSpec, day: str) -> PhaseSpec:
-    """``spec`` as it applies to ``day``: the set fixed in ``doc``, else the schedule's."""
-    fixed = fixed_expected(doc)
-    return spec.with_expected(spec.expected_for(day) if fixed is None else fixed)
-
-
-def fix_expected(
-    doc: dict[str, Any], spec: PhaseSpec, day: str, now: datetime
-) -> tuple[PhaseSpec, bool]:
-    """
-    Resolve ``spec`` for ``day`` and fix the set in ``doc`` if it is not yet.
-
-    Returns the resolved spec and whether ``doc`` must be written for it: a
-    scheduled set is written the first time (so a later change of the
-    calendar cannot change this date); a static set rides along with the
-    next write. A date with nothing scheduled and ``on_nothing_scheduled=
-    "skip"`` is settled here: its trigger is marked ``skipped``.
-    """
-    fixed = fixed_expected(doc)
-    write = False
-    if fixed is None:
-        fixed = spec.expected_for(day)
-        doc["expected"] = sorted(fixed)
-        write = spec.schedule is not None
-    resolved = spec.with_expected(fixed)
-    if not fixed and spec.on_nothing_scheduled == "skip" and doc.get("trigger") is None:
-        skip_trigger(doc, resolved, day, "nothing_scheduled", now)
-        write = True
-    return resolved, write
-
-
-def skip_trigger(
-    doc: dict[str, Any], spec: PhaseSpec, day: str, reason: str, now: datetime
-) -> None:
-    """Settle the date without a trigger (final, like a confirmed one): ``skipped``."""
-    doc["trigger"] = {
-        "state": "skipped",
-        "trigger_id": trigger_id_for(spec.name, day),
-        "attempt": 0,
-        "reason": reason,
-        "skipped_at": now,
-    }

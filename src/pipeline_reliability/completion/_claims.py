@@ -86,7 +86,7 @@ def try_claim(
     open (``gate``: their verdict, ``None`` when not asked); or released; or
     claimed with a lease that expired by ``now`` (store time). ``deadline_now``
     is the time the deadline is judged by (the store's, unless a sweep passes
-    its own). ``spec`` is resolved for the date (``_calendar.resolve``).
+    its own). ``spec`` is resolved for the date (``_expected.resolve``).
     """
     trigger = trigger_of(doc)
     done = done_set(doc, spec)

@@ -15,12 +15,12 @@ from typing import Any
 from .._telemetry import span
 from ..errors import InvalidInputError
 from ..stores._protocol import Snapshot
-from ._calendar import fixed_expected, resolve
 from ._checks import check_publish
 from ._claims import FINAL, SKIPPED, audit, rearm, trigger_of
 from ._core import Publish, count_claim, logger
 from ._doc import recount
 from ._events import TriggerClaim
+from ._expected import fixed_expected, resolve
 from ._record import RecordingTracker
 from ._results import PhaseStatus, TriggerConfirmation
 from ._spec import MAX_EXPECTED, normalise_date, show, validate_name, validate_text

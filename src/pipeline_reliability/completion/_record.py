@@ -15,7 +15,6 @@ from typing import Any, cast
 from .._telemetry import log_failure, span
 from ..errors import CompletionNotRecordedError, InvalidInputError
 from ..stores._protocol import Snapshot
-from ._calendar import fix_expected, resolve
 from ._checks import check_publish
 from ._claims import claim_step, suppress
 from ._core import (
@@ -27,6 +26,7 @@ from ._core import (
 )
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
 from ._events import TriggerClaim
+from ._expected import fix_expected, resolve
 from ._gates import evaluate_gates
 from ._ledger import LedgerRow, check_ledger_row
 from ._metadata import read_metadata, write_metadata

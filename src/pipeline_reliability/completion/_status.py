@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from ._calendar import fixed_expected
 from ._claims import CONFIRMED, trigger_of
 from ._doc import deadline_at, done_set, first_completion_at
+from ._expected import fixed_expected
 from ._ledger import LedgerRow
 from ._results import AuditEntry, PhaseStatus, ProcessorRecord
 from ._spec import PhaseSpec

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ._calendar import fix_expected
 from ._claims import CLAIMED, CONFIRMED, SKIPPED, claim_step, trigger_of
 from ._doc import deadline_at, deadline_passed, done_set, first_completion_at, recount
+from ._expected import fix_expected
 from ._gates import GateVerdict
 from ._ledger import ExecutionLogRow
 from ._results import SweepOutcome

@@ -13,11 +13,11 @@ from typing import Any
 from .._telemetry import counter, log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
-from ._calendar import fix_expected, resolve
 from ._checks import check_publish
 from ._claims import claim_step, gate_pending, suppress
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
+from ._expected import fix_expected, resolve
 from ._gates import GateVerdict, evaluate_gates
 from ._history import RunHistory
 from ._listeners import TrackerEventKind, TrackerListener
