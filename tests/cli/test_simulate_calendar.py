@@ -18,7 +18,7 @@ from pipeline_reliability.cli.simulate._build import build_components
 from pipeline_reliability.cli.simulate._config import SimulationConfig
 from pipeline_reliability.cli.simulate._engine import Simulation
 from pipeline_reliability.cli.simulate._invariants import INVARIANTS, Verdict, check_run
-from pipeline_reliability.completion import TriggerClaim, _calendar, _claims, _record, _tracker
+from pipeline_reliability.completion import TriggerClaim, _claims, _expected, _record, _tracker
 
 CALENDAR = {
     "calendar_no_error",
@@ -78,7 +78,7 @@ def test_a_gate_that_is_not_asked_is_reported(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_a_no_games_date_that_triggers_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_calendar, "skip_trigger", lambda *a, **k: None)
+    monkeypatch.setattr(_expected, "skip_trigger", lambda *a, **k: None)
     assert failed(run()) == {"calendar_nothing_scheduled"}
 
 
