@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -47,7 +48,7 @@ def test_a_tripped_breaker_rejects_on_the_fast_path_with_the_full_error(
     fake_clock: FakeClock, metric_reader: Any
 ) -> None:
     """Every rejection is counted, says when to retry, and fn never runs."""
-    breaker = _tripped(fake_clock)
+    breaker = _tripped(fake_clock, f"fast-{uuid.uuid4().hex}")  # its own metric series
     fake_clock.advance(timedelta(seconds=1))
     ran: list[int] = []
 
@@ -59,7 +60,9 @@ def test_a_tripped_breaker_rejects_on_the_fast_path_with_the_full_error(
     assert info.value.state is BreakerState.OPEN
     assert info.value.retry_after == timedelta(seconds=59)
     points = metric_points(metric_reader, "pipeline_reliability.breaker.rejections")
-    assert sum(p.value for p in points if p.attributes["reason"] == "open") == 5
+    mine = [p.value for p in points
+            if p.attributes["breaker"] == breaker.name and p.attributes["reason"] == "open"]
+    assert sum(mine) == 5
 
 
 def test_listeners_still_get_every_rejection(fake_clock: FakeClock) -> None:
