@@ -71,13 +71,33 @@ def _map(value: Mapping[Any, Any], size: list[int], path: str, depth: int) -> di
             raise InvalidInputError(
                 f"field names must be non-empty strings, got {_show(k)} at {path[:200]!r}"
             )
-        try:
-            size[0] += len(k.encode("utf-8")) + 1
-        except UnicodeEncodeError:
-            raise InvalidInputError(f"field name at {path[:200]!r} is not valid UTF-8") from None
+        if k.isascii():
+            size[0] += len(k) + 1
+        else:
+            try:
+                size[0] += len(k.encode("utf-8")) + 1
+            except UnicodeEncodeError:
+                raise InvalidInputError(
+                    f"field name at {path[:200]!r} is not valid UTF-8"
+                ) from None
+        # Strings and plain scalars are most of a document: taken inline, with
+        # no path built (issue 13: normalising is most of a MemoryStore write).
+        t = type(v)
+        if t is str and v.isascii():
+            size[0] += 8 + len(v)
+            out[k] = v
+        elif t in _PLAIN or (t is datetime and v.tzinfo is UTC):
+            size[0] += 8
+            out[k] = v
+        else:
+            out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False,
+                            depth=depth + 1)
         _check_size(size)
-        out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False, depth=depth + 1)
     return out
+
+
+#: Exact types stored as they are (bool and float; int needs its range check).
+_PLAIN = frozenset({type(None), bool, float})
 
 
 def _check_size(size: list[int]) -> None:
@@ -124,12 +144,23 @@ def _value(  # noqa: PLR0911
     if isinstance(value, list | tuple):
         if in_array:
             raise InvalidInputError(f"arrays cannot directly contain arrays (at {path[:200]!r})")
-        if depth >= MAX_DEPTH:
-            raise InvalidInputError(
-                f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
-            )
-        return [
-            _value(v, size, f"{path}[{i}]", in_array=True, depth=depth + 1)
-            for i, v in enumerate(value)
-        ]
+        return _array(value, size, path, depth)
     raise InvalidInputError(f"cannot store a {type(value).__name__} at {path[:200]!r}")
+
+
+def _array(
+    value: list[Any] | tuple[Any, ...], size: list[int], path: str, depth: int
+) -> list[Any]:
+    if depth >= MAX_DEPTH:
+        raise InvalidInputError(
+            f"value at {path[:200]!r} is nested deeper than {MAX_DEPTH} levels"
+        )
+    out: list[Any] = []
+    for i, v in enumerate(value):
+        if type(v) is str and v.isascii():
+            size[0] += 8 + len(v)
+            out.append(v)
+        else:
+            out.append(_value(v, size, f"{path}[{i}]", in_array=True, depth=depth + 1))
+    _check_size(size)
+    return out
