@@ -247,6 +247,36 @@ def connect_store(args: argparse.Namespace) -> StateStore:
     return store
 
 
+def checked_topic(args: argparse.Namespace, label: str = "topic") -> tuple[str, str]:
+    """``--topic`` as a full path and its project, once Pub/Sub said the topic exists."""
+    from ..pubsub._admin import probe_topic
+
+    project = resolve_project(args)
+    try:
+        topic = probe_topic(args.topic, project=project, timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"--topic: {describe_error(exc)}") from exc
+    announce(f"{label}={topic}{emulator_note('PUBSUB_EMULATOR_HOST')}")
+    return topic, project
+
+
+def checked_bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
+    """
+    A BigQuery client, once BigQuery said every table exists.
+
+    Tables without a project part are in the BigQuery client's default
+    project (the environment's), which may differ from the Firestore project.
+    """
+    from ..sinks._admin import probe_bigquery
+    from ..sinks._bigquery import make_client
+
+    try:
+        probe_bigquery(tables=list(tables), timeout=connect_timeout(args))
+    except ReliabilityError as exc:
+        raise CliError(f"BigQuery: {describe_error(exc)}") from exc
+    return make_client()
+
+
 def announce(text: str) -> None:
     """Print what the command acts on, as one line on stderr."""
     print(f"pipeline-reliability: {text}", file=sys.stderr)

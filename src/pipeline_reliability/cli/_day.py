@@ -219,9 +219,9 @@ def _open(args: argparse.Namespace, phases: list[PhaseConfig]) -> tuple[Any, Led
     store = _common.connect_store(args)
     if args.ledger_table is not None:
         from ..sinks.ledger import BigQueryLedger
-        from ._tracker import _bigquery
 
-        ledger = BigQueryLedger(args.ledger_table, _bigquery(args, [args.ledger_table]))
+        client = _common.checked_bigquery(args, [args.ledger_table])
+        ledger = BigQueryLedger(args.ledger_table, client)
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
     tracker = CompletionTracker(store, [p.spec for p in phases], owner=owner)
     return tracker, ledger

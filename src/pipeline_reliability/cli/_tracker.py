@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..errors import ReliabilityError
 from . import _common
 from ._common import (
     EXIT_FAILED,
@@ -24,12 +23,10 @@ from ._common import (
     CliError,
     add_global_options,
     announce,
-    connect_timeout,
-    describe_error,
+    checked_bigquery,
+    checked_topic,
     emit_json,
-    emulator_note,
     parse_date,
-    resolve_project,
 )
 from ._phases import PhaseConfig, add_phase_options, resolve_phase
 from ._ranges import Progress, add_range_options, dates_of, paced, rate
@@ -127,7 +124,7 @@ def _tracker(args: argparse.Namespace, phase: PhaseConfig, ledger_table: str | N
     if ledger_table is not None:
         from ..sinks.ledger import BigQueryLedger
 
-        ledger = BigQueryLedger(ledger_table, _bigquery(args, [ledger_table]))
+        ledger = BigQueryLedger(ledger_table, checked_bigquery(args, [ledger_table]))
     owner = f"cli:{socket.gethostname()}:{os.getpid()}"
     return CompletionTracker(store, [phase.spec], ledger=ledger, owner=owner)
 
@@ -137,33 +134,10 @@ def _publisher(args: argparse.Namespace) -> Callable[[Any], object] | None:
     if not args.topic:
         return None
     from ..pubsub import PubSubTriggerPublisher
-    from ..pubsub._admin import probe_topic
 
-    project = resolve_project(args)
-    try:
-        topic = probe_topic(args.topic, project=project, timeout=connect_timeout(args))
-    except ReliabilityError as exc:
-        raise CliError(f"--topic: {describe_error(exc)}") from exc
-    announce(f"topic={topic}{emulator_note('PUBSUB_EMULATOR_HOST')}")
+    topic, project = checked_topic(args)
     publisher: Callable[[Any], object] = PubSubTriggerPublisher(topic, project=project)
     return publisher
-
-
-def _bigquery(args: argparse.Namespace, tables: Iterable[str]) -> Any:
-    """
-    A BigQuery client, once BigQuery said every table exists.
-
-    Tables without a project part are in the BigQuery client's default
-    project (the environment's), which may differ from the Firestore project.
-    """
-    from ..sinks._admin import probe_bigquery
-    from ..sinks._bigquery import make_client
-
-    try:
-        probe_bigquery(tables=list(tables), timeout=connect_timeout(args))
-    except ReliabilityError as exc:
-        raise CliError(f"BigQuery: {describe_error(exc)}") from exc
-    return make_client()
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -315,7 +289,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     tracker = _tracker(args, phase)
     publish = _publisher(args)
     # Asked before anything is written: a missing table stops the command here.
-    client = _bigquery(args, outputs.values())
+    client = checked_bigquery(args, outputs.values())
     evidence = bigquery_output_evidence(outputs, date, date_column=column, client=client)
     if args.backfill:
         report = tracker.reconcile(phase.spec.name, date, evidence.get, trigger=False)

@@ -35,7 +35,7 @@ from datetime import time, timedelta
 from typing import Any
 
 from ..completion import LocalDeadline
-from ..errors import ConfigurationError, ReliabilityError
+from ..errors import ConfigurationError
 from . import _common, _ranges
 from ._common import (
     EXIT_FAILED,
@@ -43,13 +43,11 @@ from ._common import (
     CliError,
     add_global_options,
     announce,
-    connect_timeout,
-    describe_error,
+    checked_bigquery,
+    checked_topic,
     emit_json,
-    emulator_note,
     format_table,
     one_line,
-    resolve_project,
 )
 from ._phases import phase_names, read_config, resolve_phase
 from ._ranges import add_range_options, dates_of
@@ -196,13 +194,12 @@ def _ledger(args: argparse.Namespace) -> Any:
         return None
     from ..sinks.bootstrap import TableId
     from ..sinks.ledger import BigQueryLedger
-    from ._tracker import _bigquery
 
     try:
         TableId.parse(args.ledger_table)
     except ValueError as exc:
         raise CliError(f"--ledger-table: {exc}") from exc
-    return BigQueryLedger(args.ledger_table, _bigquery(args, [args.ledger_table]))
+    return BigQueryLedger(args.ledger_table, checked_bigquery(args, [args.ledger_table]))
 
 
 def _notifier(args: argparse.Namespace) -> Any:
@@ -210,14 +207,8 @@ def _notifier(args: argparse.Namespace) -> Any:
     if not args.topic:
         return None
     from ..pubsub import PubSubAlertPublisher
-    from ..pubsub._admin import probe_topic
 
-    project = resolve_project(args)
-    try:
-        topic = probe_topic(args.topic, project=project, timeout=connect_timeout(args))
-    except ReliabilityError as exc:
-        raise CliError(f"--topic: {describe_error(exc)}") from exc
-    announce(f"alert topic={topic}{emulator_note('PUBSUB_EMULATOR_HOST')}")
+    topic, project = checked_topic(args, "alert topic")
     return PubSubAlertPublisher(topic, project=project)
 
 
