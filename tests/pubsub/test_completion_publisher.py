@@ -328,3 +328,12 @@ def test_emulator_publish_to_missing_topic_fails(
         publisher(MESSAGE)
 
     assert isinstance(info.value.__cause__, NotFound)
+
+
+@pytest.mark.parametrize("retry", ["fast", 3, RetryPolicy])
+def test_a_retry_that_is_not_a_policy_is_a_configuration_error(retry: Any) -> None:
+    """Checked like the trigger publisher's (one helper): never a raw AttributeError."""
+    from pipeline_reliability import CompletionPublisher, ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="retry must be a RetryPolicy"):
+        CompletionPublisher("projects/p/topics/done", publisher=object(), retry=retry)

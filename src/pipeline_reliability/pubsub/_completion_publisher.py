@@ -28,9 +28,8 @@ from ..errors import (
     MissingDependencyError,
 )
 from ..retry import RetryPolicy
-from ..retry._predicates import any_of, if_exception_type
 from ._message import CompletionMessage, parse_completion_message
-from ._publisher import DEFAULT_PUBLISH_RETRY, _json_default, _topic_path
+from ._publisher import _json_default, _topic_path, publish_policy
 from ._schema import SCHEMA_VERSION
 
 __all__ = ["CompletionPublisher", "MemoryCompletionPublisher", "encode_completion"]
@@ -125,10 +124,7 @@ class CompletionPublisher:
     ) -> None:
         self.topic = _topic_path(topic, project)
         self.timeout = duration_seconds(timeout, "timeout")
-        policy = retry or DEFAULT_PUBLISH_RETRY
-        self.retry = policy.with_(
-            predicate=any_of(policy.predicate, if_exception_type(TimeoutError))
-        )
+        self.retry = publish_policy(retry)  # subscribers deduplicate on execution_id
         self.ordering = bool(ordering)
         self._client = publisher
         self._lock = threading.Lock()

@@ -27,7 +27,7 @@ from ..errors import (
 from ..retry import RetryPolicy
 from ..retry._predicates import any_of, if_exception_type
 
-__all__ = ["DEFAULT_PUBLISH_RETRY", "PubSubTriggerPublisher", "PublishableEvent"]
+__all__ = ["DEFAULT_PUBLISH_RETRY", "PubSubTriggerPublisher", "PublishableEvent", "publish_policy"]
 
 logger = logging.getLogger("pipeline_reliability.pubsub")
 
@@ -94,15 +94,9 @@ class PubSubTriggerPublisher:
     ) -> None:
         self.topic = _topic_path(topic, project)
         self.timeout = duration_seconds(timeout, "timeout")
-        given: object = retry
-        if given is not None and not isinstance(given, RetryPolicy):
-            raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
-        policy = retry or DEFAULT_PUBLISH_RETRY
         # A timed-out attempt may still be delivered; publishing again is safe
         # because subscribers deduplicate on trigger_id.
-        self.retry = policy.with_(
-            predicate=any_of(policy.predicate, if_exception_type(TimeoutError))
-        )
+        self.retry = publish_policy(retry)
         self._client = publisher
         self._lock = threading.Lock()
 
@@ -175,6 +169,21 @@ class PubSubTriggerPublisher:
                     raise MissingDependencyError("google-cloud-pubsub", "pubsub") from exc
                 self._client = PublisherClient()
             return self._client
+
+
+def publish_policy(retry: object) -> RetryPolicy:
+    """
+    The retry policy of a publisher: ``retry`` (default :data:`DEFAULT_PUBLISH_RETRY`)
+    that also retries a timed-out attempt. A publish that timed out may still
+    have been delivered, so every publisher's subscribers deduplicate.
+
+    Raises:
+        ConfigurationError: ``retry`` is not a ``RetryPolicy``.
+    """
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigurationError(f"retry must be a RetryPolicy, got {retry!r:.80}")
+    policy = retry or DEFAULT_PUBLISH_RETRY
+    return policy.with_(predicate=any_of(policy.predicate, if_exception_type(TimeoutError)))
 
 
 def _encode(event: object) -> tuple[bytes, dict[str, str]]:
