@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
+from hostile_values import HOSTILE_SETTINGS, hostile, nested, self_dict, self_list
 from pipeline_reliability import MemoryStore
 from pipeline_reliability.dedup import (
     Claimed,
@@ -34,72 +34,6 @@ from pipeline_reliability.errors import (
     ReliabilityError,
 )
 from pipeline_reliability.testing import FakeClock
-
-
-def _nested(depth: int, wrap: Callable[[Any], Any]) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = wrap(value)
-    return value
-
-
-def _self_list() -> list[Any]:
-    value: list[Any] = []
-    value.append(value)
-    return value
-
-
-def _self_dict() -> dict[str, Any]:
-    value: dict[str, Any] = {}
-    value["self"] = value
-    return value
-
-
-HOSTILE: list[Any] = [
-    _self_list(),
-    _self_dict(),
-    _nested(10_000, lambda v: [v]),
-    _nested(10_000, lambda v: {"k": v}),
-    _nested(10_000, lambda v: (v,)),
-    _nested(10_000, lambda v: frozenset([v])),
-    2**63,
-    -(2**63) - 1,
-    10**400,
-    10**5000,
-    -1,
-    0,
-    math.nan,
-    math.inf,
-    -math.inf,
-    dt.timedelta.max,
-    dt.timedelta.min,
-    dt.timedelta(0),
-    dt.timedelta(days=999_999_999),
-    None,
-    True,
-    False,
-    "x" * 1_000_000,
-    "",
-    "\ud800",
-    "a/b",
-    dt.date.max,
-    dt.datetime.max,
-    b"bytes",
-    object(),
-    {1, 2},
-    [],
-    {},
-]
-hostile = st.one_of(
-    st.sampled_from(HOSTILE),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=20),
-    st.timedeltas(),
-)
-HOSTILE_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
 
 
 def _typed_only(call: Callable[[], Any]) -> Any:
@@ -165,10 +99,10 @@ def test_deduplicate_rows_with_hostile_arguments(argument: str, value: Any) -> N
 @pytest.mark.parametrize(
     "bad",
     [
-        _self_list(),
-        _self_dict(),
-        _nested(10_000, lambda v: [v]),
-        _nested(10_000, lambda v: {"k": v}),
+        self_list(),
+        self_dict(),
+        nested(10_000, lambda v: [v]),
+        nested(10_000, lambda v: {"k": v}),
     ],
 )
 def test_item9_recursive_dedup_keys_are_invalid_input(bad: Any) -> None:
@@ -179,7 +113,7 @@ def test_item9_recursive_dedup_keys_are_invalid_input(bad: Any) -> None:
 
 def test_item9_recursive_order_by_values_are_invalid_input() -> None:
     """Comparing two self-referential order_by values raised RecursionError."""
-    data = [{"id": 1, "at": _self_list()}, {"id": 1, "at": _self_list()}]
+    data = [{"id": 1, "at": self_list()}, {"id": 1, "at": self_list()}]
 
     with pytest.raises(InvalidInputError):
         deduplicate_rows(data, key="id", order_by="at")
@@ -250,10 +184,10 @@ def test_item9_ledger_options_are_configuration_errors(options: dict[str, Any]) 
 @pytest.mark.parametrize(
     "payload",
     [
-        _self_dict(),
-        _self_list(),
-        _nested(10_000, lambda v: [v]),
-        _nested(10_000, lambda v: {"k": v}),
+        self_dict(),
+        self_list(),
+        nested(10_000, lambda v: [v]),
+        nested(10_000, lambda v: {"k": v}),
     ],
 )
 def test_item9_recursive_payloads_are_invalid_input(payload: Any) -> None:

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from lock_helpers import DATE, NAME
 
+from hostile_values import HOSTILE_SETTINGS, hostile
 from pipeline_reliability import MemoryStore
 from pipeline_reliability.errors import (
     ConfigurationError,
@@ -31,78 +32,6 @@ from pipeline_reliability.errors import (
 )
 from pipeline_reliability.lock import DateLock, FenceGuard, break_lock, date_lock
 from pipeline_reliability.testing import FakeClock
-
-
-def _nested(depth: int, wrap: Callable[[Any], Any]) -> Any:
-    value: Any = 0
-    for _ in range(depth):
-        value = wrap(value)
-    return value
-
-
-def _self_list() -> list[Any]:
-    value: list[Any] = []
-    value.append(value)
-    return value
-
-
-def _self_dict() -> dict[str, Any]:
-    value: dict[str, Any] = {}
-    value["self"] = value
-    return value
-
-
-HOSTILE: list[Any] = [
-    _self_list(),
-    _self_dict(),
-    _nested(10_000, lambda v: [v]),
-    _nested(10_000, lambda v: {"k": v}),
-    _nested(10_000, lambda v: (v,)),
-    2**63,
-    -(2**63) - 1,
-    10**400,
-    10**5000,
-    -1,
-    0,
-    math.nan,
-    math.inf,
-    -math.inf,
-    1e308,
-    8.64e13,
-    dt.timedelta.max,
-    dt.timedelta.min,
-    dt.timedelta(0),
-    dt.timedelta(days=999_999_999),
-    None,
-    True,
-    False,
-    "x" * 1_000_000,
-    "",
-    " ",
-    "\ud800",
-    "a/b",
-    "__reserved__",
-    "9999-12-31",
-    "0001-01-01",
-    dt.date.max,
-    dt.date.min,
-    dt.datetime.max,
-    b"bytes",
-    object(),
-    {1, 2},
-    [],
-    {},
-]
-hostile = st.one_of(
-    st.sampled_from(HOSTILE),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=20),
-    st.timedeltas(),
-)
-HOSTILE_SETTINGS = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
 
 LOCK_OPTIONS = (
     "store",
