@@ -169,6 +169,8 @@ from .sinks import (
     bigquery_output_evidence,
 )
 from .stores import (
+    AsyncMemoryStore,
+    AsyncStateStore,
     Delete,
     FirestoreStore,
     MemoryStore,
@@ -189,6 +191,8 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncMemoryStore",
+    "AsyncStateStore",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",

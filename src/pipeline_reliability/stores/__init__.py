@@ -7,11 +7,14 @@ importing this package never imports a Google client library.
 
 from __future__ import annotations
 
-from ._protocol import Delete, Outcome, Put, Snapshot, StateStore, StoreStats
+from ._async_memory import AsyncMemoryStore
+from ._protocol import AsyncStateStore, Delete, Outcome, Put, Snapshot, StateStore, StoreStats
 from .firestore import FirestoreStore
 from .memory import MemoryStore
 
 __all__ = [
+    "AsyncMemoryStore",
+    "AsyncStateStore",
     "Delete",
     "FirestoreStore",
     "MemoryStore",

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "AsyncStateStore",
     "Delete",
     "Outcome",
     "Put",
@@ -160,4 +161,46 @@ class StateStore(Protocol):
             StoreUnavailableError: the store failed (``maybe_committed`` tells
                 whether the write may have been applied anyway).
         """
+        ...
+
+
+@runtime_checkable
+class AsyncStateStore(Protocol):
+    """
+    The asyncio twin of :class:`StateStore`: the same two operations, awaited.
+
+    The contract is :class:`StateStore`'s word for word (snapshots, versions,
+    store time, timeouts, errors); only ``get`` and ``transact`` are
+    coroutines. The ``transact`` callback stays a plain function: it is the
+    pure decision the sync and async capabilities share, and it must not
+    await anything (a transaction holds no I/O of its own besides the read
+    and the commit).
+
+    Implementations: :class:`~pipeline_reliability.AsyncMemoryStore` and
+    :class:`~pipeline_reliability.AsyncFirestoreStore` (the official async
+    client, not a thread pool around the sync one).
+    """
+
+    @property
+    def stats(self) -> StoreStats:
+        """Operation counts so far (a frozen copy)."""
+        ...
+
+    def reset_stats(self) -> None:
+        """Set every operation count back to zero."""
+        ...
+
+    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
+        """Read one document (see :meth:`StateStore.get`)."""
+        ...
+
+    async def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Atomic read-modify-write (see :meth:`StateStore.transact`)."""
         ...
