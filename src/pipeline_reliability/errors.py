@@ -29,7 +29,9 @@ The tree::
     ├── LockError
     │   ├── LockNotAcquiredError      another owner holds the lease
     │   │   └── AlreadyRunningError   another instance runs this processor's date
-    │   └── LockLostError             the caller's lease is no longer held
+    │   ├── LockLostError             the caller's lease is no longer held
+    │   ├── SlotNotAcquiredError      a ConcurrencyLimit had no slot before the timeout
+    │   └── SlotLostError             the caller's concurrency slot is no longer held
     ├── AlreadyCompletedError         a processor's date is already done (idempotency)
     ├── StaleFenceError               a write carried an outdated fencing token
     └── EmulatorError                 a local emulator could not be started (testing)
@@ -63,6 +65,8 @@ __all__ = [
     "RetryExhaustedError",
     "SinkError",
     "SinkUnavailableError",
+    "SlotLostError",
+    "SlotNotAcquiredError",
     "StaleFenceError",
     "StoreConflictError",
     "StoreError",
@@ -273,7 +277,7 @@ def _circuit_open(name: str, state: Any, retry_seconds: float | None) -> Circuit
 
 
 class LockError(ReliabilityError):
-    """Base class of the lock errors."""
+    """Base class of the lock errors (date locks and concurrency-limit slots)."""
 
 
 class LockNotAcquiredError(LockError):
@@ -295,6 +299,39 @@ class LockNotAcquiredError(LockError):
 
 class LockLostError(LockError):
     """The caller's lease expired or was taken by another owner."""
+
+
+class SlotNotAcquiredError(LockError):
+    """
+    A :class:`~pipeline_reliability.ConcurrencyLimit` had no free slot for the
+    caller before its timeout (at once for ``timeout=0``). Nothing ran.
+
+    Attributes:
+        name: The limit's name.
+        limit: How many holders the limit admits.
+        holders: Live holders at the last look.
+        waiters: Live waiters' tickets at the last look.
+        waited: Seconds spent waiting (local monotonic time).
+    """
+
+    transient = True
+
+    def __init__(
+        self, message: str, *, name: str, limit: int, holders: int, waiters: int, waited: float
+    ) -> None:
+        super().__init__(message)
+        self.name = name
+        self.limit = limit
+        self.holders = holders
+        self.waiters = waiters
+        self.waited = waited
+
+
+class SlotLostError(LockError):
+    """
+    The caller's concurrency slot is no longer held: its lease expired (and
+    another holder may have it now), or it was released already.
+    """
 
 
 class AlreadyRunningError(LockNotAcquiredError):
