@@ -63,7 +63,8 @@ def test_at_most_limit_holders_and_the_next_try_once_is_refused(
     assert info.value.waited == 0
     assert memory_store.stats.writes == writes, "a try-once caller takes no ticket"
     assert fake_clock.sleeps == []
-    assert first.release() and second.release()
+    assert first.release()
+    assert second.release()
     assert limit.acquire(timeout=0).held
 
 
@@ -263,7 +264,8 @@ def test_fail_open_runs_without_a_slot_and_says_so(
     faulty.fail_next(Fault.UNAVAILABLE)
 
     with limit.slot() as slot:
-        assert slot.bypassed and not slot.held
+        assert slot.bypassed
+        assert not slot.held
         with pytest.raises(SlotLostError, match="bypassed"):
             slot.ensure_held()
 
@@ -283,7 +285,8 @@ def test_a_lost_commit_answer_is_recovered_by_reading_back(
 
     slot = limit.acquire(timeout=0)
 
-    assert slot.held and not slot.bypassed
+    assert slot.held
+    assert not slot.bypassed
     assert slot.release() is True
     assert memory_store.dump() == {}
 
