@@ -23,7 +23,7 @@ from ..stores import StateStore
 from ._concurrency_acquire import AcquireRun
 from ._concurrency_events import SlotListener, Telemetry
 from ._concurrency_options import DEFAULT_COLLECTION, LimitConfig, OnStoreError, parse_timeout
-from ._concurrency_slot import Slot
+from ._concurrency_slot import Door, Slot
 from ._slots import Full, Granted, decide_acquire, decide_cancel, peek
 
 __all__ = ["ConcurrencyLimit"]
@@ -94,7 +94,6 @@ class ConcurrencyLimit:
     ) -> None:
         if not isinstance(store, StateStore):
             raise ConfigurationError(f"store must be a StateStore, got {describe(store)}")
-        self._store = store
         self.config = LimitConfig.build(
             name,
             limit=limit,
@@ -108,6 +107,7 @@ class ConcurrencyLimit:
             auto_renew=auto_renew,
             collection=collection,
         )
+        self._door = Door(store, self.config)
         self._telemetry = Telemetry(self.config.name)
         self._rng = random.Random()
 
@@ -183,7 +183,7 @@ class ConcurrencyLimit:
                     outcome = self._attempt(run)
                 except StoreUnavailableError as exc:
                     run.store_failed(exc)  # raises unless failing open
-                    return Slot(self._store, c, self._telemetry, slot_id=run.slot_id,
+                    return Slot(self._door, self._telemetry, slot_id=run.slot_id,
                                 acquired_at=None, expires_at=None, bypassed=True)
                 if isinstance(outcome, Granted):
                     run.granted(outcome)
@@ -196,31 +196,28 @@ class ConcurrencyLimit:
 
     def _attempt(self, run: AcquireRun) -> Granted | Full | None:
         """One poll: ``Granted``, ``Full``, or ``None`` for a transaction lost to contention."""
-        c, req = self.config, run.request
+        req = run.request
         if not run.first:
-            seen = peek(self._store.get(c.collection, c.key, timeout=c.store_timeout), req)
+            seen = peek(self._door.get(), req)
             if not seen.try_now:
                 return seen.full
         decide = functools.partial(decide_acquire, req=req)
         try:
-            result: Granted | Full = self._store.transact(
-                c.collection, c.key, decide, timeout=c.store_timeout
-            )
+            result: Granted | Full = self._door.transact(decide)
         except StoreConflictError:
             return None  # others are writing the document: contention, not an outage
         except StoreUnavailableError as exc:
             if not exc.maybe_committed:
                 raise
             # The commit may have been applied: read back whether the slot is ours.
-            snap = self._store.get(c.collection, c.key, timeout=c.store_timeout)
-            recovered = run.recovered(snap)
+            recovered = run.recovered(self._door.get())
             if recovered is None:
                 raise
             return recovered
         return result
 
     def _hold(self, slot_id: str, granted: Granted) -> Slot:
-        held = Slot(self._store, self.config, self._telemetry, slot_id=slot_id,
+        held = Slot(self._door, self._telemetry, slot_id=slot_id,
                     acquired_at=granted.acquired_at, expires_at=granted.expires_at)
         if self.config.auto_renew:
             held.start_renewing()
@@ -233,7 +230,7 @@ class ConcurrencyLimit:
         c = self.config
         decide = functools.partial(decide_cancel, ticket=run.slot_id, name=c.name, limit=c.limit)
         try:
-            self._store.transact(c.collection, c.key, decide, timeout=c.store_timeout)
+            self._door.transact_patiently(decide, self._rng)
         except StoreError as exc:
             # The caller is about to get its timeout error; the ticket lapses in 10 s.
             logger.info("withdrawing a ticket of %s failed: %s", c.name, exc)

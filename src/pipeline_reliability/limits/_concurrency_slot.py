@@ -4,22 +4,69 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from .._telemetry import log_failure, span
 from ..errors import SlotLostError, StoreConflictError, StoreUnavailableError
-from ..stores import StateStore
+from ..stores import Outcome, Snapshot, StateStore
 from ._concurrency_events import SlotEvent, Telemetry
 from ._concurrency_options import LimitConfig
 from ._slots import Gone, Released, Renewed, check_held, decide_release, decide_renew
 
-__all__ = ["RENEW_FRACTION", "Slot", "SlotBase"]
+__all__ = ["RELEASE_ATTEMPTS", "RENEW_FRACTION", "Door", "Slot", "SlotBase"]
 
 logger = logging.getLogger("pipeline_reliability.limits")
 
 #: Auto-renewal runs every third of the lease: two renewals may fail in a row.
 RENEW_FRACTION = 1 / 3
+#: A release that meets contention is tried again (jittered) this many times in all.
+RELEASE_ATTEMPTS = 5
+_CONFLICT_DELAY = 0.05
+_RNG = random.Random()  # jitter only: no need for one per slot
+
+R = TypeVar("R")
+
+
+class Door:
+    """
+    The one way a limit object reaches its document: every call with its timeout.
+
+    Transactions of one object run one at a time: the threads of a process
+    sharing a limit would otherwise abort each other's transactions on the
+    one document (a Firestore transaction that loses retries, and a
+    pessimistically locking server makes each loss cost a lock timeout).
+    Across processes the store's own concurrency control decides. Plain
+    reads are not serialised.
+    """
+
+    def __init__(self, store: StateStore, config: LimitConfig) -> None:
+        self.store = store
+        self.config = config
+        self._one_at_a_time = threading.Lock()
+
+    def get(self) -> Snapshot:
+        c = self.config
+        return self.store.get(c.collection, c.key, timeout=c.store_timeout)
+
+    def transact(self, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+        c = self.config
+        with self._one_at_a_time:
+            return self.store.transact(c.collection, c.key, fn, timeout=c.store_timeout)
+
+    def transact_patiently(self, fn: Callable[[Snapshot], Outcome[R]], rng: random.Random) -> R:
+        """``transact``, tried again with jittered backoff while it meets contention."""
+        delay = _CONFLICT_DELAY
+        for _ in range(RELEASE_ATTEMPTS - 1):
+            try:
+                return self.transact(fn)
+            except StoreConflictError:
+                self.config.clock.sleep(rng.uniform(delay / 2, delay))
+                delay *= 2
+        return self.transact(fn)
 
 
 class SlotBase:
@@ -151,8 +198,7 @@ class Slot(SlotBase):
 
     def __init__(
         self,
-        store: StateStore,
-        config: LimitConfig,
+        door: Door,
         telemetry: Telemetry,
         *,
         slot_id: str,
@@ -161,14 +207,14 @@ class Slot(SlotBase):
         bypassed: bool = False,
     ) -> None:
         super().__init__(
-            config,
+            door.config,
             telemetry,
             slot_id=slot_id,
             acquired_at=acquired_at,
             expires_at=expires_at,
             bypassed=bypassed,
         )
-        self._store = store
+        self._door = door
         self._renewer: _Renewer | None = None
 
     def renew(self) -> datetime:
@@ -190,7 +236,7 @@ class Slot(SlotBase):
             decide_renew, slot_id=self.slot_id, lease=c.lease, name=c.name, limit=c.limit
         )
         with span("limits", "renew", lambda: {**c.attributes(), "limit.slot": self.slot_id}):
-            result = self._store.transact(c.collection, c.key, decide, timeout=c.store_timeout)
+            result = self._door.transact(decide)
         return self._renewed(result)
 
     def ensure_held(self) -> None:
@@ -202,8 +248,7 @@ class Slot(SlotBase):
             StoreUnavailableError: the store failed: holding cannot be proven.
         """
         self._check_usable()
-        c = self._config
-        snap = self._store.get(c.collection, c.key, timeout=c.store_timeout)
+        snap = self._door.get()
         self._renewed(check_held(snap, self.slot_id), snap.now)
 
     def release(self) -> bool:
@@ -230,7 +275,7 @@ class Slot(SlotBase):
         )
         try:
             with span("limits", "release", lambda: {**c.attributes(), "limit.slot": self.slot_id}):
-                result = self._store.transact(c.collection, c.key, decide, timeout=c.store_timeout)
+                result = self._door.transact_patiently(decide, _RNG)
         except (StoreUnavailableError, StoreConflictError) as exc:
             self._telemetry.store_error("release")
             self._release_failed(exc)

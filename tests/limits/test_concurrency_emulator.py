@@ -1,0 +1,117 @@
+"""
+ConcurrencyLimit on the Firestore emulator: real transactions, the server's clock, real processes.
+
+The emulator locks pessimistically and times out a conflicting transaction
+after 2 s (EMULATORS.md §3): holders start a little apart, as processors
+would, and timeouts are generous.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from pipeline_reliability import StateStore
+from pipeline_reliability.errors import SlotNotAcquiredError
+from pipeline_reliability.limits import ConcurrencyLimit
+
+pytestmark = pytest.mark.firestore
+
+N = 3
+LEASE = 3.0
+
+
+def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
+    firestore_store: StateStore,
+) -> None:
+    """Checked from INSIDE the critical section with a shared counter."""
+    instances = [
+        ConcurrencyLimit("merge:ds.table", firestore_store, limit=N, lease=30,
+                         owner=f"instance-{i}", store_timeout=60)
+        for i in range(3)
+    ]
+    guard = threading.Lock()
+    inside, peak, entries = 0, 0, 0
+    errors: list[BaseException] = []
+
+    def holder(index: int) -> None:
+        nonlocal inside, peak, entries
+        rng = random.Random(index)
+        time.sleep(rng.uniform(0, 1.0))
+        try:
+            for _ in range(2):
+                with instances[index % 3].slot(timeout=180):
+                    with guard:
+                        inside += 1
+                        entries += 1
+                        peak = max(peak, inside)
+                    time.sleep(0.3)
+                    with guard:
+                        inside -= 1
+                time.sleep(rng.uniform(0, 0.3))
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    threads = [threading.Thread(target=holder, args=(i,)) for i in range(N + 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+
+    assert errors == []
+    assert entries == 2 * (N + 5)
+    assert 1 <= peak <= N, f"{peak} holders at once, limit {N}"
+    assert firestore_store.get("concurrency_limits", "merge:ds.table").data is None
+
+
+_CHILD = """
+import sys
+from pipeline_reliability.limits import ConcurrencyLimit
+from pipeline_reliability.stores.firestore import FirestoreStore
+
+limit = ConcurrencyLimit("merge:ds.table", FirestoreStore(project=sys.argv[1]), limit=1,
+                         owner="doomed-child", lease=float(sys.argv[2]))
+slot = limit.acquire(timeout=0)
+print(slot.slot_id, flush=True)
+sys.stdin.read()  # hold the slot until killed
+"""
+
+
+def test_a_killed_holders_slot_returns_after_its_lease(
+    firestore_store: StateStore, firestore_project: str
+) -> None:
+    """A process killed (SIGKILL, no release) while holding blocks others only for its lease."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, firestore_project, str(LEASE)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=dict(os.environ),
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        child_slot = child.stdout.readline().strip()
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert child_slot
+
+    survivor = ConcurrencyLimit("merge:ds.table", firestore_store, limit=1, owner="survivor",
+                                lease=LEASE, store_timeout=30)
+    with pytest.raises(SlotNotAcquiredError) as info:
+        survivor.acquire(timeout=0)
+    assert info.value.holders == 1
+    started = time.monotonic()
+    slot = survivor.acquire(timeout=6 * LEASE)
+    waited = time.monotonic() - started
+
+    assert slot.held
+    assert waited < LEASE + 5.0
+    assert slot.release() is True
