@@ -30,7 +30,12 @@ LEASE = 3.0
 def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
     firestore_store: StateStore,
 ) -> None:
-    """Checked from INSIDE the critical section with a shared counter."""
+    """
+    Checked from INSIDE the critical section with a shared counter.
+
+    Each transaction on the one document that overlaps another costs the
+    emulator's 2 s lock timeout, so each holder enters once (a minute at worst).
+    """
     instances = [
         ConcurrencyLimit("merge:ds.table", firestore_store, limit=N, lease=30,
                          owner=f"instance-{i}", store_timeout=60)
@@ -43,18 +48,16 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
     def holder(index: int) -> None:
         nonlocal inside, peak, entries
         rng = random.Random(index)
-        time.sleep(rng.uniform(0, 1.0))
+        time.sleep(rng.uniform(0, 2.0))
         try:
-            for _ in range(2):
-                with instances[index % 3].slot(timeout=180):
-                    with guard:
-                        inside += 1
-                        entries += 1
-                        peak = max(peak, inside)
-                    time.sleep(0.3)
-                    with guard:
-                        inside -= 1
-                time.sleep(rng.uniform(0, 0.3))
+            with instances[index % 3].slot(timeout=300):
+                with guard:
+                    inside += 1
+                    entries += 1
+                    peak = max(peak, inside)
+                time.sleep(1.0)  # the MERGE statement
+                with guard:
+                    inside -= 1
         except BaseException as exc:
             errors.append(exc)
             raise
@@ -66,7 +69,7 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
         thread.join(timeout=600)
 
     assert errors == []
-    assert entries == 2 * (N + 5)
+    assert entries == N + 5
     assert 1 <= peak <= N, f"{peak} holders at once, limit {N}"
     assert firestore_store.get("concurrency_limits", "merge:ds.table").data is None
 
