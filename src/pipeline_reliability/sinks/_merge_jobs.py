@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -26,6 +27,7 @@ from ..dedup._sql import stale_fence_current
 from ..errors import StaleFenceError, WriteFailedError
 from ..retry import RetryPolicy
 from ._bigquery import TableId, bigquery_module, call_mapped
+from ._concurrency import StatementSlot
 
 __all__ = [
     "MAX_RUNS",
@@ -103,6 +105,7 @@ class MergeJobs:
         location: Location of the target (and so of its jobs).
         prefix: Of the MERGE job ids: ``pr_merge_`` (upsert) or
             ``pr_rebuild_`` (partition rebuild), so operators tell them apart.
+        slot: Entered around each statement attempt (a concurrency-limit slot).
     """
 
     client: Any
@@ -110,6 +113,7 @@ class MergeJobs:
     digest: str
     location: str | None
     prefix: str = "pr_merge_"
+    slot: StatementSlot = nullcontext
 
     def job_id(self, n: int) -> str:
         """The ``n``-th MERGE job id of this batch."""
@@ -214,18 +218,19 @@ class MergeJobs:
         def attempt() -> MergeRun:
             job_id = self.job_id(ids[-1])
             tried.append(job_id)
-            try:
-                job = self.client.query(
-                    script, job_id=job_id, location=self.location, job_retry=None
-                )
-            except gexc.Conflict:
-                job = self.client.get_job(job_id, location=self.location)
-            try:
-                return MergeRun(job_id, list(job.result(job_retry=None)))
-            except gexc.GoogleAPIError:
-                if getattr(job, "error_result", None) and ids[-1] + 1 < MAX_RUNS:
-                    ids.append(ids[-1] + 1)
-                raise
+            with self.slot():
+                try:
+                    job = self.client.query(
+                        script, job_id=job_id, location=self.location, job_retry=None
+                    )
+                except gexc.Conflict:
+                    job = self.client.get_job(job_id, location=self.location)
+                try:
+                    return MergeRun(job_id, list(job.result(job_retry=None)))
+                except gexc.GoogleAPIError:
+                    if getattr(job, "error_result", None) and ids[-1] + 1 < MAX_RUNS:
+                        ids.append(ids[-1] + 1)
+                    raise
 
         try:
             return self.retry.call(attempt)

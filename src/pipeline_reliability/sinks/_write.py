@@ -12,6 +12,7 @@ the fence) is here once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,6 +33,7 @@ from ..errors import InvalidInputError, WriteFailedError
 from ..retry import RetryPolicy
 from ._bigquery import TableId, call_mapped, ndjson_file
 from ._checks import check_call, check_names, rows_arg, table_arg
+from ._concurrency import StatementSlot
 from ._merge_jobs import MergeJobs, MergeRun, batch_digest, stale_fence_error
 
 __all__ = ["Target", "WriteCall", "WriteSpec", "resolve", "run_write"]
@@ -130,6 +132,7 @@ class WriteSpec:
     header: tuple[Any, ...]
     now: datetime
     replace: bool = False
+    slot: StatementSlot = nullcontext
 
 
 def run_write(
@@ -159,7 +162,8 @@ def run_write(
         raise InvalidInputError(f"rows are not JSON serialisable: {exc}") from exc
     prefix = "pr_rebuild_" if spec.replace else "pr_merge_"
     jobs = MergeJobs(
-        spec.client, spec.retry, batch_digest(spec.header, payload), target.location, prefix
+        spec.client, spec.retry, batch_digest(spec.header, payload), target.location, prefix,
+        spec.slot,
     )
     first, done = jobs.probe()
     if done is not None:

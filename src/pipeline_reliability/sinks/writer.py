@@ -30,6 +30,7 @@ from .._validate import duration_seconds
 from ..dedup._policy import DedupPolicy
 from ..dedup._sql import FenceSpec, duplicates_query, iso_date, partition_filter
 from ..errors import InvalidInputError
+from ..limits import ConcurrencyLimit
 from ..retry import RetryPolicy, any_of, is_serialization_conflict
 from ._bigquery import TableId, call_mapped, make_client
 from ._checks import (
@@ -42,6 +43,7 @@ from ._checks import (
     check_retry,
     table_arg,
 )
+from ._concurrency import check_concurrency, statement_slot
 from ._merge_jobs import MergeRun
 from ._write import WriteCall, WriteSpec, resolve, run_write
 
@@ -122,12 +124,18 @@ class BigQueryWriter:
             later is written again (harmless: the MERGE is idempotent), and a
             table recreated meanwhile is not skipped for ever. Default 1 h.
         clock: Time source of the window (default: the system clock).
+        concurrency: A :class:`~pipeline_reliability.ConcurrencyLimit` whose
+            slot is held around each MERGE statement (each attempt), e.g. to
+            keep a fleet under BigQuery's concurrent-DML limit of a table.
+            A slot not acquired in time (``SlotNotAcquiredError``, transient)
+            is retried by ``retry``; the last one is in ``RetryExhaustedError``.
 
     Raises:
         ConfigurationError: a malformed project, dataset or table id, a
             ``retry`` that is not a ``RetryPolicy``, a ``replay_window`` that
             is not a positive duration (seconds or ``timedelta``, at most
-            100 years), a ``clock`` that is not a ``Clock``.
+            100 years), a ``clock`` that is not a ``Clock``, a
+            ``concurrency`` that is not a ``ConcurrencyLimit``.
 
     .. versionadded:: 0.1.0
     """
@@ -142,7 +150,9 @@ class BigQueryWriter:
         fence_table: str | None = None,
         replay_window: timedelta | float = timedelta(hours=1),
         clock: Clock | None = None,
+        concurrency: ConcurrencyLimit | None = None,
     ) -> None:
+        self.concurrency = check_concurrency(concurrency)
         self.replay_window = _positive(replay_window, "replay_window")
         self.clock: Clock = check_clock(clock) or SystemClock()
         check_id("project", project, PROJECT_ID)
@@ -332,7 +342,7 @@ class BigQueryWriter:
                 base.partition, self._fence_spec(call.table, base),
                 # An upsert's header is unchanged (its job ids stay what they were).
                 (*header, kind) if replace else header,
-                now, replace,
+                now, replace, statement_slot(self.concurrency),
             )
             done, job_ids, reused = run_write(spec, target, call.rows)
         return self._report(base, call.rows, done, job_ids, reused=reused, kind=kind)
