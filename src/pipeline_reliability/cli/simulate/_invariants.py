@@ -16,6 +16,7 @@ from ...breaker import BreakerState
 from ._calendar import CalendarRun
 from ._components import KEY
 from ._engine import Simulation
+from ._limited import LimitedTable
 from ._watching import STALLS, WatchRun
 
 __all__ = ["INVARIANTS", "Check", "Verdict", "check_run"]
@@ -49,6 +50,9 @@ INVARIANTS: dict[str, str] = {
     "upsert (F8)",
     "table_rows_complete": "every processor output holds exactly the rows it wrote (F8)",
     "table_outputs_written": "every processor of every date wrote its output",
+    "dml_limit_respected": "the processors' table writes ran under a fleet-wide "
+    "ConcurrencyLimit: never more writers inside a write than the limit (counted from "
+    "inside the critical section), and every slot was given back",
     "calendar_no_error": "the calendar episode (phase 5 on a schedule) ran without an error",
     "calendar_nothing_scheduled": "a date with nothing scheduled settles without a trigger "
     "(reason nothing_scheduled) and is never reported overdue",
@@ -117,6 +121,7 @@ def check_run(sim: Simulation) -> Verdict:
     _check_races(sim, verdict)
     _check_breaker(sim, verdict)
     _check_table(sim, verdict)
+    _check_dml_limit(sim, verdict)
     if sim.calendar is not None:
         _check_calendar(sim.calendar, verdict)
     if sim.watching is not None:
@@ -272,3 +277,14 @@ def _check_table(sim: Simulation, verdict: Verdict) -> None:
         missing = [(p, d) for d in dates for p in sim.expected[phase] if (p, d) not in written]
         verdict.add("table_outputs_written", phase, not missing,
                     f"no rows for {missing[:3]}")
+
+
+def _check_dml_limit(sim: Simulation, verdict: Verdict) -> None:
+    table = sim.c.table
+    if not isinstance(table, LimitedTable):
+        return  # a test wired its own table
+    left = table.slots_left()
+    ok = table.overruns == 0 and table.peak <= table.limit and not left
+    verdict.add("dml_limit_respected", "table", ok,
+                f"{table.entries} writes, at most {table.peak} at once (limit {table.limit}), "
+                f"{table.overruns} overrun(s){', slots left in the store' if left else ''}")
