@@ -33,12 +33,21 @@ from tenacity import (
 
 from .._clock import Clock, SystemClock
 from .._telemetry import counter, log_failure
-from ..errors import RetryExhaustedError
+from ..errors import RetryBudgetExhaustedError, RetryExhaustedError
 from ._backoff import Backoff, next_delay, suggested_delay
+from ._budget import RetryBudget
 from ._predicates import Predicate
 from ._testing import is_testing
 
-__all__ = ["Schedule", "iterate", "run_async", "run_sync"]
+__all__ = [
+    "Schedule",
+    "iterate",
+    "iterate_counted",
+    "run_async",
+    "run_async_counted",
+    "run_sync",
+    "run_sync_counted",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,6 +55,7 @@ R = TypeVar("R")
 logger = logging.getLogger("pipeline_reliability.retry")
 _SYSTEM_CLOCK = SystemClock()
 EVENT = "pipeline_reliability.retry"
+BUDGET_EVENT = "pipeline_reliability.retry.budget_exhausted"
 
 
 class Schedule(Backoff, Protocol):
@@ -57,6 +67,8 @@ class Schedule(Backoff, Protocol):
     def predicate(self) -> Predicate: ...
     @property
     def clock(self) -> Clock | None: ...
+    @property
+    def budget(self) -> RetryBudget | float | None: ...
 
 
 def run_sync(
@@ -70,12 +82,37 @@ def run_sync(
     except BaseException as exc:
         if not _retried(policy, exc):
             raise
-        run = _Run(policy, name, start=start, first_retried=True)
-        controller = run.controller()
-        controller.begin()
-        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
-        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-    # The same loop as ``Retrying.__call__``, entered with attempt 1 failed.
+        failed = sys.exc_info()
+    return _resume_sync(_Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+def run_sync_counted(
+    policy: Schedule,
+    budget: RetryBudget,
+    name: str,
+    fn: Callable[P, R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """:func:`run_sync` for a policy with a budget: the call is counted first."""
+    clock = policy.clock or _SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        failed = sys.exc_info()
+    return _resume_sync(_Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+def _resume_sync(run: _Run, failed: Any, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+    """The same loop as ``Retrying.__call__``, entered with attempt 1 failed."""
+    controller = run.controller()
+    controller.begin()
+    state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+    state.set_exception(failed)
     while True:
         do = controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -107,12 +144,39 @@ async def run_async(
     except BaseException as exc:
         if not _retried(policy, exc):
             raise
-        run = _Run(policy, name, start=start, first_retried=True)
-        controller = run.async_controller()
-        controller.begin()
-        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
-        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-    # The same loop as ``AsyncRetrying.__call__``, entered with attempt 1 failed.
+        failed = sys.exc_info()
+    return await _resume_async(_Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+async def run_async_counted(
+    policy: Schedule,
+    budget: RetryBudget,
+    name: str,
+    fn: Callable[P, Awaitable[R]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """:func:`run_async` for a policy with a budget: the call is counted first."""
+    clock = policy.clock or _SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    try:
+        return await fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        failed = sys.exc_info()
+    return await _resume_async(_Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+async def _resume_async(
+    run: _Run, failed: Any, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any
+) -> R:
+    """The same loop as ``AsyncRetrying.__call__``, entered with attempt 1 failed."""
+    controller = run.async_controller()
+    controller.begin()
+    state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+    state.set_exception(failed)
     while True:
         do = await controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -134,16 +198,28 @@ def iterate(policy: Schedule, name: str) -> Iterator[AttemptManager]:
     clock = policy.clock or _SYSTEM_CLOCK
     first = _FirstAttempt(policy, clock.monotonic())
     yield first
-    if first.exc_info is None:
-        return
-    # Attempt 1 failed with an error worth retrying: tenacity takes over, as
-    # in ``BaseRetrying.__iter__``, from the failed first attempt.
-    run = _Run(policy, name, start=first.start, first_retried=True)
+    if first.exc_info is not None:
+        yield from _resume_block(_Run(policy, name, start=first.start), first)
+
+
+def iterate_counted(policy: Schedule, budget: RetryBudget, name: str) -> Iterator[AttemptManager]:
+    """:func:`iterate` for a policy with a budget: the block is counted when it starts."""
+    clock = policy.clock or _SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    first = _FirstAttempt(policy, start)
+    yield first
+    if first.exc_info is not None:
+        yield from _resume_block(_Run(policy, name, start=start), first)
+
+
+def _resume_block(run: _Run, first: _FirstAttempt) -> Iterator[AttemptManager]:
+    """tenacity takes over from the failed first attempt, as in ``BaseRetrying.__iter__``."""
     controller = run.controller()
     controller.begin()
     state = first.retry_state
     state.retry_object = controller
-    state.set_exception(first.exc_info)
+    state.set_exception(first.exc_info)  # type: ignore[arg-type]
     while True:
         do = controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -217,24 +293,22 @@ def _type_name(exc: BaseException) -> str:
 
 
 class _Run:
-    """The mutable state of one retried call. Never shared between calls."""
+    """
+    The mutable state of one retried call. Never shared between calls.
 
-    __slots__ = ("clock", "first_retried", "name", "policy", "start", "stop_reason", "suggested")
+    Built only after attempt 1 failed with an error worth retrying: the fast
+    path has already asked the predicate about it.
+    """
 
-    def __init__(
-        self,
-        policy: Schedule,
-        name: str,
-        *,
-        start: float | None = None,
-        first_retried: bool = False,
-    ) -> None:
+    __slots__ = ("budget", "clock", "name", "policy", "start", "stop_reason", "suggested")
+
+    def __init__(self, policy: Schedule, name: str, *, start: float) -> None:
         self.policy = policy
         self.name = name
         self.clock: Clock = policy.clock or _SYSTEM_CLOCK
-        self.start: float | None = start
-        # The fast path already asked the predicate about attempt 1.
-        self.first_retried = first_retried
+        self.start = start
+        budget = policy.budget
+        self.budget = budget if isinstance(budget, RetryBudget) else None
         self.stop_reason: str | None = None
         self.suggested: float | None = None
 
@@ -248,7 +322,6 @@ class _Run:
 
     def _hooks(self) -> dict[str, Any]:
         return {
-            "before": self.before,
             "retry": self.should_retry,
             "wait": self.wait,
             "stop": self.stop,
@@ -258,18 +331,13 @@ class _Run:
 
     def elapsed(self) -> float:
         """Seconds since the first attempt started."""
-        return 0.0 if self.start is None else self.clock.monotonic() - self.start
-
-    def before(self, rs: RetryCallState) -> None:  # noqa: ARG002 - tenacity hook signature
-        """Start the deadline's clock when the first attempt starts."""
-        if self.start is None:
-            self.start = self.clock.monotonic()
+        return self.clock.monotonic() - self.start
 
     def should_retry(self, rs: RetryCallState) -> bool:
         """Ask the policy's predicate; a successful attempt is never retried."""
         if rs.outcome is None or not rs.outcome.failed:
             return False
-        if rs.attempt_number == 1 and self.first_retried:
+        if rs.attempt_number == 1:  # the fast path asked already
             return True
         return bool(self.policy.predicate(_exception(rs)))
 
@@ -294,6 +362,10 @@ class _Run:
         )
         if delay is None:
             self.stop_reason = "deadline"
+            return 0.0
+        # Asked last: a retry that attempts or the deadline forbid spends nothing.
+        if self.budget is not None and not self.budget.try_retry(self.clock.monotonic()):
+            self.stop_reason = "budget"
             return 0.0
         return delay
 
@@ -353,6 +425,8 @@ class _Run:
         counter("retry.exhausted", "Retried operations that ran out of attempts or time").add(
             1, {"name": self.name, "error.type": _type_name(exc), "stop_reason": reason}
         )
+        if reason == "budget" and self.budget is not None:
+            self.refused(self.budget, rs.attempt_number, exc, elapsed)
         log_failure(
             logger,
             f"{self.name}: retries exhausted ({reason})",
@@ -368,4 +442,44 @@ class _Run:
             attempts=rs.attempt_number,
             last_error=exc,
             reason=reason,
+        ) from exc
+
+    def refused(
+        self, budget: RetryBudget, attempts: int, exc: BaseException, elapsed: float
+    ) -> NoReturn:
+        """The budget refused the retry: a span event, a counter, an ERROR; fail fast."""
+        calls, retries = budget.usage(self.clock.monotonic())
+        fields: dict[str, Any] = {
+            "name": self.name,
+            "attempt": attempts,
+            "error.type": _type_name(exc),
+            "budget.calls": calls,
+            "budget.retries": retries,
+        }
+        current = trace.get_current_span()
+        if current.is_recording():
+            current.add_event(BUDGET_EVENT, fields)
+        counter("retry.budget_refused", "Retries refused by a retry budget").add(
+            1, {"name": self.name, "error.type": fields["error.type"]}
+        )
+        log_failure(
+            logger,
+            f"{self.name}: retry refused by the retry budget "
+            f"({retries} retries for {calls} calls in the window)",
+            exc,
+            name=self.name,
+            attempts=attempts,
+            stop_reason="budget",
+            elapsed=round(elapsed, 6),
+            budget_calls=calls,
+            budget_retries=retries,
+        )
+        raise RetryBudgetExhaustedError(
+            f"{self.name} failed fast after {attempts} attempt(s): the retry budget "
+            f"({budget.ratio:g} retries per call over {budget.window:g}s) is spent "
+            f"({retries} retries for {calls} calls); last error {_type_name(exc)}: {exc}",
+            attempts=attempts,
+            last_error=exc,
+            calls=calls,
+            retries=retries,
         ) from exc
