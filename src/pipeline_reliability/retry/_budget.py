@@ -21,7 +21,7 @@ import threading
 from datetime import timedelta
 from fractions import Fraction
 
-from .._validate import duration_seconds
+from .._validate import describe, duration_seconds
 from ..errors import ConfigurationError
 
 __all__ = ["SLOTS", "RetryBudget", "as_budget"]
@@ -197,7 +197,7 @@ class RetryBudget:
             return int(now // self._width)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigurationError(
-                f"the retry budget needs a finite monotonic time, the clock gave {now!r:.80}"
+                f"the retry budget needs a finite monotonic time, the clock gave {describe(now)}"
             ) from exc
 
 
@@ -207,20 +207,21 @@ def as_budget(value: object) -> RetryBudget | None:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigurationError(
-            f"budget must be a ratio of calls (e.g. 0.2), a RetryBudget or None, not {value!r:.80}"
+            "budget must be a ratio of calls (e.g. 0.2), a RetryBudget or None, "
+            f"not {describe(value)}"
         )
     return RetryBudget(ratio=value)
 
 
 def _number(name: str, value: object, maximum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number, not {value!r:.80}")
+        raise ConfigurationError(f"{name} must be a number, not {describe(value)}")
     try:
         number = float(value)
     except OverflowError as exc:
         raise ConfigurationError(f"{name} is not a representable number") from exc
     if not (math.isfinite(number) and 0 <= number <= maximum):
-        raise ConfigurationError(f"{name} must be within 0..{maximum:g}, not {value!r:.80}")
+        raise ConfigurationError(f"{name} must be within 0..{maximum:g}, not {describe(value)}")
     return number
 
 
@@ -228,6 +229,6 @@ def _window(value: object) -> float:
     seconds = duration_seconds(value, "window")
     if not _MIN_WINDOW <= seconds <= _MAX_WINDOW:
         raise ConfigurationError(
-            f"window must be within {_MIN_WINDOW:g} s..{_MAX_WINDOW:g} s, not {value!r:.80}"
+            f"window must be within {_MIN_WINDOW:g} s..{_MAX_WINDOW:g} s, not {describe(value)}"
         )
     return seconds
