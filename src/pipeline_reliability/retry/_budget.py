@@ -130,15 +130,24 @@ class RetryBudget:
         Raises:
             ConfigurationError: ``now`` is not a finite number (a broken clock).
         """
-        slot = self._slot(now)
+        # On every call's path: inlined, and acquire/release rather than ``with``
+        # (half the cost on CPython 3.11).
+        try:
+            slot = int(now // self._width)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _bad_time(now) from exc
         i = slot % SLOTS
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             if self._slot_ids[i] == slot:
                 self._calls[i] += 1
             else:  # the ring came round: this entry holds an expired slot
                 self._slot_ids[i] = slot
                 self._calls[i] = 1
                 self._retries[i] = 0
+        finally:
+            lock.release()
 
     def try_retry(self, now: float) -> bool:
         """
@@ -196,9 +205,13 @@ class RetryBudget:
         try:
             return int(now // self._width)
         except (TypeError, ValueError, OverflowError) as exc:
-            raise ConfigurationError(
-                f"the retry budget needs a finite monotonic time, the clock gave {describe(now)}"
-            ) from exc
+            raise _bad_time(now) from exc
+
+
+def _bad_time(now: object) -> ConfigurationError:
+    return ConfigurationError(
+        f"the retry budget needs a finite monotonic time, the clock gave {describe(now)}"
+    )
 
 
 def as_budget(value: object) -> RetryBudget | None:
