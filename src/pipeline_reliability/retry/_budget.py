@@ -9,7 +9,7 @@ window, retries may not exceed ``ratio`` times the calls, so the dependency
 sees at most ``1 + ratio`` times its load (Finagle's ``RetryBudget``, Envoy's
 retry budgets and gRPC's retry throttling do the same for RPC clients).
 
-Accounting is a ring of :data:`SLOTS` counters per window (one per second for
+Accounting is a ring of ten (``SLOTS``) counters per window (one per second for
 the default 10 s window): counting a call is one lock, one division and one
 increment, O(1) whatever the traffic. Only a retry decision sums the ring.
 """
@@ -51,7 +51,7 @@ class RetryBudget:
 
     A call counts when its first attempt starts; a retry counts when it is
     allowed (refused ones do not count). Time is the monotonic time of the
-    policy's clock, cut into :data:`SLOTS` slots per window: an event counts
+    policy's clock, cut into ten slots per window: an event counts
     from its slot until ``window`` after the start of that slot, so it stops
     counting between ``window - window/SLOTS`` and ``window`` after it happened.
 
