@@ -3,7 +3,7 @@
 
 The arithmetic lives in ``_backoff`` as pure functions so that it can be
 property-tested without running anything; ``_engine`` runs a policy on
-tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_backoff``.
+tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_run`` -> ``_backoff``, ``_budget``.
 """
 
 from __future__ import annotations
