@@ -169,6 +169,7 @@ from .sinks import (
     bigquery_output_evidence,
 )
 from .stores import (
+    AsyncFirestoreStore,
     AsyncMemoryStore,
     AsyncStateStore,
     Delete,
@@ -191,6 +192,7 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncFirestoreStore",
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AuditEntry",
