@@ -182,6 +182,8 @@ from .stores import (
     StoreStats,
 )
 from .testing import (
+    AsyncFaultyStore,
+    AsyncStoreWrapper,
     FakeClock,
     Fault,
     FaultyStore,
@@ -192,9 +194,11 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncFaultyStore",
     "AsyncFirestoreStore",
     "AsyncMemoryStore",
     "AsyncStateStore",
+    "AsyncStoreWrapper",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",

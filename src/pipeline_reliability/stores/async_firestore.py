@@ -12,12 +12,11 @@ the same options, deadlines, decision step and error translation (all in
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._telemetry import span
 from ..errors import StoreUnavailableError
@@ -36,6 +35,9 @@ from ._firestore_common import (
 )
 from ._protocol import Outcome, Snapshot
 from ._stats import CountingStore, call_timeout
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncFirestoreStore"]
 
@@ -126,6 +128,8 @@ class AsyncFirestoreStore(CountingStore):
         """
         if self._given is not None:
             return self._given
+        import asyncio  # not at module level: importing the package must not load asyncio
+
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.get(loop)
@@ -146,6 +150,8 @@ class AsyncFirestoreStore(CountingStore):
         """Close the running loop's client if this store created it (a given client stays open)."""
         if self._given is not None:
             return
+        import asyncio
+
         with self._lock:
             client = self._clients.pop(asyncio.get_running_loop(), None)
         api = None if client is None else client._firestore_api_internal
@@ -234,6 +240,8 @@ async def _bounded(seconds: float, what: str, call: Call | None) -> AsyncIterato
     ``Deadline``); this bounds whatever awaits outside them. The timeout
     cancels the block in its own task: nothing is left running.
     """
+    import asyncio
+
     try:
         async with asyncio.timeout(seconds):
             yield
