@@ -182,6 +182,7 @@ class AsyncFirestoreStore(CountingStore):
         """Atomic read-modify-write in a transaction (see :meth:`StateStore.transact`)."""
         seconds = call_timeout(timeout) or self.timeout
         ref = self._ref(collection, key)
+        client = self.client
         call = Call()
         deadline = Deadline(seconds)
         attempt = functools.partial(
@@ -195,7 +196,7 @@ class AsyncFirestoreStore(CountingStore):
                 async with _bounded(seconds, what, call):
                     with map_firestore_errors(what, call):
                         transaction = _transaction_class()(
-                            ref._client, max_attempts=self.max_attempts
+                            client, max_attempts=self.max_attempts
                         )
                         transaction.pr_deadline = deadline
                         transactional = firestore_module().async_transactional(attempt)
