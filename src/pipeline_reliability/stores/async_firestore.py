@@ -183,6 +183,9 @@ class AsyncFirestoreStore(CountingStore):
         seconds = call_timeout(timeout) or self.timeout
         ref = self._ref(collection, key)
         client = self.client
+        # Imported before the clock starts: a first import is not the store's wait.
+        transaction_class = _transaction_class()
+        transactional = firestore_module().async_transactional
         call = Call()
         deadline = Deadline(seconds)
         attempt = functools.partial(
@@ -195,12 +198,9 @@ class AsyncFirestoreStore(CountingStore):
             try:
                 async with _bounded(seconds, what, call):
                     with map_firestore_errors(what, call):
-                        transaction = _transaction_class()(
-                            client, max_attempts=self.max_attempts
-                        )
+                        transaction = transaction_class(client, max_attempts=self.max_attempts)
                         transaction.pr_deadline = deadline
-                        transactional = firestore_module().async_transactional(attempt)
-                        result: R = await transactional(transaction)
+                        result: R = await transactional(attempt)(transaction)
             except BaseException as exc:
                 self._count(**call.counts(exc))
                 raise
