@@ -40,7 +40,7 @@ def _timed(
         error: BaseException | None = None
         try:
             await call()
-        except Exception as exc:  # noqa: BLE001 - returned to the test
+        except Exception as exc:
             error = exc
         elapsed = time.monotonic() - started
         left = asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
