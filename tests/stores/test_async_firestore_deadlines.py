@@ -43,7 +43,7 @@ def _timed(
         except Exception as exc:
             error = exc
         elapsed = time.monotonic() - started
-        left = asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+        left = asyncio.all_tasks() - {asyncio.current_task()}
         await store.aclose()
         return error, elapsed, left
 
@@ -115,7 +115,7 @@ def test_the_hard_bound_ends_a_call_that_awaits_outside_any_rpc() -> None:
         with pytest.raises(StoreUnavailableError) as info:
             await store.transact(COLLECTION, "d", _write, timeout=0.3)
         assert info.value.maybe_committed is False
-        return time.monotonic() - started, asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+        return time.monotonic() - started, asyncio.all_tasks() - {asyncio.current_task()}
 
     elapsed, left = asyncio.run(main())
     assert 0.25 <= elapsed < 0.3 + SLACK

@@ -57,7 +57,7 @@ async def _aclose(store: AsyncStateStore) -> None:
 
 
 def _other_tasks() -> set[asyncio.Task[Any]]:
-    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+    return asyncio.all_tasks() - {asyncio.current_task()}
 
 
 def test_gathered_transact_tasks_on_one_document_each_count_exactly_once(
