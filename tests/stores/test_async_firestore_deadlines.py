@@ -57,7 +57,7 @@ def _operation(store: AsyncFirestoreStore, operation: str) -> Callable[[], Await
 
 
 @pytest.mark.parametrize("operation", ["get", "transact"])
-def test_a_black_holed_store_fails_within_the_call_timeout_and_leaves_no_task(
+def test_item5_a_black_holed_async_store_fails_within_the_call_timeout_and_leaves_no_task(
     monkeypatch: pytest.MonkeyPatch, black_hole: str, operation: str
 ) -> None:
     """A server that never answers: get and transact raise within their timeout; no task stays."""

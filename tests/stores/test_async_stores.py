@@ -65,7 +65,7 @@ def _other_tasks() -> set[asyncio.Task[Any]]:
     return asyncio.all_tasks() - {asyncio.current_task()}
 
 
-def test_gathered_transact_tasks_on_one_document_each_count_exactly_once(
+def test_item5_gathered_transact_tasks_on_one_document_each_count_exactly_once(
     astore: AsyncStateStore,
 ) -> None:
     """N concurrent transact tasks on one loop, one document: n == N, no lost update."""
@@ -90,7 +90,7 @@ def test_gathered_transact_tasks_on_one_document_each_count_exactly_once(
     assert tasks == astore.stats.transactions
 
 
-def test_cancelling_a_task_mid_transaction_leaves_no_partial_write(
+def test_item5_cancelling_a_task_mid_transaction_leaves_no_partial_write(
     astore: AsyncStateStore,
 ) -> None:
     """Cancelled after deciding (at the commit): the document is all old or all new, and free."""
@@ -127,7 +127,7 @@ def test_cancelling_a_task_mid_transaction_leaves_no_partial_write(
 
 
 @pytest.mark.firestore
-def test_cancelling_before_the_read_writes_nothing_and_never_decides(
+def test_item5_cancelling_before_the_read_writes_nothing_and_never_decides(
     firestore_project: str,
 ) -> None:
     """Cancelled at its first RPC: CancelledError, the callback never ran, nothing written."""
@@ -320,3 +320,12 @@ def test_a_client_that_cannot_be_made_is_a_store_error(monkeypatch: pytest.Monke
 
     with pytest.raises(StoreError, match="creating a Firestore client failed"):
         asyncio.run(main())
+
+
+def test_item5_the_contract_runs_on_the_async_stores() -> None:
+    """Must show: the async forms pass the same contract: tests/stores' fixture has all four."""
+    from store_backends import ALL_BACKENDS
+
+    backends = [param.values[0] for param in ALL_BACKENDS]
+
+    assert backends == ["memory", "firestore", "async-memory", "async-firestore"]

@@ -111,7 +111,7 @@ def test_aborted_reruns_the_callback_and_writes_once(
         _run(store.get(C, "d"))  # a get cannot be aborted: unavailable
 
 
-def test_the_plan_is_faulty_stores_own() -> None:
+def test_item5_the_plan_is_faulty_stores_own() -> None:
     """Same seed and probability: the async twin injects exactly what FaultyStore injects."""
     sync = FaultyStore(MemoryStore(), probability=0.3, seed=7)
     twin = AsyncFaultyStore(AsyncMemoryStore(), probability=0.3, seed=7)
@@ -148,7 +148,7 @@ def test_outage_and_operations_filter(store: AsyncFaultyStore) -> None:
     asyncio.run(main())
 
 
-def test_a_hang_awaits_the_callers_timeout_without_blocking_the_loop(
+def test_item5_a_hang_awaits_the_callers_timeout_without_blocking_the_loop(
     store: AsyncFaultyStore, inner: MemoryStore
 ) -> None:
     """A hang ends at the call's timeout with StoreUnavailableError; other tasks run meanwhile."""
