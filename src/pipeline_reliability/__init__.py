@@ -171,6 +171,7 @@ from .sinks import (
     bigquery_output_evidence,
 )
 from .stores import (
+    AsyncFirestoreStore,
     AsyncMemoryStore,
     AsyncStateStore,
     Delete,
@@ -183,6 +184,8 @@ from .stores import (
     StoreStats,
 )
 from .testing import (
+    AsyncFaultyStore,
+    AsyncStoreWrapper,
     FakeClock,
     Fault,
     FaultyStore,
@@ -193,8 +196,11 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncFaultyStore",
+    "AsyncFirestoreStore",
     "AsyncMemoryStore",
     "AsyncStateStore",
+    "AsyncStoreWrapper",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",

@@ -44,7 +44,6 @@ class AsyncMemoryStore:
                 raise ConfigurationError(f"store must be a MemoryStore, got {store!r:.100}")
             if clock is not None:
                 raise ConfigurationError("pass clock to the shared MemoryStore, not here")
-        #: The ``MemoryStore`` holding the documents (share it with sync code).
         self.sync: MemoryStore = store or MemoryStore(clock=clock, max_attempts=max_attempts)
 
     @property
@@ -54,7 +53,7 @@ class AsyncMemoryStore:
 
     @property
     def stats(self) -> StoreStats:
-        """Operation counts so far (shared with the ``sync`` store)."""
+        """Operation counts so far (shared with ``sync``, the wrapped MemoryStore)."""
         return self.sync.stats
 
     def reset_stats(self) -> None:
