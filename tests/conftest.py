@@ -27,6 +27,7 @@ from pipeline_reliability.testing.emulators import (
     start_firestore,
     start_pubsub,
 )
+from store_backends import SYNC_BACKENDS, make_store
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -189,26 +190,12 @@ def store_options() -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("firestore", marks=pytest.mark.firestore),
-    ]
-)
+@pytest.fixture(params=SYNC_BACKENDS)
 def store(
     request: pytest.FixtureRequest, fake_clock: FakeClock, store_options: dict[str, Any]
 ) -> Iterator[StateStore]:
     """Each backend in turn: a FakeClock-backed MemoryStore, then a FirestoreStore."""
-    if request.param == "memory":
-        yield MemoryStore(clock=fake_clock, **store_options)
-        return
-    from pipeline_reliability.stores.firestore import FirestoreStore
-
-    # Requested here, not in the signature, so that memory-only runs start no emulator.
-    project = request.getfixturevalue("firestore_project")
-    firestore = FirestoreStore(project=project, **store_options)
-    yield firestore
-    firestore.close()
+    yield from make_store(request, request.param, fake_clock, store_options)
 
 
 # --- telemetry ---------------------------------------------------------------

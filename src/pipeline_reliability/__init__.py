@@ -85,6 +85,7 @@ from .errors import (
     PayloadMismatchError,
     PublishFailedError,
     ReliabilityError,
+    RetryBudgetExhaustedError,
     RetryExhaustedError,
     SinkError,
     SinkUnavailableError,
@@ -153,6 +154,7 @@ from .pubsub import (
 from .retry import (
     BIGQUERY_TRANSIENT_REASONS,
     Predicate,
+    RetryBudget,
     RetryPolicy,
     all_of,
     any_of,
@@ -179,6 +181,7 @@ from .sinks import (
     bigquery_output_evidence,
 )
 from .stores import (
+    AsyncFirestoreStore,
     AsyncMemoryStore,
     AsyncStateStore,
     Delete,
@@ -191,6 +194,8 @@ from .stores import (
     StoreStats,
 )
 from .testing import (
+    AsyncFaultyStore,
+    AsyncStoreWrapper,
     FakeClock,
     Fault,
     FaultyStore,
@@ -202,9 +207,12 @@ __all__ = [
     "AlreadyCompletedError",
     "AlreadyRunningError",
     "AsyncConcurrencyLimit",
+    "AsyncFaultyStore",
+    "AsyncFirestoreStore",
     "AsyncMemoryStore",
     "AsyncSlot",
     "AsyncStateStore",
+    "AsyncStoreWrapper",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",
@@ -293,6 +301,8 @@ __all__ = [
     "RejectionEvent",
     "ReliabilityError",
     "ReplayReport",
+    "RetryBudget",
+    "RetryBudgetExhaustedError",
     "RetryExhaustedError",
     "RetryPolicy",
     "RunFence",

@@ -23,6 +23,7 @@ The tree::
     │   └── PublishFailedError        a Pub/Sub publish failed
     │       └── CompletionNotPublishedError  a processor's completion could not be published
     ├── RetryExhaustedError           attempts or deadline ran out (last error chained)
+    │   └── RetryBudgetExhaustedError the retry budget refused a retry: failed fast
     ├── CompletionNotRecordedError    neither the store nor the ledger took a completion
     ├── TriggerClaimLostError         a trigger claim expired or was taken over
     ├── CircuitOpenError              the circuit rejects calls for now
@@ -62,6 +63,7 @@ __all__ = [
     "PayloadMismatchError",
     "PublishFailedError",
     "ReliabilityError",
+    "RetryBudgetExhaustedError",
     "RetryExhaustedError",
     "SinkError",
     "SinkUnavailableError",
@@ -211,8 +213,41 @@ class RetryExhaustedError(ReliabilityError):
         super().__init__(message)
         self.attempts = attempts
         self.last_error = last_error
-        #: What ran out: ``"attempts"`` or ``"deadline"`` (``None`` if unknown).
+        #: What ran out: ``"attempts"``, ``"deadline"`` or ``"budget"`` (``None`` if unknown).
         self.reason = reason
+
+
+class RetryBudgetExhaustedError(RetryExhaustedError):
+    """
+    A retry was refused by the policy's retry budget, so the call failed fast.
+
+    Raised instead of retrying when the retries made in the budget's window
+    already reach its share of the calls (see
+    :class:`~pipeline_reliability.retry.RetryBudget`): the dependency is
+    probably down for everyone, and more attempts would only add load. A
+    subclass of :class:`RetryExhaustedError` (``reason`` is ``"budget"``), so
+    code that handles exhaustion handles this too.
+
+    The last error is chained as ``__cause__`` and kept as ``last_error``;
+    ``attempts`` counts the attempts made (the refused retry is not one).
+    ``calls`` and ``retries`` are the budget's counts in its window when it
+    refused.
+
+    .. versionadded:: 0.4.0
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        last_error: BaseException,
+        calls: int,
+        retries: int,
+    ) -> None:
+        super().__init__(message, attempts=attempts, last_error=last_error, reason="budget")
+        self.calls = calls
+        self.retries = retries
 
 
 class CompletionNotRecordedError(ReliabilityError):
@@ -241,9 +276,7 @@ class CircuitOpenError(ReliabilityError):
 
     transient = True
 
-    def __init__(
-        self, name: str, state: Any, *, retry_after: timedelta | None = None
-    ) -> None:
+    def __init__(self, name: str, state: Any, *, retry_after: timedelta | None = None) -> None:
         super().__init__(name, state, None if retry_after is None else retry_after.total_seconds())
 
     @property

@@ -300,6 +300,29 @@ def test_bootstrap_then_replay_the_ledger(  # noqa: PLR0917 - fixtures
     assert four_done.status("phase3", DATE).triggered
 
 
+@pytest.mark.bigquery
+def test_bootstrap_adds_the_columns_a_v1_ledger_lacks(
+    cli: Cli, bigquery_client: Any, bigquery_dataset: str
+) -> None:
+    """``--add-missing-columns`` adds ``completed_at`` to an old ledger, once."""
+    table = f"{bigquery_dataset}.completion_ledger"
+    dataset = f"{bigquery_client.project}.{bigquery_dataset}"
+    assert cli("bootstrap", "--dataset", dataset).status == 0
+    old = bigquery_client.get_table(table)
+    old.schema = [f for f in old.schema if f.name != "completed_at"]
+    bigquery_client.delete_table(table)
+    bigquery_client.create_table(old)
+
+    plain = cli("bootstrap", "--dataset", dataset)
+    run = cli("bootstrap", "--dataset", dataset, "--add-missing-columns")
+    again = cli("bootstrap", "--dataset", dataset, "--add-missing-columns", "--json")
+
+    assert plain.out.startswith("nothing to create")
+    assert run.status == 0, run.err
+    assert run.out.strip() == f"added column(s) completed_at to {bigquery_client.project}.{table}"
+    assert json.loads(again.out)["columns_added"] == {}
+
+
 @pytest.mark.firestore
 @pytest.mark.bigquery
 def test_replay_from_a_missing_table_writes_nothing(

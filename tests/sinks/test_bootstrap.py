@@ -12,6 +12,7 @@ from pipeline_reliability.completion import ExecutionLogRow, LedgerRow
 from pipeline_reliability.errors import ConfigurationError, InvalidInputError
 from pipeline_reliability.sinks.bootstrap import (
     TableId,
+    add_missing_columns,
     bootstrap,
     load_schema,
     schema_names,
@@ -132,3 +133,55 @@ def test_existing_table_missing_columns_is_warned_not_altered(
 
     assert "without column(s) date" in caplog.text
     assert [f.name for f in bigquery_client.get_table(table).schema] == ["phase"]
+
+
+@pytest.mark.bigquery
+def test_a_v1_ledger_gets_completed_at_and_stays_readable(
+    bigquery_client: Any, bigquery_dataset: str
+) -> None:
+    """A ledger made by 0.1 (no ``completed_at``) gains the column; its old rows read as NULL."""
+    from pipeline_reliability.sinks.ledger import BigQueryLedger
+
+    bootstrap(bigquery_client, bigquery_dataset)
+    table = f"{bigquery_dataset}.completion_ledger"
+    old = bigquery_client.get_table(table)
+    old.schema = [f for f in old.schema if f.name != "completed_at"]
+    bigquery_client.delete_table(table)
+    bigquery_client.create_table(old)
+    assert "completed_at" not in {f.name for f in bigquery_client.get_table(table).schema}
+
+    added = add_missing_columns(bigquery_client, bigquery_dataset)
+    again = add_missing_columns(bigquery_client, bigquery_dataset)
+
+    project = bigquery_client.project
+    assert added == {f"{project}.{table}": ["completed_at"]}
+    assert again == {}
+    fields = {f.name: f.mode for f in bigquery_client.get_table(table).schema}
+    assert fields["completed_at"] == "NULLABLE"
+    ledger = BigQueryLedger(table, client=bigquery_client)
+    assert ledger.read("phase1", ["2026-01-05"]) == []  # selects completed_at
+
+
+@pytest.mark.bigquery
+def test_required_columns_are_not_added_and_nothing_else_changes(
+    bigquery_client: Any, bigquery_dataset: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A table lacking REQUIRED columns gets only the NULLABLE ones, and a warning."""
+    table = f"{bigquery_dataset}.completion_ledger"
+    bigquery_client.query(f"CREATE TABLE `{table}` (phase STRING, extra INT64)").result()
+
+    with caplog.at_level(logging.WARNING, logger="pipeline_reliability.sinks"):
+        added = add_missing_columns(bigquery_client, bigquery_dataset)
+
+    names = [f.name for f in bigquery_client.get_table(table).schema]
+    assert names[:2] == ["phase", "extra"]  # nothing dropped or reordered
+    assert "date" not in names
+    assert "lacks column date (REQUIRED DATE)" in caplog.text
+    assert "completed_at" in added[f"{bigquery_client.project}.{table}"]
+
+
+@pytest.mark.bigquery
+def test_missing_tables_are_left_to_bootstrap(bigquery_client: Any, bigquery_dataset: str) -> None:
+    """``add_missing_columns`` creates nothing."""
+    assert add_missing_columns(bigquery_client, bigquery_dataset) == {}
+    assert list(bigquery_client.list_tables(bigquery_dataset)) == []

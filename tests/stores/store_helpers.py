@@ -7,15 +7,21 @@ from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from pipeline_reliability import MemoryStore, Outcome, Put, Snapshot, StateStore
+from pipeline_reliability import Outcome, Put, Snapshot, StateStore
+from store_backends import is_memory
+
+__all__ = [
+    "COLLECTION",
+    "StaleVersionError",
+    "compare_and_set",
+    "increment",
+    "is_memory",
+    "put",
+    "run_threads",
+]
 
 T = TypeVar("T")
 COLLECTION = "contract"
-
-
-def is_memory(store: StateStore) -> bool:
-    """Whether ``store`` is the embedded backend (the only one cheap under contention)."""
-    return isinstance(store, MemoryStore)
 
 
 def run_threads(count: int, target: Callable[[int], T]) -> list[T]:

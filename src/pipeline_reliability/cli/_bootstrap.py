@@ -31,6 +31,11 @@ def register(commands: Any) -> None:
     add_global_options(p)
     p.add_argument("--dataset", required=True, help="[project.]dataset to create the tables in")
     p.add_argument("--location", default=None, help="location of a new dataset, e.g. US")
+    p.add_argument(
+        "--add-missing-columns", action="store_true",
+        help="also add to existing tables the NULLABLE columns newer versions ship "
+        "(e.g. completion_ledger.completed_at); nothing else is altered",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=run)
 
@@ -39,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Create what is missing and say what was created."""
     from ..sinks._admin import probe_bigquery
     from ..sinks._bigquery import make_client
-    from ..sinks.bootstrap import TableId, bootstrap, schema_names
+    from ..sinks.bootstrap import TableId, add_missing_columns, bootstrap, schema_names
 
     try:
         ref = TableId.parse(f"{args.dataset}.placeholder", "dataset")
@@ -55,11 +60,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"BigQuery: {describe_error(exc)}") from exc
     client = make_client(project)
     created = bootstrap(client, args.dataset, location=args.location)
+    added = add_missing_columns(client, args.dataset) if args.add_missing_columns else {}
     if args.json:
-        emit_json({"dataset": args.dataset, "created": created, "tables": schema_names()})
-    elif created:
-        for name in created:
-            print(f"created {name}")
-    else:
+        emit_json({"dataset": args.dataset, "created": created, "tables": schema_names(),
+                   "columns_added": added})
+        return EXIT_OK
+    for name in created:
+        print(f"created {name}")
+    for table, columns in added.items():
+        print(f"added column(s) {', '.join(columns)} to {table}")
+    if not created and not added:
         print(f"nothing to create: {args.dataset} and its {len(schema_names())} tables exist")
     return EXIT_OK

@@ -17,12 +17,16 @@ Example::
     for attempt in retrying(attempts=3):
         with attempt:
             run_merge()
+
+    # At most 20 % more load on a sick dependency, whatever ``attempts`` says:
+    reads = RetryPolicy(attempts=5, budget=0.2)
 """
 
 from __future__ import annotations
 
 from ._api import retry_transient, retrying
 from ._backoff import suggested_delay
+from ._budget import RetryBudget
 from ._policy import RetryPolicy
 from ._predicates import (
     BIGQUERY_TRANSIENT_REASONS,
@@ -39,6 +43,7 @@ from ._testing import is_testing, set_testing
 __all__ = [
     "BIGQUERY_TRANSIENT_REASONS",
     "Predicate",
+    "RetryBudget",
     "RetryPolicy",
     "all_of",
     "any_of",

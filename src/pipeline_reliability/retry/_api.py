@@ -10,7 +10,15 @@ from typing import Any, ParamSpec, TypeVar, cast
 from tenacity import AttemptManager
 
 from ..errors import ConfigurationError
-from ._engine import iterate, run_async, run_sync
+from ._budget import RetryBudget
+from ._engine import (
+    iterate,
+    iterate_counted,
+    run_async,
+    run_async_counted,
+    run_sync,
+    run_sync_counted,
+)
 from ._policy import RetryPolicy, name_of
 
 __all__ = ["retry_transient", "retrying"]
@@ -20,7 +28,9 @@ R = TypeVar("R")
 _MAX_NAME = 200  # a label for logs, spans and metric attributes
 
 
-def _resolve(policy: RetryPolicy | None, overrides: dict[str, Any]) -> RetryPolicy:
+def _resolve(
+    policy: RetryPolicy | None, overrides: dict[str, Any], *, block: bool = False
+) -> RetryPolicy:
     if policy is not None and not isinstance(policy, RetryPolicy):
         # `@retry_transient` without parentheses would hand us the function.
         raise ConfigurationError(
@@ -29,6 +39,15 @@ def _resolve(policy: RetryPolicy | None, overrides: dict[str, Any]) -> RetryPoli
     base = _default() if policy is None else policy
     if not overrides:
         return base
+    if "budget" in overrides and not isinstance(overrides["budget"], RetryBudget | None):
+        if block:
+            raise ConfigurationError(
+                "retrying(budget=<ratio>) would build a new budget for every block, which "
+                "never limits anything; build a RetryBudget (or the RetryPolicy) once and pass it"
+            )
+        # A ratio builds a budget of its own: one per decorated function, never
+        # one shared through the cache with every other site that wrote budget=0.2.
+        return base.with_(**overrides)
     try:
         # The type is part of the key: True == 1 but attempts=True must still be refused.
         return _with(base, tuple((k, type(v), v) for k, v in sorted(overrides.items())))
@@ -64,7 +83,9 @@ def retry_transient(
     Args:
         policy: The base policy; ``RetryPolicy()`` defaults when omitted.
         **overrides: Fields replaced on the base policy (``attempts=3``,
-            ``deadline=10``, ``predicate=...``, …).
+            ``deadline=10``, ``predicate=...``, ``budget=0.2``, …). A ratio
+            as ``budget`` gives this function a budget of its own; pass a
+            ``RetryBudget`` to share one between functions.
 
     Returns:
         A decorator.
@@ -89,6 +110,9 @@ def retry_transient(
         if not callable(given):
             raise ConfigurationError(f"retry_transient decorates callables, not {fn!r:.80}")
         name = name_of(fn)  # once, not per call
+        budget = effective.budget
+        if isinstance(budget, RetryBudget):
+            return _counted(effective, budget, name, fn)
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
@@ -104,6 +128,25 @@ def retry_transient(
         return wrapper
 
     return decorate
+
+
+def _counted(
+    policy: RetryPolicy, budget: RetryBudget, name: str, fn: Callable[P, R]
+) -> Callable[P, R]:
+    # Chosen when decorating, so that a policy without a budget pays nothing for budgets.
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return await run_async_counted(policy, budget, name, fn, *args, **kwargs)
+
+        return cast("Callable[P, R]", async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return run_sync_counted(policy, budget, name, fn, *args, **kwargs)
+
+    return wrapper
 
 
 def retrying(
@@ -125,7 +168,13 @@ def retrying(
     Args:
         policy: The base policy; ``RetryPolicy()`` defaults when omitted.
         name: Names the block in logs, span events and metrics.
-        **overrides: Fields replaced on the base policy.
+        **overrides: Fields replaced on the base policy. ``budget`` must be a
+            ``RetryBudget`` built once (or ``None``): a ratio here would build a
+            new budget per block. A policy with a budget counts the block as
+            one call when the loop starts.
+
+    Raises:
+        ConfigurationError: An invalid override or name, or ``budget=<ratio>``.
 
     Returns:
         An iterator of attempts (context managers). Iterate it once.
@@ -137,4 +186,7 @@ def retrying(
         raise ConfigurationError(
             f"name must be a non-empty string of at most {_MAX_NAME} characters, got {name!r:.80}"
         )
-    return iterate(_resolve(policy, overrides), name)
+    effective = _resolve(policy, overrides, block=True)
+    if effective.budget is None:
+        return iterate(effective, name)
+    return iterate_counted(effective, cast("RetryBudget", effective.budget), name)

@@ -1,81 +1,90 @@
 """
-The retry loop: a ``RetryPolicy`` run on tenacity, with telemetry.
+The retry loop: a ``RetryPolicy`` run on tenacity.
 
-Every call gets a fresh :class:`_Run` and a fresh tenacity controller, so
-nothing mutable is shared between concurrent calls of one policy (tenacity's
-controllers keep per-call state, and our start time lives on the run).
+Every call gets a fresh :class:`~._run.Run` and a fresh tenacity controller,
+so nothing mutable is shared between concurrent calls of one policy
+(tenacity's controllers keep per-call state, and our start time lives on the
+run).
 
 Nearly every call succeeds at once, so the first attempt runs bare: no run,
 no controller, no tenacity state (issue 13: building them cost more than the
 retry of a failure saves). Only an error that will be retried (the predicate
 accepts it, or tenacity's explicit ``TryAgain``) builds the machinery, which
 then continues at attempt 2 with the deadline counted from the first start.
+
+A policy with a retry budget enters through the ``*_counted`` twins, which
+count the call first; which twin runs is decided when the decorator or block
+is built, so a policy without a budget pays nothing for budgets.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, NoReturn, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
-from opentelemetry import trace
-from tenacity import (
-    AsyncRetrying,
-    AttemptManager,
-    DoAttempt,
-    DoSleep,
-    RetryCallState,
-    Retrying,
-    TryAgain,
-)
+from tenacity import AttemptManager, DoAttempt, DoSleep, RetryCallState, TryAgain
 
-from .._clock import Clock, SystemClock
-from .._telemetry import counter, log_failure
-from ..errors import RetryExhaustedError
-from ._backoff import Backoff, next_delay, suggested_delay
-from ._predicates import Predicate
-from ._testing import is_testing
+from ._budget import RetryBudget
+from ._run import SYSTEM_CLOCK, Run, Schedule
 
-__all__ = ["Schedule", "iterate", "run_async", "run_sync"]
+__all__ = [
+    "Schedule",
+    "iterate",
+    "iterate_counted",
+    "run_async",
+    "run_async_counted",
+    "run_sync",
+    "run_sync_counted",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-logger = logging.getLogger("pipeline_reliability.retry")
-_SYSTEM_CLOCK = SystemClock()
-EVENT = "pipeline_reliability.retry"
-
-
-class Schedule(Backoff, Protocol):
-    """What the loop needs of a :class:`~pipeline_reliability.RetryPolicy` (no import of it)."""
-
-    @property
-    def attempts(self) -> int: ...
-    @property
-    def predicate(self) -> Predicate: ...
-    @property
-    def clock(self) -> Clock | None: ...
 
 
 def run_sync(
     policy: Schedule, name: str, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
 ) -> R:
     """Call ``fn`` under ``policy`` (see :meth:`RetryPolicy.call`)."""
-    clock = policy.clock or _SYSTEM_CLOCK
+    clock = policy.clock or SYSTEM_CLOCK
     start = clock.monotonic()
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:
         if not _retried(policy, exc):
             raise
-        run = _Run(policy, name, start=start, first_retried=True)
-        controller = run.controller()
-        controller.begin()
-        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
-        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-    # The same loop as ``Retrying.__call__``, entered with attempt 1 failed.
+        failed = sys.exc_info()
+    return _resume_sync(Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+def run_sync_counted(
+    policy: Schedule,
+    budget: RetryBudget,
+    name: str,
+    fn: Callable[P, R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """:func:`run_sync` for a policy with a budget: the call is counted first."""
+    clock = policy.clock or SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    try:
+        return fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        failed = sys.exc_info()
+    return _resume_sync(Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+def _resume_sync(run: Run, failed: Any, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+    """The same loop as ``Retrying.__call__``, entered with attempt 1 failed."""
+    controller = run.controller()
+    controller.begin()
+    state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+    state.set_exception(failed)
     while True:
         do = controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -100,19 +109,46 @@ async def run_async(
     **kwargs: P.kwargs,
 ) -> R:
     """Await ``fn`` under ``policy`` (see :meth:`RetryPolicy.acall`)."""
-    clock = policy.clock or _SYSTEM_CLOCK
+    clock = policy.clock or SYSTEM_CLOCK
     start = clock.monotonic()
     try:
         return await fn(*args, **kwargs)
     except BaseException as exc:
         if not _retried(policy, exc):
             raise
-        run = _Run(policy, name, start=start, first_retried=True)
-        controller = run.async_controller()
-        controller.begin()
-        state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
-        state.set_exception(sys.exc_info())  # type: ignore[arg-type]
-    # The same loop as ``AsyncRetrying.__call__``, entered with attempt 1 failed.
+        failed = sys.exc_info()
+    return await _resume_async(Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+async def run_async_counted(
+    policy: Schedule,
+    budget: RetryBudget,
+    name: str,
+    fn: Callable[P, Awaitable[R]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """:func:`run_async` for a policy with a budget: the call is counted first."""
+    clock = policy.clock or SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    try:
+        return await fn(*args, **kwargs)
+    except BaseException as exc:
+        if not _retried(policy, exc):
+            raise
+        failed = sys.exc_info()
+    return await _resume_async(Run(policy, name, start=start), failed, fn, args, kwargs)
+
+
+async def _resume_async(
+    run: Run, failed: Any, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any
+) -> R:
+    """The same loop as ``AsyncRetrying.__call__``, entered with attempt 1 failed."""
+    controller = run.async_controller()
+    controller.begin()
+    state = RetryCallState(retry_object=controller, fn=fn, args=args, kwargs=kwargs)
+    state.set_exception(failed)
     while True:
         do = await controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -131,19 +167,31 @@ async def run_async(
 
 def iterate(policy: Schedule, name: str) -> Iterator[AttemptManager]:
     """Yield attempts for a ``for attempt in …: with attempt:`` block."""
-    clock = policy.clock or _SYSTEM_CLOCK
+    clock = policy.clock or SYSTEM_CLOCK
     first = _FirstAttempt(policy, clock.monotonic())
     yield first
-    if first.exc_info is None:
-        return
-    # Attempt 1 failed with an error worth retrying: tenacity takes over, as
-    # in ``BaseRetrying.__iter__``, from the failed first attempt.
-    run = _Run(policy, name, start=first.start, first_retried=True)
+    if first.exc_info is not None:
+        yield from _resume_block(Run(policy, name, start=first.start), first)
+
+
+def iterate_counted(policy: Schedule, budget: RetryBudget, name: str) -> Iterator[AttemptManager]:
+    """:func:`iterate` for a policy with a budget: the block is counted when it starts."""
+    clock = policy.clock or SYSTEM_CLOCK
+    start = clock.monotonic()
+    budget.record_call(start)
+    first = _FirstAttempt(policy, start)
+    yield first
+    if first.exc_info is not None:
+        yield from _resume_block(Run(policy, name, start=start), first)
+
+
+def _resume_block(run: Run, first: _FirstAttempt) -> Iterator[AttemptManager]:
+    """tenacity takes over from the failed first attempt, as in ``BaseRetrying.__iter__``."""
     controller = run.controller()
     controller.begin()
     state = first.retry_state
     state.retry_object = controller
-    state.set_exception(first.exc_info)
+    state.set_exception(first.exc_info)  # type: ignore[arg-type]
     while True:
         do = controller.iter(retry_state=state)
         if isinstance(do, DoAttempt):
@@ -200,172 +248,3 @@ class _FirstAttempt(AttemptManager):
             return None
         self.exc_info = (exc_type, exc_value, traceback)
         return True  # swallowed: the next iteration retries it
-
-
-def _exception(rs: RetryCallState) -> BaseException:
-    exc = None if rs.outcome is None else rs.outcome.exception()
-    if exc is None:  # pragma: no cover - tenacity calls these hooks after failures only
-        raise AssertionError("retry hook called without a failed attempt")
-    return exc
-
-
-def _type_name(exc: BaseException) -> str:
-    cls = type(exc)
-    if cls.__module__ == "builtins":
-        return cls.__qualname__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-class _Run:
-    """The mutable state of one retried call. Never shared between calls."""
-
-    __slots__ = ("clock", "first_retried", "name", "policy", "start", "stop_reason", "suggested")
-
-    def __init__(
-        self,
-        policy: Schedule,
-        name: str,
-        *,
-        start: float | None = None,
-        first_retried: bool = False,
-    ) -> None:
-        self.policy = policy
-        self.name = name
-        self.clock: Clock = policy.clock or _SYSTEM_CLOCK
-        self.start: float | None = start
-        # The fast path already asked the predicate about attempt 1.
-        self.first_retried = first_retried
-        self.stop_reason: str | None = None
-        self.suggested: float | None = None
-
-    def controller(self) -> Retrying:
-        """A tenacity controller for this run (sync calls and blocks)."""
-        return Retrying(sleep=self.sleep, **self._hooks())
-
-    def async_controller(self) -> AsyncRetrying:
-        """A tenacity controller for this run (coroutines)."""
-        return AsyncRetrying(sleep=self.async_sleep, **self._hooks())
-
-    def _hooks(self) -> dict[str, Any]:
-        return {
-            "before": self.before,
-            "retry": self.should_retry,
-            "wait": self.wait,
-            "stop": self.stop,
-            "before_sleep": self.before_sleep,
-            "retry_error_callback": self.give_up,
-        }
-
-    def elapsed(self) -> float:
-        """Seconds since the first attempt started."""
-        return 0.0 if self.start is None else self.clock.monotonic() - self.start
-
-    def before(self, rs: RetryCallState) -> None:  # noqa: ARG002 - tenacity hook signature
-        """Start the deadline's clock when the first attempt starts."""
-        if self.start is None:
-            self.start = self.clock.monotonic()
-
-    def should_retry(self, rs: RetryCallState) -> bool:
-        """Ask the policy's predicate; a successful attempt is never retried."""
-        if rs.outcome is None or not rs.outcome.failed:
-            return False
-        if rs.attempt_number == 1 and self.first_retried:
-            return True
-        return bool(self.policy.predicate(_exception(rs)))
-
-    def wait(self, rs: RetryCallState) -> float:
-        """
-        Decide the next sleep and whether to stop at all.
-
-        tenacity asks ``wait`` before ``stop``; both depend on the same numbers
-        (the deadline decides the sleep and whether there is time for one), so
-        the decision is made here once and ``stop`` only reads it.
-        """
-        exc = _exception(rs)
-        self.suggested = suggested_delay(exc)
-        if rs.attempt_number >= self.policy.attempts:
-            self.stop_reason = "attempts"
-            return 0.0
-        delay = next_delay(
-            self.policy,
-            retry_number=rs.attempt_number - 1,
-            elapsed=self.elapsed(),
-            suggested=self.suggested,
-        )
-        if delay is None:
-            self.stop_reason = "deadline"
-            return 0.0
-        return delay
-
-    def stop(self, rs: RetryCallState) -> bool:  # noqa: ARG002 - tenacity hook signature
-        """Stop when :meth:`wait` found no attempt or no time left."""
-        return self.stop_reason is not None
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep on the policy's clock, unless testing mode removes sleeps."""
-        if not is_testing():
-            self.clock.sleep(float(seconds))
-
-    async def async_sleep(self, seconds: float) -> None:
-        """``asyncio.sleep``, or the injected clock's ``sleep``; none in testing mode."""
-        if is_testing():
-            return
-        if self.policy.clock is None:
-            import asyncio  # only async callers get here, and they have it loaded already
-
-            await asyncio.sleep(float(seconds))
-        else:
-            self.policy.clock.sleep(float(seconds))
-
-    def before_sleep(self, rs: RetryCallState) -> None:
-        """Report the retry: a span event, a counter and a WARNING with the error."""
-        exc = _exception(rs)
-        fields: dict[str, Any] = {
-            "name": self.name,
-            "attempt": rs.attempt_number,
-            "error.type": _type_name(exc),
-            "delay": float(rs.upcoming_sleep),
-        }
-        if self.suggested is not None:
-            fields["retry_after"] = self.suggested
-        current = trace.get_current_span()
-        if current.is_recording():
-            current.add_event(EVENT, fields)
-        counter("retry.attempts", "Retries scheduled after a transient failure").add(
-            1, {"name": self.name, "error.type": fields["error.type"]}
-        )
-        logger.warning(
-            "%s: attempt %d failed with %s: %s; retrying in %.3fs",
-            self.name,
-            rs.attempt_number,
-            fields["error.type"],
-            exc,
-            fields["delay"],
-            exc_info=exc,
-            extra={"pipeline_reliability": fields},
-        )
-
-    def give_up(self, rs: RetryCallState) -> NoReturn:
-        """Raise ``RetryExhaustedError`` from the last error, after logging it."""
-        exc = _exception(rs)
-        reason = self.stop_reason or "attempts"
-        elapsed = self.elapsed()
-        counter("retry.exhausted", "Retried operations that ran out of attempts or time").add(
-            1, {"name": self.name, "error.type": _type_name(exc), "stop_reason": reason}
-        )
-        log_failure(
-            logger,
-            f"{self.name}: retries exhausted ({reason})",
-            exc,
-            name=self.name,
-            attempts=rs.attempt_number,
-            stop_reason=reason,
-            elapsed=round(elapsed, 6),
-        )
-        raise RetryExhaustedError(
-            f"{self.name} failed after {rs.attempt_number} attempt(s) in {elapsed:.3f}s "
-            f"({reason} ran out); last error {_type_name(exc)}: {exc}",
-            attempts=rs.attempt_number,
-            last_error=exc,
-            reason=reason,
-        ) from exc

@@ -3,7 +3,7 @@
 
 The arithmetic lives in ``_backoff`` as pure functions so that it can be
 property-tested without running anything; ``_engine`` runs a policy on
-tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_backoff``.
+tenacity. Imports go one way: ``_policy`` -> ``_engine`` -> ``_run`` -> ``_backoff``, ``_budget``.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import dataclasses
 import math
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from .._clock import Clock
 from .._validate import duration_seconds
 from ..errors import ConfigurationError, InvalidInputError
-from ._engine import run_async, run_sync
+from ._budget import RetryBudget, as_budget
+from ._engine import run_async, run_async_counted, run_sync, run_sync_counted
 from ._predicates import Predicate, is_transient
 
 __all__ = ["RetryPolicy", "name_of"]
@@ -48,7 +49,7 @@ class RetryPolicy:
 
     Attributes:
         attempts: Maximum number of calls, the first one included (>= 1).
-        deadline: Total budget in seconds from the first call, or ``None`` for
+        deadline: Total time in seconds from the first call, or ``None`` for
             attempts only.
         initial: Backoff cap of the first retry, in seconds (>= 0).
         maximum: Upper bound of any single sleep, in seconds (>= ``initial``).
@@ -57,12 +58,21 @@ class RetryPolicy:
         clock: Where ``monotonic`` and ``sleep`` come from; ``None`` for the
             real clock (``asyncio.sleep`` in async code). A ``FakeClock``
             makes retries instant and deterministic.
+        budget: ``None`` (no limit beyond ``attempts``), a ratio such as
+            ``0.2`` (a :class:`~pipeline_reliability.retry.RetryBudget` of
+            that ratio with its defaults, built here), or a ``RetryBudget``
+            to share. Stored as the ``RetryBudget``: every call through this
+            policy, and through copies made by :meth:`with_`, counts against
+            it. When it refuses a retry the call fails at once with
+            :class:`~pipeline_reliability.errors.RetryBudgetExhaustedError`.
 
     Raises:
         ConfigurationError: A value cannot work (``attempts < 1``, a negative
-            delay, ``maximum < initial``, ``deadline <= 0``, …).
+            delay, ``maximum < initial``, ``deadline <= 0``, a budget that is
+            neither ``None``, a ratio within 0..1000 nor a ``RetryBudget``, …).
 
     .. versionadded:: 0.1.0
+    .. versionchanged:: 0.4.0 ``budget``.
     """
 
     attempts: int = 5
@@ -72,6 +82,7 @@ class RetryPolicy:
     multiplier: float = 2.0
     predicate: Predicate = is_transient
     clock: Clock | None = None
+    budget: RetryBudget | float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
@@ -90,8 +101,10 @@ class RetryPolicy:
             raise ConfigurationError(f"predicate must be callable, not {self.predicate!r}")
         if self.clock is not None and not isinstance(self.clock, Clock):
             raise ConfigurationError(f"clock must implement Clock, not {self.clock!r}")
+        budget = as_budget(self.budget)
         # Normalise in place: the instance is frozen, so go around __setattr__.
         for name, value in (
+            ("budget", budget),
             ("initial", initial),
             ("maximum", maximum),
             ("multiplier", multiplier),
@@ -143,11 +156,16 @@ class RetryPolicy:
         Raises:
             RetryExhaustedError: Attempts or deadline ran out; the last error
                 is chained as ``__cause__`` and kept as ``last_error``.
+            RetryBudgetExhaustedError: The budget refused a retry (a subclass
+                of ``RetryExhaustedError``).
             BaseException: Any error the predicate rejects, unchanged, after
                 exactly one attempt.
         """
         _check_callable(fn)
-        return run_sync(self, name_of(fn), fn, *args, **kwargs)
+        if self.budget is None:
+            return run_sync(self, name_of(fn), fn, *args, **kwargs)
+        budget = cast("RetryBudget", self.budget)  # a RetryBudget after __post_init__
+        return run_sync_counted(self, budget, name_of(fn), fn, *args, **kwargs)
 
     async def acall(
         self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
@@ -160,7 +178,10 @@ class RetryPolicy:
         block the event loop, so do not inject one in async code).
         """
         _check_callable(fn)
-        return await run_async(self, name_of(fn), fn, *args, **kwargs)
+        if self.budget is None:
+            return await run_async(self, name_of(fn), fn, *args, **kwargs)
+        budget = cast("RetryBudget", self.budget)  # a RetryBudget after __post_init__
+        return await run_async_counted(self, budget, name_of(fn), fn, *args, **kwargs)
 
 
 _FIELDS = frozenset(f.name for f in dataclasses.fields(RetryPolicy))

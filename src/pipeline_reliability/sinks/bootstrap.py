@@ -25,6 +25,7 @@ from ._bigquery import TableId, bigquery_module, make_client, map_bigquery_error
 
 __all__ = [
     "TableId",  # defined in _bigquery, with the other helpers every sink shares
+    "add_missing_columns",
     "bootstrap",
     "create_table_from_schema",
     "create_view",
@@ -265,7 +266,109 @@ def _warn_if_columns_missing(client: Any, table_id: str, resource: dict[str, Any
     if missing:
         logger.warning(
             "table %s exists without column(s) %s of the shipped schema; "
-            "add them with client.update_table(table, ['schema'])",
+            "add the NULLABLE ones with `pipeline-reliability bootstrap --add-missing-columns`",
             table_id,
             ", ".join(missing),
         )
+
+
+def add_missing_columns(client: Any, dataset: str) -> dict[str, list[str]]:
+    """
+    Add to each existing shipped table the NULLABLE columns its schema lacks.
+
+    Tables made by an older version of the library lack columns added since
+    (the ledger's ``completed_at``): reading them would fail. Adding
+    a NULLABLE column is the one schema change BigQuery allows in place and
+    that old rows satisfy (they read as ``NULL``), so this is all it does: it
+    never drops, retypes or reorders a column, and never touches a table that
+    does not exist (``bootstrap`` creates those). A missing REQUIRED column
+    cannot be added to a table with rows; it is logged as a warning and left
+    to the operator.
+
+    Args:
+        client: A ``google.cloud.bigquery.Client``.
+        dataset: ``project.dataset`` or ``dataset`` (the client's project).
+
+    Returns:
+        For each table that was altered, its fully qualified id and the names
+        of the columns added (an empty dict when nothing was missing).
+
+    Raises:
+        ConfigurationError: ``dataset`` is not a valid id.
+        WriteFailedError: BigQuery refused a read or the schema update.
+
+    .. versionadded:: 0.1.0
+    """
+    from google.api_core import exceptions as gexc
+
+    ref = TableId.parse(f"{dataset}.placeholder", "dataset")
+    dataset_id = f"{ref.project or client.project}.{ref.dataset}"
+    added: dict[str, list[str]] = {}
+    with span("sinks", "add_missing_columns", {"dataset": dataset_id}):
+        for name in schema_names():
+            table_id = f"{dataset_id}.{name}"
+            with map_bigquery_errors(f"reading table {table_id}"):
+                try:
+                    existing = {field.name for field in client.get_table(table_id).schema}
+                except gexc.NotFound:
+                    continue
+            clauses = _missing_nullable(table_id, existing, table_resource(name))
+            if clauses:
+                # DDL rather than a schema PATCH: it alters the stored table
+                # everywhere (the emulator applies a PATCH to metadata only). One
+                # column per statement, as the emulator wants; IF NOT EXISTS makes a
+                # run cut short safe to repeat.
+                with map_bigquery_errors(f"adding column(s) to {table_id}"):
+                    for col, kind in clauses:
+                        sql = f"ALTER TABLE `{table_id}` ADD COLUMN IF NOT EXISTS {col} {kind}"
+                        client.query(sql).result()
+                    _sync_schema_metadata(client, table_id, table_resource(name))
+                added[table_id] = [col for col, _ in clauses]
+                logger.info("added column(s) %s to %s", ", ".join(added[table_id]), table_id)
+    return added
+
+
+def _sync_schema_metadata(client: Any, table_id: str, resource: dict[str, Any]) -> None:
+    """
+    Make the table's schema metadata list the columns just added.
+
+    BigQuery does this itself; the BigQuery emulator alters the stored table
+    but not the metadata ``get_table`` returns, which would make every later
+    run add the columns "again". A no-op where the metadata is already right.
+    """
+    bigquery = bigquery_module()
+    table = client.get_table(table_id)
+    have = {field.name for field in table.schema}
+    missing = [f for f in resource["schema"]["fields"] if f["name"] not in have
+               and f.get("mode", "NULLABLE").upper() == "NULLABLE"]
+    if missing:
+        table.schema = [*table.schema, *(bigquery.SchemaField.from_api_repr(f) for f in missing)]
+        client.update_table(table, ["schema"])
+
+
+# Legacy type names of the JSON schemas -> their GoogleSQL names in DDL.
+_DDL_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+_SCALAR_TYPES = {"STRING", "INT64", "FLOAT64", "BOOL", "DATE", "TIMESTAMP", "JSON", "NUMERIC",
+                 "BIGNUMERIC", "BYTES", "DATETIME", "TIME", "GEOGRAPHY"}
+
+
+def _missing_nullable(
+    table_id: str, existing: set[str], resource: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """(name, DDL type) of each shipped NULLABLE scalar field missing; warn about the rest."""
+    clauses = []
+    for field in resource["schema"]["fields"]:
+        if field["name"] in existing:
+            continue
+        kind = _DDL_TYPES.get(field["type"].upper(), field["type"].upper())
+        if field.get("mode", "NULLABLE").upper() != "NULLABLE" or kind not in _SCALAR_TYPES:
+            logger.warning(
+                "table %s lacks column %s (%s %s): it cannot be added in place",
+                table_id,
+                field["name"],
+                field.get("mode", "NULLABLE"),
+                field["type"],
+            )
+            continue
+        clauses.append((field["name"], kind))
+    return clauses

@@ -53,7 +53,7 @@ class AsyncMemoryStore:
 
     @property
     def stats(self) -> StoreStats:
-        """Operation counts so far (shared with :attr:`sync`)."""
+        """Operation counts so far (shared with ``sync``, the wrapped MemoryStore)."""
         return self.sync.stats
 
     def reset_stats(self) -> None:

@@ -13,7 +13,7 @@ from ..errors import StoreConflictError, StoreUnavailableError
 from ..stores._protocol import Outcome, Snapshot, StateStore
 from ._wrapper import StoreWrapper
 
-__all__ = ["Fault", "FaultyStore"]
+__all__ = ["DEFAULT_FAULTS", "HANG", "Fault", "FaultPlan", "FaultyStore", "Hang", "fault_error"]
 
 R = TypeVar("R")
 
@@ -42,54 +42,40 @@ class Fault(enum.Enum):
     LOST_RESPONSE = "lost_response"
 
 
-class _Hang(enum.Enum):
+class Hang(enum.Enum):
+    """A call that does not answer (drawn like a fault, but not one: see :class:`Fault`)."""
+
     HANG = "hang"
 
 
-_HANG = _Hang.HANG
+HANG = Hang.HANG
+
+#: What ``probability`` draws from unless ``faults`` says otherwise.
+DEFAULT_FAULTS = (Fault.UNAVAILABLE, Fault.ABORTED, Fault.LOST_RESPONSE)
 
 
-class FaultyStore(StoreWrapper):
+class FaultPlan:
     """
-    Wrap a store and inject faults by plan, by probability, or during an outage.
+    Which operation gets which fault, and the hangs in progress: the part of
+    :class:`FaultyStore` and :class:`AsyncFaultyStore` that does not wait.
 
-    Operations are numbered from 0 in call order (``get`` and ``transact``
-    alike). ``plan`` maps an operation number to a fault; ``probability``
-    draws a fault from ``faults`` with a seeded RNG for every other call;
-    :meth:`outage` makes every call fail with ``UNAVAILABLE`` while active.
-
-    A store that does not answer: :meth:`hang_next` (or ``outage(hang=True)``)
-    makes calls block until the caller's ``timeout`` runs out (``hang_timeout``
-    for a call without one), then raise ``StoreUnavailableError`` as a real
-    store's deadline does; nothing is applied. A hang waits on an event, not a
-    sleep: :meth:`release_hangs` ends every hang at once, and
-    :meth:`wait_hanging` lets a test wait until a call is blocked. Hangs are
-    recorded in ``hangs`` as ``(operation number, operation)``.
-
-    Example::
-
-        store = FaultyStore(MemoryStore(), plan={0: Fault.LOST_RESPONSE})
-        store.fail_next(Fault.UNAVAILABLE, times=2)
-        with store.outage(hang=True):
-            ...  # every call blocks until its timeout, then raises
+    Subclasses add the wrapper (sync or async) and the way a hang waits.
     """
 
     def __init__(
         self,
-        inner: StateStore,
         *,
-        plan: Mapping[int, Fault] | None = None,
-        probability: float = 0.0,
-        faults: Iterable[Fault] = (Fault.UNAVAILABLE, Fault.ABORTED, Fault.LOST_RESPONSE),
-        seed: int = 0,
-        operations: Iterable[str] = ("get", "transact"),
-        hang_timeout: float = 30.0,
+        plan: Mapping[int, Fault] | None,
+        probability: float,
+        faults: Iterable[Fault],
+        seed: int,
+        operations: Iterable[str],
+        hang_timeout: float,
     ) -> None:
         if not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
         if not 0.0 < hang_timeout <= 3600.0:
             raise ValueError("hang_timeout must be within (0, 3600] seconds")
-        super().__init__(inner)
         self.plan = dict(plan or {})
         self.probability = probability
         self.faults = tuple(faults)
@@ -98,11 +84,12 @@ class FaultyStore(StoreWrapper):
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._count = 0
-        self._next: list[Fault | _Hang] = []
-        self._outage: Fault | _Hang | None = None
+        self._next: list[Fault | Hang] = []
+        self._outage: Fault | Hang | None = None
         self.hangs: list[tuple[int, str]] = []
         self.hang_timeout = hang_timeout
         self._release = threading.Event()
+        self._wakers: list[Callable[[], None]] = []
         self._hang_changed = threading.Condition(self._lock)
         self._hanging = 0
 
@@ -114,12 +101,12 @@ class FaultyStore(StoreWrapper):
     def hang_next(self, times: int = 1) -> None:
         """Make the next ``times`` operations hang (see the class docstring)."""
         with self._lock:
-            self._next.extend([_HANG] * times)
+            self._next.extend([HANG] * times)
 
     def set_outage(self, active: bool, *, hang: bool = False) -> None:
         """Start or end an outage: every operation fails (or, with ``hang``, hangs)."""
         with self._lock:
-            self._outage = (_HANG if hang else Fault.UNAVAILABLE) if active else None
+            self._outage = (HANG if hang else Fault.UNAVAILABLE) if active else None
         if not active:
             self.release_hangs()
 
@@ -138,16 +125,118 @@ class FaultyStore(StoreWrapper):
         with self._lock:
             return self._hanging
 
-    def wait_hanging(self, count: int = 1, timeout: float = 10.0) -> bool:
-        """Wait until at least ``count`` calls hang; ``False`` if ``timeout`` passed first."""
-        with self._hang_changed:
-            return self._hang_changed.wait_for(lambda: self._hanging >= count, timeout)
-
     def release_hangs(self) -> None:
         """End every current hang now (each raises ``StoreUnavailableError``); later ones hang."""
         with self._lock:
             released, self._release = self._release, threading.Event()
+            wakers, self._wakers = self._wakers, []
         released.set()
+        for wake in wakers:
+            wake()
+
+    @contextmanager
+    def _hang(self, wake: Callable[[], None] | None = None) -> Iterator[threading.Event]:
+        """
+        Count one call as hanging while the block runs; yield the event that ends it.
+
+        ``wake`` (an async hang's way to be woken from any thread) is called
+        by :meth:`release_hangs` while the block runs.
+        """
+        with self._hang_changed:
+            self._hanging += 1
+            if wake is not None:
+                self._wakers.append(wake)
+            self._hang_changed.notify_all()
+            release = self._release
+        try:
+            yield release
+        finally:
+            with self._hang_changed:
+                self._hanging -= 1
+                if wake is not None and wake in self._wakers:
+                    self._wakers.remove(wake)
+                self._hang_changed.notify_all()
+
+    def _hang_seconds(self, timeout: float | None) -> float:
+        return self.hang_timeout if timeout is None else timeout
+
+    def _draw(self, operation: str) -> Fault | Hang | None:
+        with self._lock:
+            index = self._count
+            self._count += 1
+            if operation not in self.operations:
+                return None
+            fault: Fault | Hang | None
+            if self._outage is not None:
+                fault = self._outage
+            elif self._next:
+                fault = self._next.pop(0)
+            elif index in self.plan:
+                fault = self.plan[index]
+            elif self.probability and self._rng.random() < self.probability:
+                fault = self._rng.choice(self.faults)
+            else:
+                fault = None
+            if fault is HANG:
+                self.hangs.append((index, operation))
+            elif fault is not None:
+                self.injected.append((index, operation, fault))
+            return fault
+
+
+class FaultyStore(FaultPlan, StoreWrapper):
+    """
+    Wrap a store and inject faults by plan, by probability, or during an outage.
+
+    Operations are numbered from 0 in call order (``get`` and ``transact``
+    alike). ``plan`` maps an operation number to a fault; ``probability``
+    draws a fault from ``faults`` with a seeded RNG for every other call;
+    :meth:`outage` makes every call fail with ``UNAVAILABLE`` while active.
+
+    A store that does not answer: :meth:`hang_next` (or ``outage(hang=True)``)
+    makes calls block until the caller's ``timeout`` runs out (``hang_timeout``
+    for a call without one), then raise ``StoreUnavailableError`` as a real
+    store's deadline does; nothing is applied. A hang waits on an event, not a
+    sleep: :meth:`release_hangs` ends every hang at once, and
+    :meth:`wait_hanging` lets a test wait until a call is blocked. Hangs are
+    recorded in ``hangs`` as ``(operation number, operation)``.
+
+    :class:`AsyncFaultyStore` is its twin for an ``AsyncStateStore``.
+
+    Example::
+
+        store = FaultyStore(MemoryStore(), plan={0: Fault.LOST_RESPONSE})
+        store.fail_next(Fault.UNAVAILABLE, times=2)
+        with store.outage(hang=True):
+            ...  # every call blocks until its timeout, then raises
+    """
+
+    def __init__(
+        self,
+        inner: StateStore,
+        *,
+        plan: Mapping[int, Fault] | None = None,
+        probability: float = 0.0,
+        faults: Iterable[Fault] = DEFAULT_FAULTS,
+        seed: int = 0,
+        operations: Iterable[str] = ("get", "transact"),
+        hang_timeout: float = 30.0,
+    ) -> None:
+        FaultPlan.__init__(
+            self,
+            plan=plan,
+            probability=probability,
+            faults=faults,
+            seed=seed,
+            operations=operations,
+            hang_timeout=hang_timeout,
+        )
+        StoreWrapper.__init__(self, inner)
+
+    def wait_hanging(self, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until at least ``count`` calls hang; ``False`` if ``timeout`` passed first."""
+        with self._hang_changed:
+            return self._hang_changed.wait_for(lambda: self._hanging >= count, timeout)
 
     def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
         """Read, unless a fault is due."""
@@ -156,7 +245,7 @@ class FaultyStore(StoreWrapper):
             raise self._fail(fault, collection, key, timeout)
         snap = self.inner.get(collection, key, timeout=timeout)
         if fault is Fault.LOST_RESPONSE:
-            raise _error(fault, collection, key)
+            raise fault_error(fault, collection, key)
         return snap
 
     def transact(
@@ -177,50 +266,19 @@ class FaultyStore(StoreWrapper):
             raise self._fail(fault, collection, key, timeout)
         result = self.inner.transact(collection, key, fn, timeout=timeout)
         if fault is Fault.LOST_RESPONSE:
-            raise _error(fault, collection, key)
+            raise fault_error(fault, collection, key)
         return result
 
     def _fail(
-        self, fault: Fault | _Hang, collection: str, key: str, timeout: float | None
+        self, fault: Fault | Hang, collection: str, key: str, timeout: float | None
     ) -> Exception:
-        if fault is _HANG:
-            with self._hang_changed:
-                self._hanging += 1
-                self._hang_changed.notify_all()
-                release = self._release
-            try:
-                release.wait(self.hang_timeout if timeout is None else timeout)
-            finally:
-                with self._hang_changed:
-                    self._hanging -= 1
-                    self._hang_changed.notify_all()
-        return _error(fault, collection, key)
-
-    def _draw(self, operation: str) -> Fault | _Hang | None:
-        with self._lock:
-            index = self._count
-            self._count += 1
-            if operation not in self.operations:
-                return None
-            fault: Fault | _Hang | None
-            if self._outage is not None:
-                fault = self._outage
-            elif self._next:
-                fault = self._next.pop(0)
-            elif index in self.plan:
-                fault = self.plan[index]
-            elif self.probability and self._rng.random() < self.probability:
-                fault = self._rng.choice(self.faults)
-            else:
-                fault = None
-            if fault is _HANG:
-                self.hangs.append((index, operation))
-            elif fault is not None:
-                self.injected.append((index, operation, fault))
-            return fault
+        if fault is HANG:
+            with self._hang() as release:
+                release.wait(self._hang_seconds(timeout))
+        return fault_error(fault, collection, key)
 
 
-def _error(fault: Fault | _Hang, collection: str, key: str) -> Exception:
+def fault_error(fault: Fault | Hang, collection: str, key: str) -> Exception:
     where = f"{collection}/{key}"
     if fault is Fault.CONTENTION:
         return StoreConflictError(f"injected contention on {where}", attempts=5)
@@ -230,6 +288,6 @@ def _error(fault: Fault | _Hang, collection: str, key: str) -> Exception:
         )
     if fault is Fault.DEADLINE_EXCEEDED:
         return StoreUnavailableError(f"injected deadline exceeded on {where}")
-    if fault is _HANG:
+    if fault is HANG:
         return StoreUnavailableError(f"injected hang on {where}: no answer before the deadline")
     return StoreUnavailableError(f"injected unavailability on {where}")

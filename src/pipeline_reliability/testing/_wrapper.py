@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from ..stores._protocol import Outcome, Snapshot, StateStore, StoreStats
+from ..stores._protocol import AsyncStateStore, Outcome, Snapshot, StateStore, StoreStats
 
-__all__ = ["StoreWrapper"]
+__all__ = ["AsyncStoreWrapper", "StoreWrapper"]
 
 R = TypeVar("R")
 
@@ -71,3 +71,43 @@ class StoreWrapper:
     ) -> R:
         """Transact on the wrapped store."""
         return self.inner.transact(collection, key, fn, timeout=timeout)
+
+
+class AsyncStoreWrapper:
+    """
+    An :class:`~pipeline_reliability.stores.AsyncStateStore` delegating everything to ``inner``.
+
+    The asyncio twin of :class:`StoreWrapper`: override the coroutines
+    :meth:`get` or :meth:`transact` and ``await super()...`` to reach the
+    wrapped store. :class:`AsyncFaultyStore` is built on it.
+
+    Args:
+        inner: the async store every operation is passed to.
+    """
+
+    def __init__(self, inner: AsyncStateStore) -> None:
+        self.inner = inner
+
+    @property
+    def stats(self) -> StoreStats:
+        """The wrapped store's counts."""
+        return self.inner.stats
+
+    def reset_stats(self) -> None:
+        """Reset the wrapped store's counts."""
+        self.inner.reset_stats()
+
+    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
+        """Read from the wrapped store."""
+        return await self.inner.get(collection, key, timeout=timeout)
+
+    async def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """Transact on the wrapped store."""
+        return await self.inner.transact(collection, key, fn, timeout=timeout)
