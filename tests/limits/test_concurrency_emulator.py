@@ -8,6 +8,7 @@ would, and timeouts are generous.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
@@ -17,9 +18,9 @@ import time
 
 import pytest
 
-from pipeline_reliability import StateStore
+from pipeline_reliability import AsyncFirestoreStore, Snapshot, StateStore
 from pipeline_reliability.errors import SlotNotAcquiredError
-from pipeline_reliability.limits import ConcurrencyLimit
+from pipeline_reliability.limits import AsyncConcurrencyLimit, ConcurrencyLimit
 
 pytestmark = pytest.mark.firestore
 
@@ -76,7 +77,7 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
 
 _CHILD = """
 import sys
-from pipeline_reliability.limits import ConcurrencyLimit
+from pipeline_reliability.limits import AsyncConcurrencyLimit, ConcurrencyLimit
 from pipeline_reliability.stores.firestore import FirestoreStore
 
 limit = ConcurrencyLimit("merge:ds.table", FirestoreStore(project=sys.argv[1]), limit=1,
@@ -118,3 +119,39 @@ def test_a_killed_holders_slot_returns_after_its_lease(
     assert slot.held
     assert waited < LEASE + 5.0
     assert slot.release() is True
+
+
+def test_async_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
+    firestore_project: str,
+) -> None:
+    """The async form on AsyncFirestoreStore (official async client): the same scenario."""
+    store = AsyncFirestoreStore(project=firestore_project)
+    instances = [
+        AsyncConcurrencyLimit("merge:ds.table", store, limit=N, lease=30,
+                              owner=f"instance-{i}", store_timeout=60)
+        for i in range(3)
+    ]
+    inside, peak, entries = 0, 0, 0
+
+    async def holder(index: int) -> None:
+        nonlocal inside, peak, entries
+        await asyncio.sleep(random.Random(index).uniform(0, 2.0))
+        async with instances[index % 3].slot(timeout=300):
+            inside += 1
+            entries += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(1.0)  # the MERGE statement
+            inside -= 1
+
+    async def main() -> Snapshot:
+        try:
+            await asyncio.gather(*(holder(i) for i in range(N + 5)))
+            return await store.get("concurrency_limits", "merge:ds.table")
+        finally:
+            await store.aclose()
+
+    left = asyncio.run(main())
+
+    assert entries == N + 5
+    assert 1 <= peak <= N, f"{peak} holders at once, limit {N}"
+    assert left.data is None
