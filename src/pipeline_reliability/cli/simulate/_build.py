@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from ._components import Components, memory_components
 from ._config import SimulationConfig
-from ._limited import LimitedTable
 
 __all__ = ["build_components"]
 
@@ -26,10 +25,5 @@ def build_components(config: SimulationConfig) -> Components:
     if config.emulators:
         from ._emulated import emulator_components
 
-        components = emulator_components(config)
-    else:
-        components = memory_components(config)
-    # Half the workers may write at once: the limit is reached and must hold.
-    limit = max(1, config.workers // 2)
-    components.table = LimitedTable(components.table, components.store, limit)
-    return components
+        return emulator_components(config)
+    return memory_components(config)

@@ -23,6 +23,7 @@ from ...stores._protocol import StateStore
 from ...stores.memory import MemoryStore
 from ...testing import FakeClock, FaultyStore
 from ._config import PHASE3, PHASE4, SimulationConfig
+from ._limited import LimitedTable
 from ._plan import PHASES
 from ._table import MemoryTable
 
@@ -170,8 +171,12 @@ def common_components(
     def instance_store(shared: StateStore, index: int) -> FaultyStore:
         return FaultyStore(shared, seed=config.seed + index)
 
+    # The processors' writes go through a fleet-wide ConcurrencyLimit, as a
+    # BigQueryWriter(concurrency=...) would: half the workers may write at
+    # once, so the limit is reached and must hold (invariant dml_limit_respected).
+    limited = LimitedTable(table, store, max(1, config.workers // 2))
     return Components(
-        clock=clock, store=store, breaker_store=breaker_store, ledger=ledger, table=table,
+        clock=clock, store=store, breaker_store=breaker_store, ledger=ledger, table=limited,
         phases=phases, make_tracker=make_tracker, make_breaker=make_breaker,
         make_lock=make_lock, dedup=deduplicate_rows, instance_store=instance_store,
     )

@@ -14,21 +14,31 @@ from __future__ import annotations
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from ..._clock import SystemClock
 from ...limits import ConcurrencyLimit
 from ...stores._protocol import StateStore
-from ._components import TableSink
 
 __all__ = ["DML_LIMIT_NAME", "LimitedTable"]
 
 DML_LIMIT_NAME = "bigquery-dml:simulate.output"
 
 
+class _Table(Protocol):
+    """The table written to (``_components.TableSink``, which wires this wrapper in)."""
+
+    def upsert(
+        self, rows: Sequence[Mapping[str, Any]], *, fence: int | None = ...,
+        fence_key: Hashable = ...,
+    ) -> tuple[int, int]: ...
+
+    def rows(self) -> list[dict[str, Any]]: ...
+
+
 class LimitedTable:
     """
-    A :class:`TableSink` whose upserts each hold a slot of one limit.
+    A table sink whose upserts each hold a slot of one limit.
 
     Args:
         inner: The table written to.
@@ -36,7 +46,7 @@ class LimitedTable:
         limit: Writers admitted at once.
     """
 
-    def __init__(self, inner: TableSink, store: StateStore, limit: int) -> None:
+    def __init__(self, inner: _Table, store: StateStore, limit: int) -> None:
         self.inner = inner
         self.store = store
         self.limit = limit
