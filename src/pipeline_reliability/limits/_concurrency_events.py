@@ -79,7 +79,8 @@ class Telemetry:
 
     def remove(self, listener: SlotListener) -> None:
         with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
+            # Equality, not identity: `obj.method` is a new bound method at each access.
+            self._listeners = tuple(x for x in self._listeners if x != listener)
 
     def poll(self) -> None:
         self._polls.add(1, self._attrs)
