@@ -337,3 +337,23 @@ def test_auto_renew_step_keeps_the_slot_past_its_first_lease(
     slot.ensure_held()
     slot.release()
     assert renewer.step() is None, "a released slot stops renewing"
+
+
+def test_every_store_call_is_bounded_by_store_timeout(
+    memory_store: MemoryStore, fake_clock: FakeClock
+) -> None:
+    """A store that never answers fails the acquire after store_timeout (real time, bounded)."""
+    import time
+
+    from pipeline_reliability.testing import FaultyStore
+
+    faulty = FaultyStore(memory_store)
+    limit = ConcurrencyLimit("x", faulty, limit=1, clock=fake_clock, store_timeout=0.2)
+    faulty.hang_next()
+    started = time.monotonic()
+
+    with pytest.raises(StoreUnavailableError):
+        limit.acquire()
+
+    assert faulty.hangs == [(0, "transact")]
+    assert time.monotonic() - started < 5.0
