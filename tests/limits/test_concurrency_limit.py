@@ -357,3 +357,36 @@ def test_every_store_call_is_bounded_by_store_timeout(
 
     assert faulty.hangs == [(0, "transact")]
     assert time.monotonic() - started < 5.0
+
+
+def test_a_thread_waiting_for_its_objects_turn_is_bounded_too(
+    memory_store: MemoryStore, fake_clock: FakeClock
+) -> None:
+    """One thread's transaction hangs: another thread of the same object is not stuck behind it."""
+    import threading
+    import time
+
+    from pipeline_reliability.testing import FaultyStore
+
+    faulty = FaultyStore(memory_store)
+    limit = ConcurrencyLimit("x", faulty, limit=2, clock=fake_clock, store_timeout=0.5)
+    faulty.hang_next()
+    failures: list[BaseException] = []
+
+    def hung() -> None:
+        try:
+            limit.acquire()
+        except StoreUnavailableError as exc:
+            failures.append(exc)
+
+    first = threading.Thread(target=hung)
+    first.start()
+    assert faulty.wait_hanging(1, timeout=10)
+    started = time.monotonic()
+
+    slot = limit.acquire(timeout=60)  # waits its turn as contention, then gets a slot
+
+    first.join(timeout=10)
+    assert slot.held
+    assert len(failures) == 1
+    assert time.monotonic() - started < 5.0

@@ -14,7 +14,7 @@ from ..errors import SlotLostError, StoreConflictError, StoreUnavailableError
 from ..stores import AsyncStateStore, Outcome, Snapshot
 from ._concurrency_events import Telemetry
 from ._concurrency_options import LimitConfig
-from ._concurrency_slot import RELEASE_ATTEMPTS, RENEW_FRACTION, SlotBase
+from ._concurrency_slot import RELEASE_ATTEMPTS, RENEW_FRACTION, SlotBase, local_contention
 from ._slots import check_held, decide_release, decide_renew
 
 if TYPE_CHECKING:
@@ -67,9 +67,18 @@ class AsyncDoor:
         return await self.store.get(c.collection, c.key, timeout=c.store_timeout)
 
     async def transact(self, fn: Callable[[Snapshot], Outcome[R]]) -> R:
+        import asyncio
+
         c = self.config
-        async with self._lock():
+        lock = self._lock()
+        try:
+            await asyncio.wait_for(lock.acquire(), c.store_timeout)
+        except TimeoutError:
+            raise local_contention(c) from None
+        try:
             return await self.store.transact(c.collection, c.key, fn, timeout=c.store_timeout)
+        finally:
+            lock.release()
 
     async def transact_patiently(self, fn: Callable[[Snapshot], Outcome[R]]) -> R:
         """``transact``, tried again with jittered backoff while it meets contention."""

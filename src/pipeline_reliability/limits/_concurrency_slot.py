@@ -17,7 +17,7 @@ from ._concurrency_events import SlotEvent, Telemetry
 from ._concurrency_options import LimitConfig
 from ._slots import Gone, Released, Renewed, check_held, decide_release, decide_renew
 
-__all__ = ["RELEASE_ATTEMPTS", "RENEW_FRACTION", "Door", "Slot", "SlotBase"]
+__all__ = ["RELEASE_ATTEMPTS", "RENEW_FRACTION", "Door", "Slot", "SlotBase", "local_contention"]
 
 logger = logging.getLogger("pipeline_reliability.limits")
 
@@ -54,8 +54,14 @@ class Door:
 
     def transact(self, fn: Callable[[Snapshot], Outcome[R]]) -> R:
         c = self.config
-        with self._one_at_a_time:
+        # The wait for our own turn is bounded too: a hung transaction of
+        # another thread counts as contention, which callers poll through.
+        if not self._one_at_a_time.acquire(timeout=c.store_timeout):
+            raise local_contention(c)
+        try:
             return self.store.transact(c.collection, c.key, fn, timeout=c.store_timeout)
+        finally:
+            self._one_at_a_time.release()
 
     def transact_patiently(self, fn: Callable[[Snapshot], Outcome[R]], rng: random.Random) -> R:
         """``transact``, tried again with jittered backoff while it meets contention."""
@@ -67,6 +73,15 @@ class Door:
                 self.config.clock.sleep(rng.uniform(delay / 2, delay))
                 delay *= 2
         return self.transact(fn)
+
+
+def local_contention(config: LimitConfig) -> StoreConflictError:
+    """The error of a transaction that waited ``store_timeout`` for its object's turn."""
+    return StoreConflictError(
+        f"{config.name}: another transaction of this limit object ran for "
+        f"{config.store_timeout}s",
+        attempts=0,
+    )
 
 
 class SlotBase:
