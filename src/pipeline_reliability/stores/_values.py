@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._protocol import Snapshot
 
-__all__ = ["MAX_DOCUMENT_BYTES", "copy_document", "normalise_document"]
+__all__ = ["MAX_DOCUMENT_BYTES", "check_first", "copy_document", "normalise_document"]
 
 # Firestore's maximum document size; the estimate below errs on the large side.
 MAX_DOCUMENT_BYTES = 1_048_576
@@ -37,6 +38,23 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
     if size[0] > MAX_DOCUMENT_BYTES:
         raise InvalidInputError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
     return out
+
+
+def check_first(first: object) -> Snapshot:
+    """
+    Check the ``first`` snapshot of a ``transact_from`` call.
+
+    Raises:
+        InvalidInputError: not a :class:`Snapshot`, or its data and version
+            disagree on whether the document exists.
+    """
+    if not isinstance(first, Snapshot):
+        raise InvalidInputError(f"first must be a Snapshot, got {_show(first)}")
+    if (first.data is None) != (first.version is None) or not (
+        first.data is None or isinstance(first.data, dict)
+    ):
+        raise InvalidInputError("first is not a snapshot a store returned (data/version mismatch)")
+    return first
 
 
 def copy_document(data: dict[str, Any]) -> dict[str, Any]:
