@@ -6,6 +6,7 @@ first attempt is one commit with a precondition, so the emulator decides.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from pipeline_reliability import (
     StoreStats,
 )
 from pipeline_reliability.stores.firestore import FirestoreStore
+
+NOW = datetime(2026, 1, 31, tzinfo=UTC)
 
 
 def _from(store: StateStore, first: Any, fn: Any, **kwargs: Any) -> Any:
@@ -147,7 +150,17 @@ def test_callback_error_and_bad_data_write_nothing(store: StateStore) -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [None, {"n": 1}, "snapshot", Snapshot(COLLECTION, "k", {"n": 1}, None, None)],  # type: ignore[arg-type]
+    [
+        None,
+        {"n": 1},
+        "snapshot",
+        Snapshot(COLLECTION, "k", {"n": 1}, None, NOW),
+        Snapshot(COLLECTION, "k", None, 3, NOW),
+        Snapshot(COLLECTION, "k", {"n": 1}, "v1", NOW),
+        Snapshot(COLLECTION, "k", {"n": 1}, True, NOW),
+        Snapshot(COLLECTION, "k", {"n": 1}, 1.5, NOW),
+        Snapshot(COLLECTION, "k", ["n"], 3, NOW),  # type: ignore[arg-type]
+    ],
 )
 def test_a_first_that_is_not_a_snapshot_is_invalid_input(store: StateStore, bad: Any) -> None:
     """Nothing is read or written for a bad ``first``."""
@@ -155,6 +168,16 @@ def test_a_first_that_is_not_a_snapshot_is_invalid_input(store: StateStore, bad:
     with pytest.raises(InvalidInputError):
         _from(store, bad, increment)
     assert store.stats.writes == 0
+
+
+def test_a_version_of_another_kind_of_store_is_invalid_input(store: StateStore) -> None:
+    """A MemoryStore snapshot on Firestore and the reverse: refused, nothing written."""
+    put(store, "x", {"n": 1})
+    own = store.get(COLLECTION, "x")
+    foreign = 7 if isinstance(own.version, datetime) else NOW
+    with pytest.raises(InvalidInputError):
+        _from(store, Snapshot(COLLECTION, "x", {"n": 1}, foreign, NOW), increment)
+    assert store.get(COLLECTION, "x").data == {"n": 1}
 
 
 def test_a_bad_timeout_is_invalid_input(store: StateStore) -> None:

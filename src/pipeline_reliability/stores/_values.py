@@ -40,20 +40,32 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def check_first(first: object) -> Snapshot:
+def check_first(first: object, version: type) -> Snapshot:
     """
     Check the ``first`` snapshot of a ``transact_from`` call.
 
+    Args:
+        version: The type of the store's versions (``int`` for MemoryStore,
+            ``datetime`` for Firestore's update times).
+
     Raises:
-        InvalidInputError: not a :class:`Snapshot`, or its data and version
-            disagree on whether the document exists.
+        InvalidInputError: not a :class:`Snapshot`, or not one this kind of
+            store returns (data and version disagree on whether the document
+            exists, or the version is of another type).
     """
     if not isinstance(first, Snapshot):
         raise InvalidInputError(f"first must be a Snapshot, got {_show(first)}")
-    if (first.data is None) != (first.version is None) or not (
-        first.data is None or isinstance(first.data, dict)
+    if first.data is None and first.version is None:
+        return first
+    if not (
+        isinstance(first.data, dict)
+        and isinstance(first.version, version)
+        and not isinstance(first.version, bool)
     ):
-        raise InvalidInputError("first is not a snapshot a store returned (data/version mismatch)")
+        raise InvalidInputError(
+            "first is not a snapshot this store returned "
+            f"(data {type(first.data).__name__}, version {_show(first.version)})"
+        )
     return first
 
 

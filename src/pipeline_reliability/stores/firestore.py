@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from .._keys import validate_id
@@ -261,7 +262,7 @@ class FirestoreStore(CountingStore):
         with the time left. A decision that writes nothing returns at once,
         serialisable at ``first``'s read time.
         """
-        snap = check_first(first)
+        snap = check_first(first, datetime)
         seconds = call_timeout(timeout) or self.timeout
         end = time.monotonic() + seconds
         deadline = _Deadline(seconds)

@@ -101,7 +101,7 @@ class MemoryStore(CountingStore):
             InvalidInputError: ``first`` is not a :class:`Snapshot`, or as :meth:`transact`.
             StoreConflictError: as :meth:`transact`.
         """
-        snap = check_first(first)
+        snap = check_first(first, int)
         validate_id(snap.collection, "collection id")
         validate_id(snap.key)
         call_timeout(timeout)
