@@ -8,6 +8,7 @@ the Firestore emulator (where the commit carries an update_time precondition).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ import pytest
 from pipeline_reliability import MemoryStore, Outcome, Snapshot, StoreUnavailableError
 from pipeline_reliability.completion import CompletionResult, CompletionTracker, PhaseSpec
 from pipeline_reliability.stores.firestore import FirestoreStore
-from pipeline_reliability.testing import FakeClock
+from pipeline_reliability.testing import FakeClock, StoreWrapper
 
 R = TypeVar("R")
 DATE = "2026-01-31"
@@ -149,6 +150,45 @@ def test_item_b_a_different_write_in_between_is_not_lost(stores: list[Any]) -> N
     assert (status.count, status.completed) == (2, frozenset({"a", "b"}))
 
 
+class HoldingTransaction(StoreWrapper):
+    """Stops its first transaction after the callback ran, before the commit, until released."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]],
+        *, timeout: float | None = None,
+    ) -> R:
+        def held(snap: Snapshot) -> Outcome[R]:
+            outcome = fn(snap)
+            if not self.inside.is_set():
+                self.inside.set()
+                assert self.release.wait(timeout=60), "test never released the transaction"
+            return outcome
+
+        return super().transact(collection, key, held, timeout=timeout)
+
+
+class Deciding(FirestoreStore):
+    """Signals when its first optimistic attempt has decided (and goes on to commit)."""
+
+    decided: threading.Event
+
+    def transact_from(
+        self, first: Snapshot, fn: Callable[[Snapshot], Outcome[R]], *,
+        timeout: float | None = None,
+    ) -> R:
+        def deciding(snap: Snapshot) -> Outcome[R]:
+            outcome = fn(snap)
+            self.decided.set()
+            return outcome
+
+        return super().transact_from(first, deciding, timeout=timeout)
+
+
 class LostMemory(MemoryStore):
     """Commits the optimistic attempt, then loses its response once."""
 
@@ -181,3 +221,51 @@ def test_item_b_first_completion_reads_once(fake_clock: FakeClock) -> None:
     assert tracker.record_completion("phase3", DATE, "a", execution_id="ra").counted
     stats = store.stats
     assert (stats.reads, stats.writes, stats.transactions) == (1, 1, 1)
+
+
+@pytest.mark.firestore
+def test_item_b_a_conditional_commit_during_another_instances_transaction_counts_once(
+    firestore_project: str,
+) -> None:
+    """
+    Must show (issue 13), with the new first attempt: instance 1 is inside a
+    real Firestore transaction on the document (it read, decided to count the
+    last processor and claim the trigger, and has not committed); instance 2
+    gets the same delivery, and its conditional commit meets that transaction.
+    Whatever the order Firestore picks, the processor counts once and the
+    trigger is claimed once.
+    """
+    conditional = Deciding(project=firestore_project)
+    conditional.decided = threading.Event()
+    stores = [FirestoreStore(project=firestore_project) for _ in range(2)] + [conditional]
+    try:
+        setup_store, in_tx, _ = stores
+        holding = HoldingTransaction(in_tx)
+        setup = _tracker(setup_store, "i0")
+        setup.record_completion("phase3", DATE, "a", execution_id="ra")
+        setup.record_completion("phase3", DATE, "b", execution_id="rb")
+        slow, fast = _tracker(holding, "i1"), _tracker(conditional, "i2")
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            held = pool.submit(
+                slow.record_completion, "phase3", DATE, "c", execution_id="rc", message_id="mc"
+            )
+            assert holding.inside.wait(timeout=60)
+            other = pool.submit(
+                fast.record_completion, "phase3", DATE, "c", execution_id="rc", message_id="mc"
+            )
+            # Instance 2 decided on the same version and is committing into the
+            # held transaction (the emulator makes it wait for the lock).
+            assert conditional.decided.wait(timeout=60)
+            time.sleep(0.5)
+            holding.release.set()
+            results = [held.result(timeout=120), other.result(timeout=120)]
+
+        assert [r.counted for r in results].count(True) == 1
+        assert [r.duplicate for r in results].count(True) == 1
+        assert len([r for r in results if r.trigger is not None]) == 1
+        status = setup.status("phase3", DATE)
+        assert (status.count, status.completed) == (3, frozenset({"a", "b", "c"}))
+    finally:
+        for store in stores:
+            store.close()

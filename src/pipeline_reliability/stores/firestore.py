@@ -298,8 +298,10 @@ class FirestoreStore(CountingStore):
                 try:
                     # No retry: a commit whose response was lost must not be sent twice.
                     batch.commit(retry=None, timeout=rpc_timeout)
-                except (gexc.FailedPrecondition, gexc.Conflict, gexc.NotFound):
-                    # Changed since the read (a deleted document: NotFound in production).
+                except (gexc.FailedPrecondition, gexc.Conflict, gexc.NotFound, gexc.Aborted):
+                    # Changed since the read (a deleted document: NotFound in
+                    # production), or aborted by a transaction holding the
+                    # document (the emulator's lock timeout): nothing applied.
                     call.committing = False
                 else:
                     self._count(writes=1)
