@@ -277,22 +277,22 @@ class FirestoreStore(CountingStore):
             data = normalise_document(write.data) if isinstance(write, Put) else None
             if write is None or (isinstance(write, Delete) and snap.data is None):
                 return outcome.result
-            # Missing when read: it must still be missing; else still at that update_time.
-            option = (
-                client.write_option(exists=False)
-                if snap.version is None
-                else client.write_option(last_update_time=snap.version)
-            )
-            batch = client.batch()
-            if data is not None:
-                batch.set(ref, data)
-                option.modify_write(batch._write_pbs[-1])  # set() takes no option
-            else:
-                batch.delete(ref, option=option)
             from google.api_core import exceptions as gexc
 
             call = _Call(attempts=1)
             with map_firestore_errors(f"write on {ref.path}", call):
+                # Missing when read: it must still be missing; else still at that update_time.
+                option = (
+                    client.write_option(exists=False)
+                    if snap.version is None
+                    else client.write_option(last_update_time=snap.version)
+                )
+                batch = client.batch()
+                if data is not None:
+                    batch.set(ref, data)
+                    option.modify_write(batch._write_pbs[-1])  # set() takes no option
+                else:
+                    batch.delete(ref, option=option)
                 rpc_timeout = deadline.remaining()
                 call.committing = True
                 try:
