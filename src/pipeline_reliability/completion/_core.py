@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._clock import Clock, SystemClock
 from .._identity import default_owner
@@ -121,6 +121,11 @@ class TrackerCore:
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
         self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
+        # An optional store operation (MemoryStore, FirestoreStore): a
+        # transaction whose first attempt is a snapshot already read. Wrappers
+        # that do not offer it get the plain transaction.
+        from_snapshot = getattr(store, "transact_from", None)
+        self._transact_from: Any = from_snapshot if callable(from_snapshot) else None
 
     @property
     def phases(self) -> Mapping[str, PhaseSpec]:
@@ -147,10 +152,17 @@ class TrackerCore:
         decide: Callable[[dict[str, Any], Snapshot], tuple[R, bool]],
         *,
         end: float | None = None,
+        first: Snapshot | None = None,
     ) -> R:
         """
         Run ``decide`` on the (phase, date) document in a retried transaction
         (within ``store_deadline``, or until ``end`` when the budget is shared).
+
+        ``first``: a snapshot of the document just read with ``get`` and not
+        changed since; when the store has ``transact_from``, the first attempt
+        decides on it and commits only if the document is still at its
+        version (one read fewer; on Firestore a conditional commit instead of
+        a transaction). Retries after a failure read afresh.
 
         ``decide`` gets the document (the fresh layout when it does not exist)
         and the snapshot, changes the document in place and returns
@@ -176,7 +188,11 @@ class TrackerCore:
             decided.append(result)
             return Outcome(result, Put(doc))
 
+        pending = [first] if first is not None and self._transact_from is not None else []
+
         def transact(timeout: float) -> R:
+            if pending:  # only the first call: a retry must not decide on old data
+                return cast("R", self._transact_from(pending.pop(), fn, timeout=timeout))
             return self._store.transact(spec.collection, day, fn, timeout=timeout)
 
         return self._store_op(transact, end=end)

@@ -298,10 +298,10 @@ class RecordingTracker(TrackerCore):
         # The read and the transaction share one budget (the degraded path's
         # latency bound in docs/how-to/completion.md).
         end = self._budget_end()
-        known = self._duplicate_by_read(spec, day, c, decide, end)
+        known, first = self._duplicate_by_read(spec, day, c, decide, end)
         if known is not None:
             return known
-        result, gated = self._transact(spec, day, decide, end=end)
+        result, gated = self._transact(spec, day, decide, end=end, first=first)
         if not gated:
             return result
         verdict = evaluate_gates(spec.gates, spec.name, day)
@@ -331,7 +331,7 @@ class RecordingTracker(TrackerCore):
         c: Completion,
         decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
         end: float,
-    ) -> CompletionResult | None:
+    ) -> tuple[CompletionResult | None, Snapshot | None]:
         """
         The result of a delivery that a plain read proves to be a duplicate.
 
@@ -344,7 +344,10 @@ class RecordingTracker(TrackerCore):
         docs/explanation/barrier.md, "Duplicates without a transaction".
 
         Returns:
-            The result for a proven duplicate; else ``None`` (take the transaction).
+            The result for a proven duplicate, else ``None`` (take the
+            transaction); and the snapshot read when it is still as read (the
+            delivery is not a duplicate): the transaction's first attempt
+            decides on it (``TrackerCore._transact``'s ``first``).
 
         Raises:
             StoreError: the read failed and left no time for the transaction.
@@ -356,14 +359,14 @@ class RecordingTracker(TrackerCore):
         except STORE_FAILURES:
             if end - self._budget_clock.monotonic() <= 0:
                 raise
-            return None
+            return None, None
         if snap.data is None or not seen(snap.data, c):
-            return None
+            return None, snap  # untouched: the transaction may start from it
         doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
         (result, gated), write = decide(doc, snap)
         if write or gated or not result.duplicate:
-            return None
-        return cast("CompletionResult", result)
+            return None, None
+        return cast("CompletionResult", result), None
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
