@@ -23,12 +23,13 @@ from pipeline_reliability import (
     StoreStats,
 )
 from pipeline_reliability.stores.firestore import FirestoreStore
+from store_backends import SyncOverAsync
 
 NOW = datetime(2026, 1, 31, tzinfo=UTC)
 
 
 def _from(store: StateStore, first: Any, fn: Any, **kwargs: Any) -> Any:
-    assert isinstance(store, MemoryStore | FirestoreStore)
+    assert isinstance(store, MemoryStore | FirestoreStore | SyncOverAsync)
     return store.transact_from(first, fn, **kwargs)
 
 

@@ -26,6 +26,8 @@ from ._firestore_common import (
     commit_request,
     creation_failed,
     firestore_module,
+    first_batch,
+    first_conflicts,
     map_firestore_errors,
     rollback_request,
     snapshot_of,
@@ -203,32 +205,16 @@ class FirestoreStore(CountingStore):
             data = normalise_document(write.data) if isinstance(write, Put) else None
             if write is None or (isinstance(write, Delete) and snap.data is None):
                 return outcome.result
-            from google.api_core import exceptions as gexc
-
             call = Call(attempts=1)
             with map_firestore_errors(f"write on {ref.path}", call):
-                # Missing when read: it must still be missing; else still at that update_time.
-                option = (
-                    client.write_option(exists=False)
-                    if snap.version is None
-                    else client.write_option(last_update_time=snap.version)
-                )
-                batch = client.batch()
-                if data is not None:
-                    batch.set(ref, data)
-                    option.modify_write(batch._write_pbs[-1])  # set() takes no option
-                else:
-                    batch.delete(ref, option=option)
+                batch = first_batch(client, ref, snap, data)
                 rpc_timeout = deadline.remaining()
                 call.committing = True
                 try:
                     # No retry: a commit whose response was lost must not be sent twice.
                     batch.commit(retry=None, timeout=rpc_timeout)
-                except (gexc.FailedPrecondition, gexc.Conflict, gexc.NotFound, gexc.Aborted):
-                    # Changed since the read (a deleted document: NotFound in
-                    # production), or aborted by a transaction holding the
-                    # document (the emulator's lock timeout): nothing applied.
-                    call.committing = False
+                except first_conflicts():
+                    call.committing = False  # changed since the read: nothing applied
                 else:
                     self._count(writes=1)
                     return outcome.result
