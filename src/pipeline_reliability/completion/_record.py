@@ -6,17 +6,14 @@ to the ledger when the store is down (DESIGN F1, F2, F3, F4).
 from __future__ import annotations
 
 import dataclasses
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from .._telemetry import log_failure, span
-from ..errors import CompletionNotRecordedError, InvalidInputError
-from ..stores._protocol import Snapshot
+from ..errors import InvalidInputError
 from ._checks import check_publish
-from ._claims import claim_step, suppress
 from ._core import (
     STORE_FAILURES,
     Publish,
@@ -24,13 +21,22 @@ from ._core import (
     describe,
     logger,
 )
-from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
+from ._decide import Decide
+from ._decide_record import (
+    degraded_result,
+    gated_step,
+    ledger_row,
+    not_recorded,
+    proven_duplicate,
+    record_step,
+)
+from ._doc import Completion
 from ._events import TriggerClaim
-from ._expected import fix_expected, resolve
+from ._expected import resolve
 from ._gates import evaluate_gates
-from ._ledger import LedgerRow, check_ledger_row
+from ._ledger import check_ledger_row
 from ._metadata import read_metadata, write_metadata
-from ._outcomes import completion_result, count_result, expected_or_nothing
+from ._outcomes import count_result
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
@@ -278,22 +284,7 @@ class RecordingTracker(TrackerCore):
         if not c.metadata_inline and (spec.schedule is not None or c.processor in spec.expected):
             write_metadata(self._store, self._retry, spec, day, c)  # ignored names keep none
 
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            rspec, fixed = fix_expected(doc, spec, day, snap.now)
-            applied = apply_completion(doc, rspec, c, snap.now)
-            claim, gated, changed = None, False, False
-            if trigger:
-                claim, changed, gated = claim_step(
-                    doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
-                    gate=None, correlation_id=c.correlation_id,
-                )
-            else:
-                changed = suppress(doc, rspec, day, snap.now, snap.now)
-            write = fixed or applied.changed or changed
-            done = recount(doc, rspec, snap.now) if write else done_set(doc, rspec)
-            result = completion_result(doc, rspec, day, c, applied, claim=claim, done=done)
-            return (result, gated), write
-
+        decide = record_step(spec, day, c, owner=self.owner, trigger=trigger)
         result: CompletionResult
         # The read and the transaction share one budget (the degraded path's
         # latency bound in docs/how-to/completion.md).
@@ -305,17 +296,9 @@ class RecordingTracker(TrackerCore):
         if not gated:
             return result
         verdict = evaluate_gates(spec.gates, spec.name, day)
-
-        def decide_gated(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            rspec, fixed = fix_expected(doc, spec, day, snap.now)
-            claim, changed, _ = claim_step(
-                doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
-                gate=verdict, correlation_id=c.correlation_id,
-            )
-            if changed or fixed:
-                recount(doc, rspec, snap.now)
-            return claim, changed or fixed
-
+        decide_gated = gated_step(
+            spec, day, owner=self.owner, verdict=verdict, correlation_id=c.correlation_id
+        )
         claim: TriggerClaim | None = self._transact(spec, day, decide_gated)
         return dataclasses.replace(
             result,
@@ -329,7 +312,7 @@ class RecordingTracker(TrackerCore):
         spec: PhaseSpec,
         day: str,
         c: Completion,
-        decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
+        decide: Decide,
         end: float,
     ) -> CompletionResult | None:
         """
@@ -357,13 +340,7 @@ class RecordingTracker(TrackerCore):
             if end - self._budget_clock.monotonic() <= 0:
                 raise
             return None
-        if snap.data is None or not seen(snap.data, c):
-            return None
-        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
-        (result, gated), write = decide(doc, snap)
-        if write or gated or not result.duplicate:
-            return None
-        return cast("CompletionResult", result)
+        return proven_duplicate(spec, day, c, decide, snap)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
@@ -380,29 +357,8 @@ class RecordingTracker(TrackerCore):
             why = "a backfill is never written to the ledger" if backfill else (
                 "no fallback ledger is configured"
             )
-            raise CompletionNotRecordedError(
-                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
-                f"the store failed and {why}",
-                phase=spec.name,
-                date=day,
-                processor=c.processor,
-            ) from exc
-        now = self._clock.now()
-        row = LedgerRow(
-            phase=spec.name,
-            date=day,
-            processor=c.processor,
-            execution_id=c.execution_id,
-            status=c.status,
-            event_time=c.reported_at,
-            recorded_time=now,
-            primary_ok=False,
-            message_id=c.message_id,
-            record_count=c.record_count,
-            metadata=None if c.metadata_json is None else json.loads(c.metadata_json),
-            correlation_id=c.correlation_id,
-            completed_at=c.completed_at,
-        )
+            raise not_recorded(spec, day, c, f"the store failed and {why}") from exc
+        row = ledger_row(spec, day, c, self._clock.now())
         try:
             # Every field fits every sink (the input checks guarantee it): the
             # row can always be replayed later (issue 10, item 3).
@@ -411,26 +367,10 @@ class RecordingTracker(TrackerCore):
             log_failure(
                 logger, "completion not written to the fallback ledger", ledger_exc, **fields
             )
-            error = CompletionNotRecordedError(
-                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
-                f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})",
-                phase=spec.name,
-                date=day,
-                processor=c.processor,
-            )
-            raise error from ledger_exc
+            why = f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})"
+            raise not_recorded(spec, day, c, why) from ledger_exc
         logger.warning(
             "completion written to the fallback ledger (degraded)",
             extra={"pipeline_reliability": fields},
         )
-        return CompletionResult(
-            phase=spec.name,
-            date=day,
-            processor=c.processor,
-            execution_id=c.execution_id,
-            status=c.status,
-            ignored=spec.schedule is None and c.processor not in spec.expected,
-            missing=expected_or_nothing(spec, day),
-            degraded=True,
-            error=describe(exc),
-        )
+        return degraded_result(spec, day, c, describe(exc))
