@@ -24,6 +24,7 @@ from .breaker import (
     TripReportEvent,
 )
 from .completion import (
+    AsyncCompletionTracker,
     AuditEntry,
     BufferedRunHistory,
     CompletionLedger,
@@ -191,6 +192,7 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncCompletionTracker",
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AuditEntry",

@@ -24,14 +24,13 @@ from ..errors import (
 )
 from ..retry import RetryPolicy
 from ..stores._protocol import Snapshot, StateStore
-from ._checks import MAX_OWNER_CHARS, check_claim, check_options
+from ._checks import check_claim, check_options, check_owner, check_phases
 from ._claims import ConfirmOutcome
 from ._decide import confirm_step, execution_row, release_step, write_once
 from ._events import TriggerClaim, TriggerEvent
 from ._history import RunHistory
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
 from ._listeners import TrackerEventKind
-from ._metadata import metadata_collection
 from ._observe import Observers, check_history
 from ._results import TriggerConfirmation
 from ._spec import PhaseSpec, normalise_date, show, validate_name
@@ -80,30 +79,8 @@ class TrackerCore:
         check_options(
             store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
         )
-        specs: dict[str, PhaseSpec] = {}
-        collections: set[str] = set()
-        for spec in phases:
-            if not isinstance(spec, PhaseSpec):
-                raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
-            if spec.name in specs or spec.collection in collections:
-                raise ConfigurationError(
-                    f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
-                )
-            specs[spec.name] = spec
-            collections.add(spec.collection)
-        if not specs:
-            raise ConfigurationError("at least one PhaseSpec is required")
-        clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
-        if clash:
-            raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
-        given: object = owner
-        if given is not None and not (
-            isinstance(given, str) and given and len(given) <= MAX_OWNER_CHARS
-        ):
-            raise ConfigurationError(
-                f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
-                f"got {show(owner)}"
-            )
+        specs = check_phases(phases)
+        check_owner(owner)
         self._store = store
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger

@@ -6,23 +6,35 @@ duplicate proven by a plain read, and what a degraded completion becomes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..errors import CompletionNotRecordedError
+from .._clock import Clock
+from ..errors import CompletionNotRecordedError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._claims import claim_step, suppress
 from ._decide import Decide
 from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
 from ._expected import fix_expected
 from ._gates import GateVerdict
-from ._ledger import LedgerRow
+from ._ledger import LedgerRow, check_ledger_row
 from ._outcomes import completion_result, expected_or_nothing
 from ._results import CompletionResult
-from ._spec import PhaseSpec
+from ._spec import (
+    PhaseSpec,
+    encode_metadata,
+    validate_completed_at,
+    validate_count,
+    validate_name,
+    validate_text,
+)
 
 __all__ = [
+    "completion_of",
+    "completion_of_row",
     "degraded_result",
     "gated_step",
     "ledger_row",
@@ -30,6 +42,63 @@ __all__ = [
     "proven_duplicate",
     "record_step",
 ]
+
+
+def completion_of(
+    spec: PhaseSpec,
+    clock: Clock,
+    *,
+    processor: object,
+    execution_id: object,
+    message_id: object,
+    status: object,
+    record_count: object,
+    metadata: Mapping[str, Any] | None,
+    correlation_id: object,
+    completed_at: object = None,
+) -> Completion:
+    """Check one report's fields and make the :class:`Completion` it stands for."""
+    name = validate_name(processor, "processor")
+    status_ = validate_name(status, "status")
+    if status_ not in spec.statuses:
+        known = sorted(spec.statuses)
+        raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
+    return Completion(
+        processor=name,
+        execution_id=str(validate_text(execution_id, "execution_id")),
+        status=status_,
+        reported_at=clock.now(),
+        message_id=validate_text(message_id, "message_id", optional=True),
+        record_count=validate_count(record_count),
+        metadata_json=encode_metadata(metadata),
+        correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
+        completed_at=validate_completed_at(completed_at),
+    )
+
+
+def completion_of_row(spec: PhaseSpec, clock: Clock, row: LedgerRow) -> Completion:
+    """The completion a ledger row stands for, with its original report time."""
+    # Rows written by this version were checked before they were written;
+    # older versions (or hand edits) may have written rows no store can
+    # hold, so check every field again: a bad row is quarantined, not raised.
+    check_ledger_row(row)
+    if row.phase != spec.name:
+        raise InvalidInputError(f"row of phase {row.phase!r} read for {spec.name!r}")
+    c = completion_of(
+        spec,
+        clock,
+        processor=row.processor,
+        execution_id=row.execution_id,
+        message_id=row.message_id,
+        status=row.status,
+        record_count=row.record_count,
+        metadata=row.metadata,
+        correlation_id=row.correlation_id,
+        # A degraded report without a completion time was never seen by
+        # the store: the tracker's time when it took it is the only one known.
+        completed_at=row.completed_at or row.event_time,
+    )
+    return dataclasses.replace(c, reported_at=row.event_time)
 
 
 def record_step(

@@ -23,6 +23,7 @@ from ._core import (
 )
 from ._decide import Decide
 from ._decide_record import (
+    completion_of,
     degraded_result,
     gated_step,
     ledger_row,
@@ -40,13 +41,8 @@ from ._outcomes import count_result
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
-    encode_metadata,
     normalise_date,
     show,
-    validate_completed_at,
-    validate_count,
-    validate_name,
-    validate_text,
 )
 from ._status import status_from_doc, status_from_ledger
 
@@ -254,22 +250,11 @@ class RecordingTracker(TrackerCore):
         correlation_id: object,
         completed_at: object = None,
     ) -> Completion:
-        name = validate_name(processor, "processor")
-        status_ = validate_name(status, "status")
-        if status_ not in spec.statuses:
-            known = sorted(spec.statuses)
-            raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
-        return Completion(
-            processor=name,
-            execution_id=str(validate_text(execution_id, "execution_id")),
-            status=status_,
-            reported_at=self._clock.now(),
-            message_id=validate_text(message_id, "message_id", optional=True),
-            record_count=validate_count(record_count),
-            metadata_json=encode_metadata(metadata),
-            correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
-            completed_at=validate_completed_at(completed_at),
-        )
+        return completion_of(
+            spec, self._clock, processor=processor, execution_id=execution_id,
+            message_id=message_id, status=status, record_count=record_count,
+            metadata=metadata, correlation_id=correlation_id, completed_at=completed_at,
+        )  # fmt: skip
 
     def _record(
         self, spec: PhaseSpec, day: str, c: Completion, *, trigger: bool = True

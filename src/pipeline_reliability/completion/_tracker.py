@@ -10,7 +10,7 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import counter, log_failure, span
+from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._checks import check_publish
@@ -20,7 +20,8 @@ from ._doc import done_set, ensure_doc
 from ._expected import resolve
 from ._gates import GateVerdict, evaluate_gates
 from ._history import RunHistory
-from ._listeners import TrackerEventKind, TrackerListener
+from ._listeners import TrackerListener
+from ._outcomes import observe_sweep
 from ._replay import ReplayingTracker
 from ._results import (
     ReconcileReport,
@@ -264,18 +265,7 @@ class CompletionTracker(ReplayingTracker):
         self, spec: PhaseSpec, day: str, outcome: SweepOutcome, *, newly: bool
     ) -> None:
         """Count and tell what one date's (real) sweep decided."""
-        if outcome.claim is not None:
-            count_claim(outcome.claim)
-            self._observers.claim(outcome.claim)
-        elif outcome.action == "gated" and outcome.reason is not None:
-            self._observers.emit(TrackerEventKind.GATED, spec.name, day, reason=outcome.reason)
-        if newly:
-            counter("tracker.deadlines_exceeded", "Dates found overdue without a trigger").add(
-                1, {"phase": spec.name}
-            )
-            self._observers.emit(
-                TrackerEventKind.DEADLINE_PASSED, spec.name, day, missing=outcome.missing
-            )
+        observe_sweep(self._observers, spec.name, day, outcome, newly=newly)
 
     def add_listener(self, listener: TrackerListener) -> None:
         """
