@@ -84,7 +84,7 @@ def _tracker(store: Any, clock: FakeClock, **options: Any) -> AsyncCompletionTra
     return AsyncCompletionTracker(store, clock=clock, owner="worker-1", **options)
 
 
-def test_many_concurrent_record_completion_tasks_trigger_exactly_once(
+def test_item5_concurrent_completions_with_gather_trigger_exactly_once(
     memory_store: MemoryStore, fake_clock: FakeClock
 ) -> None:
     """Must show: concurrent completions (asyncio.gather) claim the trigger exactly once."""
@@ -136,7 +136,7 @@ def _put(data: dict[str, Any]) -> Put:
     return Put(data)
 
 
-def test_async_publish_that_fails_is_released_and_retried_by_the_next_delivery(
+def test_item5_async_publish_that_fails_is_released_and_retried(
     fake_clock: FakeClock,
 ) -> None:
     """Must show: record_and_trigger with a failing async publish -> released, then retried."""
@@ -193,7 +193,7 @@ def test_sync_publish_is_accepted_too(fake_clock: FakeClock) -> None:
     assert results[-1].triggered
 
 
-def test_store_failure_degrades_to_the_ledger_and_replay_brings_it_back(
+def test_item5_store_failure_degrades_to_the_ledger_and_replay_brings_it_back(
     memory_store: MemoryStore, fake_clock: FakeClock
 ) -> None:
     """Must show: degraded completion to the ledger when the async store fails; replay."""
@@ -228,7 +228,7 @@ class SlowLedger(MemoryLedger):
         super().append(row)
 
 
-def test_a_hung_ledger_fails_the_completion_within_the_sink_deadline(
+def test_item5_a_hung_ledger_fails_the_completion_within_the_sink_deadline(
     memory_store: MemoryStore, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The ledger runs in a thread, bounded: a hang is the ledger's failure, typed."""
@@ -286,7 +286,7 @@ def test_the_loop_keeps_running_while_a_sink_call_is_in_its_thread(
     assert len(log.rows) == 1
 
 
-def test_events_and_history_are_those_of_the_sync_tracker(
+def test_item5_events_and_history_are_those_of_the_sync_tracker(
     memory_store: MemoryStore, fake_clock: FakeClock
 ) -> None:
     """Listeners get the same events; the run history gets the same rows (off the loop)."""
@@ -332,7 +332,7 @@ def _history_key(row: RunHistoryRow) -> Sequence[Any]:
     return (row.processor, row.outcome, row.done_count, row.trigger_state)
 
 
-def test_sync_and_async_trackers_share_one_store_and_trigger_once(
+def test_item5_sync_and_async_trackers_share_one_store_and_trigger_once(
     memory_store: MemoryStore, fake_clock: FakeClock
 ) -> None:
     """A mixed fleet: a sync and an async tracker on the same documents."""
@@ -350,7 +350,7 @@ def test_sync_and_async_trackers_share_one_store_and_trigger_once(
     assert sum(r.duplicate for r in results) == len(names[::2])
 
 
-def test_options_are_checked_as_in_the_sync_tracker(fake_clock: FakeClock) -> None:
+def test_item5_each_tracker_refuses_the_other_kind_of_store(fake_clock: FakeClock) -> None:
     async_store = AsyncMemoryStore(clock=fake_clock)
     with pytest.raises(ConfigurationError, match="AsyncStateStore"):
         AsyncCompletionTracker(MemoryStore(), [_spec()])  # type: ignore[arg-type]

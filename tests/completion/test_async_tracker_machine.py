@@ -142,7 +142,7 @@ def _publish(event: object) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(step, min_size=1, max_size=30))
-def test_sync_and_async_trackers_decide_identically(actions: list[tuple[Any, ...]]) -> None:
+def test_item5_sync_and_async_trackers_decide_identically(actions: list[tuple[Any, ...]]) -> None:
     sync, asyn = Twin(asynchronous=False), Twin(asynchronous=True)
     for action in actions:
         assert sync.apply(action) == asyn.apply(action), action
@@ -150,7 +150,7 @@ def test_sync_and_async_trackers_decide_identically(actions: list[tuple[Any, ...
     assert sync.log.rows == asyn.log.rows
 
 
-def test_many_concurrent_tasks_on_the_async_memory_store_trigger_exactly_once() -> None:
+def test_item5_many_concurrent_tasks_trigger_exactly_once() -> None:
     """Must show: many concurrent record_completion tasks trigger exactly once."""
     clock = FakeClock()
     tracker = AsyncCompletionTracker(

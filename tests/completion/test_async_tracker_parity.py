@@ -99,7 +99,7 @@ def tracker(make_tracker: MakeTracker) -> CompletionTracker:
     return make_tracker()
 
 
-def test_the_scenarios_run_on_the_async_tracker(make_tracker: MakeTracker) -> None:
+def test_item5_async_tracker_passes_the_sync_scenario_tests(make_tracker: MakeTracker) -> None:
     made: object = make_tracker()
     assert isinstance(made, BlockingTracker)
     assert isinstance(made.inner, AsyncCompletionTracker)
