@@ -53,6 +53,13 @@ def _uses_tracker_fixture(fn: object) -> bool:
     return bool(_FIXTURES & set(params))
 
 
+def _is_fixture(value: object) -> bool:
+    # pytest >= 8.4 wraps fixture functions in FixtureFunctionDefinition.
+    return type(value).__name__ == "FixtureFunctionDefinition" or hasattr(
+        value, "_fixture_function_marker"
+    )
+
+
 def _collect() -> dict[str, Any]:
     """The scenario tests (and the module fixtures they use), keyed ``<module>__<test>``."""
     found: dict[str, Any] = {}
@@ -62,10 +69,8 @@ def _collect() -> dict[str, Any]:
             if attr.startswith("test_"):
                 if callable(value) and _uses_tracker_fixture(value):
                     found[f"test_{name[5:]}__{attr[5:]}"] = value
-            elif not attr.startswith("__") and hasattr(value, "_fixture_function_marker"):
-                found.setdefault(attr, value)  # a module's own fixture
-            elif not attr.startswith("__") and type(value).__name__ == "FixtureFunctionDefinition":
-                found.setdefault(attr, value)
+            elif not attr.startswith("__") and _is_fixture(value):
+                found.setdefault(attr, value)  # a module's own fixture, which its tests use
     return found
 
 
