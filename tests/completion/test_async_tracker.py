@@ -373,3 +373,22 @@ def test_aborted_transactions_are_retried_by_the_async_policy(
     result = asyncio.run(tracker.record_completion(PHASE, DATE, FIRST, execution_id="r1"))
     assert result.counted
     assert not result.degraded
+
+
+def test_item5_a_duplicate_is_proven_by_one_read_without_a_transaction(
+    fake_clock: FakeClock,
+) -> None:
+    """The duplicate pre-read fast path of the sync tracker, awaited."""
+    store = AsyncMemoryStore(clock=fake_clock)
+    tracker = _tracker(store, fake_clock)
+
+    async def twice(execution_id: str) -> Any:
+        await tracker.record_completion(PHASE, DATE, FIRST, execution_id="r1", message_id="m1")
+        store.reset_stats()
+        return await tracker.record_completion(PHASE, DATE, FIRST, execution_id=execution_id)
+
+    duplicate = asyncio.run(twice("r1"))
+    assert (duplicate.duplicate, store.stats.reads, store.stats.transactions) == (True, 1, 0)
+    fake_clock.advance(1)
+    rerun = asyncio.run(twice("r2"))  # a new run is decided in the transaction
+    assert (rerun.duplicate, store.stats.transactions) == (False, 1)
