@@ -6,13 +6,14 @@ to the ledger when the store is down (DESIGN F1, F2, F3, F4).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from .._telemetry import log_failure, span
 from ..errors import InvalidInputError
+from ..stores._protocol import Snapshot
 from ._checks import check_publish
 from ._core import (
     STORE_FAILURES,
@@ -21,17 +22,15 @@ from ._core import (
     describe,
     logger,
 )
-from ._decide import Decide
 from ._decide_record import (
     completion_of,
     degraded_result,
     gated_step,
     ledger_row,
     not_recorded,
-    proven_duplicate,
     record_step,
 )
-from ._doc import Completion
+from ._doc import Completion, ensure_doc, seen
 from ._events import TriggerClaim
 from ._expected import resolve
 from ._gates import evaluate_gates
@@ -297,7 +296,7 @@ class RecordingTracker(TrackerCore):
         spec: PhaseSpec,
         day: str,
         c: Completion,
-        decide: Decide,
+        decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
         end: float,
     ) -> CompletionResult | None:
         """
@@ -325,7 +324,13 @@ class RecordingTracker(TrackerCore):
             if end - self._budget_clock.monotonic() <= 0:
                 raise
             return None
-        return proven_duplicate(spec, day, c, decide, snap)
+        if snap.data is None or not seen(snap.data, c):
+            return None
+        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
+        (result, gated), write = decide(doc, snap)
+        if write or gated or not result.duplicate:
+            return None
+        return cast("CompletionResult", result)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
