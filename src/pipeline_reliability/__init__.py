@@ -24,6 +24,7 @@ from .breaker import (
     TripReportEvent,
 )
 from .completion import (
+    AsyncCompletionTracker,
     AuditEntry,
     BufferedRunHistory,
     CompletionLedger,
@@ -196,6 +197,7 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncCompletionTracker",
     "AsyncFaultyStore",
     "AsyncFirestoreStore",
     "AsyncMemoryStore",

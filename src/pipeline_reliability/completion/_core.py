@@ -6,7 +6,6 @@ trigger confirmation/release, publishing a claim, and the execution log.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -24,15 +23,14 @@ from ..errors import (
     TriggerClaimLostError,
 )
 from ..retry import RetryPolicy
-from ..stores._protocol import Outcome, Put, Snapshot, StateStore
-from ._checks import MAX_OWNER_CHARS, check_claim, check_options
-from ._claims import ConfirmOutcome, confirm, release
-from ._doc import ensure_doc, first_completion_at, remember_write
+from ..stores._protocol import Snapshot, StateStore
+from ._checks import check_claim, check_options, check_owner, check_phases
+from ._claims import ConfirmOutcome
+from ._decide import confirm_step, execution_row, release_step, write_once
 from ._events import TriggerClaim, TriggerEvent
 from ._history import RunHistory
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
 from ._listeners import TrackerEventKind
-from ._metadata import metadata_collection
 from ._observe import Observers, check_history
 from ._results import TriggerConfirmation
 from ._spec import PhaseSpec, normalise_date, show, validate_name
@@ -51,11 +49,6 @@ Publish = Callable[[TriggerEvent], object]
 #: What the store path raises when it is down (after retries): the fallback case.
 STORE_FAILURES = (StoreError, RetryExhaustedError)
 logger = logging.getLogger("pipeline_reliability.completion")
-_STATUS_OF_REASON = {
-    "complete": "complete",
-    "deadline_partial": "partial",
-    "reconciled": "complete",
-}
 
 
 def describe(exc: BaseException) -> str:
@@ -86,30 +79,8 @@ class TrackerCore:
         check_options(
             store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
         )
-        specs: dict[str, PhaseSpec] = {}
-        collections: set[str] = set()
-        for spec in phases:
-            if not isinstance(spec, PhaseSpec):
-                raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
-            if spec.name in specs or spec.collection in collections:
-                raise ConfigurationError(
-                    f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
-                )
-            specs[spec.name] = spec
-            collections.add(spec.collection)
-        if not specs:
-            raise ConfigurationError("at least one PhaseSpec is required")
-        clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
-        if clash:
-            raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
-        given: object = owner
-        if given is not None and not (
-            isinstance(given, str) and given and len(given) <= MAX_OWNER_CHARS
-        ):
-            raise ConfigurationError(
-                f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
-                f"got {show(owner)}"
-            )
+        specs = check_phases(phases)
+        check_owner(owner)
         self._store = store
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger
@@ -173,20 +144,7 @@ class TrackerCore:
         someone else's (so a completion whose response was lost is still
         reported as counted).
         """
-        write_id = secrets.token_hex(8)
-        decided: list[R] = []  # result of the latest attempt that wrote
-
-        def fn(snap: Snapshot) -> Outcome[R]:
-            ops = (snap.data or {}).get("ops")
-            if decided and isinstance(ops, list) and write_id in ops:
-                return Outcome(decided[-1])
-            doc = ensure_doc(snap.data, spec.name, day)
-            result, write = decide(doc, snap)
-            if not write:
-                return Outcome(result)
-            remember_write(doc, write_id)
-            decided.append(result)
-            return Outcome(result, Put(doc))
+        fn = write_once(spec.name, day, decide)
 
         pending = [first] if first is not None and self._transact_from is not None else []
 
@@ -250,13 +208,7 @@ class TrackerCore:
         """
         spec = self._spec(check_claim(claim).phase)
         with span("tracker", "confirm_trigger", lambda: _claim_attrs(claim)):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-                outcome = confirm(doc, claim, snap.now)
-                result = (outcome, snap.now, first_completion_at(doc))
-                return result, outcome is ConfirmOutcome.CONFIRMED
-
-            outcome, now, first = self._transact(spec, claim.date, decide)
+            outcome, now, first = self._transact(spec, claim.date, confirm_step(claim))
             if outcome is ConfirmOutcome.LOST:
                 _triggers(claim, "lost")
                 self._observers.trigger(TrackerEventKind.TRIGGER_LOST, claim)
@@ -292,12 +244,7 @@ class TrackerCore:
             raise InvalidInputError(f"error must be an exception or a string, got {show(error)}")
         text = error if isinstance(error, str) else describe(error)
         with span("tracker", "release_trigger", lambda: _claim_attrs(claim)):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[bool, bool]:
-                released = release(doc, claim, text, snap.now)
-                return released, released
-
-            released = self._transact(spec, claim.date, decide)
+            released: bool = self._transact(spec, claim.date, release_step(claim, text))
             if released:
                 _triggers(claim, "released")
                 self._observers.trigger(TrackerEventKind.TRIGGER_RELEASED, claim, text)
@@ -349,25 +296,7 @@ class TrackerCore:
     ) -> tuple[bool, str | None]:
         if self._execution_log is None:
             return False, None
-        start = first or claim.claimed_at
-        row = ExecutionLogRow(
-            execution_timestamp=now,
-            phase_name=claim.phase,
-            game_date=claim.date,
-            start_time=start,
-            duration_seconds=max((now - start).total_seconds(), 0.0),
-            status=_STATUS_OF_REASON.get(claim.reason, claim.reason),
-            correlation_id=claim.correlation_id,
-            metadata={
-                "trigger_id": claim.trigger_id,
-                "trigger_reason": claim.reason,
-                "attempt": claim.attempt,
-                "completed_processors": sorted(claim.completed),
-                "missing_processors": sorted(claim.missing),
-                "next_phase": claim.next_phase,
-            },
-        )
-        return self._write_execution_row(row, _fields(claim))
+        return self._write_execution_row(execution_row(claim, now, first), _fields(claim))
 
     def _write_execution_row(
         self, row: ExecutionLogRow, fields: Mapping[str, Any]
