@@ -102,6 +102,10 @@ class AsyncTrackerCore:
         specs = check_phases(phases)
         check_owner(owner)
         self._store = store
+        # A store that can start a transaction from a snapshot just read saves
+        # first completions a read (the sync tracker does the same).
+        from_snapshot = getattr(store, "transact_from", None)
+        self._transact_from: Any = from_snapshot if callable(from_snapshot) else None
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger
         self._execution_log = execution_log
@@ -150,12 +154,21 @@ class AsyncTrackerCore:
         return tuple(dict.fromkeys(normalise_date(d) for d in dates))
 
     async def _transact(
-        self, spec: PhaseSpec, day: str, decide: Decide, *, end: float | None = None
+        self,
+        spec: PhaseSpec,
+        day: str,
+        decide: Decide,
+        *,
+        end: float | None = None,
+        first: Snapshot | None = None,
     ) -> Any:
         """``TrackerCore._transact``, awaited: ``decide`` in a retried idempotent transaction."""
         fn = write_once(spec.name, day, decide)
+        pending = [first] if first is not None and self._transact_from is not None else []
 
         async def transact(timeout: float) -> Any:
+            if pending:  # only the first call: a retry must not decide on old data
+                return await self._transact_from(pending.pop(), fn, timeout=timeout)
             return await self._store.transact(spec.collection, day, fn, timeout=timeout)
 
         return await self._store_op(transact, end=end)

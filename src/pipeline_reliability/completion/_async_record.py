@@ -13,6 +13,7 @@ from typing import Any
 
 from .._telemetry import log_failure, span
 from ..errors import InvalidInputError
+from ..stores._protocol import Snapshot
 from ._async_core import AsyncPublish, AsyncTrackerCore, offload
 from ._checks import check_publish
 from ._core import STORE_FAILURES, describe, logger
@@ -190,11 +191,11 @@ class AsyncRecordingTracker(AsyncTrackerCore):
         decide = record_step(spec, day, c, owner=self.owner, trigger=trigger)
         # The read and the transaction share one budget, as in the sync tracker.
         end = self._budget_end()
-        known = await self._duplicate_by_read(spec, day, c, decide, end)
+        known, first = await self._duplicate_by_read(spec, day, c, decide, end)
         if known is not None:
             return known
         result: CompletionResult
-        result, gated = await self._transact(spec, day, decide, end=end)
+        result, gated = await self._transact(spec, day, decide, end=end, first=first)
         if not gated:
             return result
         verdict = await self._gates(spec, day)
@@ -211,7 +212,7 @@ class AsyncRecordingTracker(AsyncTrackerCore):
 
     async def _duplicate_by_read(
         self, spec: PhaseSpec, day: str, c: Completion, decide: Decide, end: float
-    ) -> CompletionResult | None:
+    ) -> tuple[CompletionResult | None, Snapshot | None]:
         """A duplicate proven by one plain read (``RecordingTracker._duplicate_by_read``)."""
         try:
             left = max(end - self._budget_clock.monotonic(), 1e-3)
@@ -219,7 +220,7 @@ class AsyncRecordingTracker(AsyncTrackerCore):
         except STORE_FAILURES:
             if end - self._budget_clock.monotonic() <= 0:
                 raise
-            return None
+            return None, None
         return proven_duplicate(spec, day, c, decide, snap)
 
     async def _degrade(

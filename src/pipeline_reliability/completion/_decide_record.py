@@ -145,22 +145,26 @@ def gated_step(
 
 def proven_duplicate(
     spec: PhaseSpec, day: str, c: Completion, decide: Decide, snap: Snapshot
-) -> CompletionResult | None:
+) -> tuple[CompletionResult | None, Snapshot | None]:
     """
-    The result of ``c`` if a plain read (``snap``) proves it a duplicate, else ``None``.
+    What a plain read (``snap``) of the date's document says about ``c``.
 
-    Only when the very decision of the transaction, run on that committed
-    version, says "duplicate, nothing to write" (docs/explanation/barrier.md,
-    "Duplicates without a transaction").
+    Returns ``(result, None)`` when the read proves ``c`` a duplicate: only
+    when the very decision of the transaction, run on that committed version,
+    says "duplicate, nothing to write" (docs/explanation/barrier.md,
+    "Duplicates without a transaction"). Returns ``(None, snap)`` when the
+    read shows ``c`` unseen and the snapshot is untouched, so the
+    transaction's first attempt may decide on it (``transact_from``); else
+    ``(None, None)``: a plain transaction.
     """
     if snap.data is None or not seen(snap.data, c):
-        return None
+        return None, snap
     doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is the caller's own copy
     (result, gated), write = decide(doc, snap)
     if write or gated or not result.duplicate:
-        return None
+        return None, None
     assert isinstance(result, CompletionResult)
-    return result
+    return result, None
 
 
 def ledger_row(spec: PhaseSpec, day: str, c: Completion, now: datetime) -> LedgerRow:

@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from .._telemetry import log_failure, span
 from ..errors import InvalidInputError
@@ -28,9 +28,10 @@ from ._decide_record import (
     gated_step,
     ledger_row,
     not_recorded,
+    proven_duplicate,
     record_step,
 )
-from ._doc import Completion, ensure_doc, seen
+from ._doc import Completion
 from ._events import TriggerClaim
 from ._expected import resolve
 from ._gates import evaluate_gates
@@ -327,13 +328,7 @@ class RecordingTracker(TrackerCore):
             if end - self._budget_clock.monotonic() <= 0:
                 raise
             return None, None
-        if snap.data is None or not seen(snap.data, c):
-            return None, snap  # untouched: the transaction may start from it
-        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
-        (result, gated), write = decide(doc, snap)
-        if write or gated or not result.duplicate:
-            return None, None
-        return cast("CompletionResult", result), None
+        return proven_duplicate(spec, day, c, decide, snap)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
