@@ -96,6 +96,8 @@ from .errors import (
     WriteFailedError,
 )
 from .lock import (
+    AsyncDateLock,
+    AsyncLease,
     DateLock,
     FenceGuard,
     Lease,
@@ -191,6 +193,8 @@ __all__ = [
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncDateLock",
+    "AsyncLease",
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AuditEntry",

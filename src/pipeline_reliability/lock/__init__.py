@@ -6,12 +6,16 @@ lost-lease signal and fencing tokens that writers can check (DESIGN F7).
 
 from __future__ import annotations
 
+from ._async_lease import AsyncLease
+from ._async_lock import AsyncDateLock
 from ._fence import FenceGuard
 from ._lease import Lease
 from ._lock import DateLock, date_lock
 from ._ops import LockInfo, break_lock
 
 __all__ = [
+    "AsyncDateLock",
+    "AsyncLease",
     "DateLock",
     "FenceGuard",
     "Lease",
