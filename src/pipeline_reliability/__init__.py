@@ -59,6 +59,7 @@ from .completion import (
     TriggerEvent,
 )
 from .dedup import (
+    AsyncIdempotencyLedger,
     Claimed,
     ClaimResult,
     Completed,
@@ -194,6 +195,7 @@ __all__ = [
     "AlreadyCompletedError",
     "AlreadyRunningError",
     "AsyncDateLock",
+    "AsyncIdempotencyLedger",
     "AsyncLease",
     "AsyncMemoryStore",
     "AsyncStateStore",
