@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from .._clock import Clock
 from .._keys import encode_key
@@ -34,6 +34,9 @@ from ._options import (
     parse_name,
 )
 from ._record import Lost, Record, Released
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncDateLock"]
 
@@ -98,7 +101,9 @@ class AsyncDateLock(BaseDateLock):
         )
         self.on_lost: AsyncOnLost | None = on_lost
         self._target: LockTarget[AsyncStateStore]
-        self._acquiring = asyncio.Lock()  # one acquire at a time per object
+        # One acquire at a time per object; made on first use, inside the loop
+        # (and so that `import pipeline_reliability` does not load asyncio).
+        self._acquiring: asyncio.Lock | None = None
         self._lease: AsyncLease | None = None
         self._renewer: AsyncRenewer | None = None
 
@@ -132,6 +137,10 @@ class AsyncDateLock(BaseDateLock):
             InvalidInputError: bad ``blocking`` or ``timeout``.
         """
         limit = self._acquire_args(blocking, timeout)
+        if self._acquiring is None:
+            import asyncio  # lazily: `import pipeline_reliability` stays light
+
+            self._acquiring = asyncio.Lock()
         async with self._acquiring:
             if self._lease is not None:
                 raise LockError(f"{self!r} already holds a lease; release it first")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import logging
+from typing import TYPE_CHECKING
 
 from .._clock import Clock
 from .._telemetry import log_failure
@@ -12,6 +12,9 @@ from ..errors import LockLostError
 from ._async_lease import AsyncLease, AsyncOnLost
 from ._io import async_sleep
 from ._renewer import TRANSIENT, RenewSchedule
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["AsyncRenewer"]
 
@@ -42,12 +45,16 @@ class AsyncRenewer:
 
     def start(self) -> None:
         """Start the renewal task on the running loop."""
+        import asyncio  # lazily: `import pipeline_reliability` stays light
+
         self.task = asyncio.get_running_loop().create_task(
             self._run(), name=f"pipeline-reliability-lease-{self.lease.name}-{self.lease.date}"
         )
 
     async def stop(self) -> None:
         """Stop renewing: cancel the task and wait until it has ended (unless called from it)."""
+        import asyncio  # lazily: `import pipeline_reliability` stays light
+
         self._stopped = True
         task = self.task
         if task is None or task.done() or task is asyncio.current_task():

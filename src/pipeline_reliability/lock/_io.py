@@ -13,7 +13,6 @@ direct call would have raised it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -116,6 +115,8 @@ async def async_sleep(clock: Clock, seconds: float) -> None:
     new time. As with ``RetryPolicy.acall``, do not inject a clock whose
     ``sleep`` really blocks into async code.
     """
+    import asyncio  # lazily: `import pipeline_reliability` stays light
+
     if type(clock) is SystemClock:
         await asyncio.sleep(max(seconds, 0.0))
         return
