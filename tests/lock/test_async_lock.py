@@ -142,6 +142,15 @@ def test_item5_sync_lock_refuses_an_async_store(memory_store: MemoryStore) -> No
         DateLock(AsyncMemoryStore(store=memory_store), NAME, DATE)  # type: ignore[arg-type]
 
 
+def test_item5_operator_calls_refuse_an_async_store(memory_store: MemoryStore) -> None:
+    """DateLock.inspect and break_lock given an async store raise InvalidInputError."""
+    store = AsyncMemoryStore(store=memory_store)
+    with pytest.raises(InvalidInputError, match="AsyncDateLock"):
+        DateLock.inspect(store, NAME, DATE)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="AsyncDateLock"):
+        break_lock(store, NAME, DATE)  # type: ignore[arg-type]
+
+
 def test_async_lock_validates_like_the_sync_lock(memory_store: MemoryStore) -> None:
     """Options and call arguments are checked by the same rules, with the same errors."""
     store = AsyncMemoryStore(store=memory_store)
