@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import inspect
+import itertools
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -600,3 +601,32 @@ def test_lost_response_on_acquire_is_recovered(
     assert lease.fenced
     assert lease.token == 1
     lease.ensure_held()
+
+
+def test_renewal_task_on_the_system_clock_sleeps_without_blocking_the_loop() -> None:
+    """
+    Real time, real asyncio.sleep: a 1 s lease renewed by the task outlives 2.5 s,
+    while the loop stays free (a ticker task keeps running every 50 ms).
+    """
+    store = AsyncMemoryStore()  # the system clock
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            ticks.append(loop.time())
+            await asyncio.sleep(0.05)
+
+    async def scenario() -> None:
+        lock = AsyncDateLock(store, NAME, DATE, owner="a", ttl=1.0, auto_renew=True)
+        tick = asyncio.create_task(ticker())
+        async with lock as lease:
+            await asyncio.sleep(2.5)
+            await lease.ensure_held()
+        tick.cancel()
+
+    asyncio.run(scenario())
+
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert len(ticks) > 20
+    assert max(gaps) < 0.5  # generous: the loop was never blocked for a renewal interval

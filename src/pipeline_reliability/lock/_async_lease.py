@@ -25,6 +25,16 @@ class AsyncLease(BaseLease):
     ``expires_at``, ``remaining()``, ``check()``, ``lost``), except that the
     two methods that ask the store, :meth:`renew` and :meth:`ensure_held`,
     are coroutines. The decisions they apply are the sync lease's own.
+
+    Attributes:
+        token: The fencing token (strictly increasing per (name, date); ``0``
+            for an unfenced lease).
+        owner: The owner id of the holder.
+        name: The lock's name.
+        date: The lock's date, ``YYYY-MM-DD``.
+        fenced: ``False`` only for the lease of ``on_store_error="proceed"``
+            when the store failed.
+        acquired_at: When the lease was granted, in the store's time.
     """
 
     async def renew(self) -> datetime:
