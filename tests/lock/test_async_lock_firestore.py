@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
@@ -37,12 +38,18 @@ def _async_store(project: str) -> Any:
 
 
 def test_gathered_tasks_on_firestore_exactly_one_holder(firestore_project: str) -> None:
-    """Six tasks acquire at once through real async transactions: one lease, five refusals."""
+    """
+    Six tasks acquire at once through real async transactions: one lease, five refusals.
+
+    The TTL is long here: on a loaded emulator six contending transactions can
+    take longer than a few seconds, and a lease that lapses meanwhile is
+    rightly taken over (a second holder, after the first, never beside it).
+    """
 
     async def scenario() -> list[Any]:
         store = _async_store(firestore_project)
         try:
-            locks = [AsyncDateLock(store, NAME, DATE, owner=f"t{i}", ttl=TTL) for i in range(6)]
+            locks = [AsyncDateLock(store, NAME, DATE, owner=f"t{i}", ttl=60) for i in range(6)]
             outcomes = await asyncio.gather(
                 *(lock.acquire(blocking=False) for lock in locks), return_exceptions=True
             )
@@ -57,6 +64,30 @@ def test_gathered_tasks_on_firestore_exactly_one_holder(firestore_project: str) 
 
     assert sum(isinstance(o, AsyncLease) for o in outcomes) == 1
     assert all(isinstance(o, (AsyncLease, LockNotAcquiredError)) for o in outcomes), outcomes
+
+
+def test_gathered_blocking_tasks_on_firestore_never_overlap(firestore_project: str) -> None:
+    """Four tasks queue for a short lease: each holds in turn, intervals apart by store time."""
+
+    async def worker(store: Any, i: int) -> tuple[int, Any, Any]:
+        lock = AsyncDateLock(store, NAME, DATE, owner=f"t{i}", ttl=TTL)
+        async with lock as lease:
+            await asyncio.sleep(0.1)
+        return lease.token, lease.acquired_at, lease.released_at
+
+    async def scenario() -> list[tuple[int, Any, Any]]:
+        store = _async_store(firestore_project)
+        try:
+            return list(await asyncio.gather(*(worker(store, i) for i in range(4))))
+        finally:
+            await store.aclose()
+
+    held = sorted(asyncio.run(scenario()), key=lambda h: h[0])
+
+    assert len({token for token, _, _ in held}) == 4
+    for (_, _, released), (_, acquired, _) in itertools.pairwise(held):
+        assert released is not None
+        assert acquired >= released  # the next lease began after the previous release
 
 
 def test_sync_and_async_holders_share_one_firestore_lock(
