@@ -18,6 +18,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import test_dedup_hostile_inputs
 import test_idempotency_differential
 import test_idempotency_ledger
 from hypothesis import given
@@ -223,3 +224,20 @@ def test_async_ledger_options_are_checked_like_the_sync_ones(
         AsyncIdempotencyLedger(AsyncMemoryStore(store=memory_store), **options)
     with pytest.raises(ConfigurationError):
         IdempotencyLedger(memory_store, **options)
+
+
+# -- hostile input, through the sync module's own property tests ----------------------------
+
+
+@pytest.mark.parametrize("case", ["test_ledger_options", "test_ledger_calls"])
+def test_async_ledger_with_hostile_input(case: str, runner: asyncio.Runner) -> None:
+    """The sync ledger's hostile-input properties hold for the async ledger."""
+
+    def build(store: Any, **options: Any) -> Any:
+        # A MemoryStore is the test's own store: await it. Anything else is the
+        # hostile value under test and goes to the constructor as it is.
+        backing = AsyncOver(store) if isinstance(store, MemoryStore) else store
+        return SyncLedgerView(AsyncIdempotencyLedger(backing, **options), runner)
+
+    with mock.patch.object(test_dedup_hostile_inputs, "IdempotencyLedger", build):
+        getattr(test_dedup_hostile_inputs, case)()

@@ -2,6 +2,9 @@
 Fenced date locks: one holder per (name, date) across every process that
 shares the store, with leases judged by the store's time, renewal, a
 lost-lease signal and fencing tokens that writers can check (DESIGN F7).
+
+``AsyncDateLock`` and ``AsyncLease`` are the asyncio twins, over an
+``AsyncStateStore``: the same decisions and documents, awaited.
 """
 
 from __future__ import annotations

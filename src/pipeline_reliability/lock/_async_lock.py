@@ -64,6 +64,8 @@ class AsyncDateLock(BaseDateLock):
       releases the lease (the cancellation is re-raised afterwards); a lease
       acquired without ``async with`` and never released keeps being renewed
       until :meth:`release`, and without ``auto_renew`` lapses after its TTL;
+      an acquire cancelled while its grant was in flight may leave a lease
+      that nobody holds, which likewise lapses after its TTL;
     - one object serialises its own acquires with an ``asyncio.Lock``: use
       one object per event loop, and one lease per object, as with ``DateLock``.
 
