@@ -60,6 +60,7 @@ from .completion import (
     TriggerEvent,
 )
 from .dedup import (
+    AsyncIdempotencyLedger,
     Claimed,
     ClaimResult,
     Completed,
@@ -98,6 +99,8 @@ from .errors import (
     WriteFailedError,
 )
 from .lock import (
+    AsyncDateLock,
+    AsyncLease,
     DateLock,
     FenceGuard,
     Lease,
@@ -198,8 +201,11 @@ __all__ = [
     "AlreadyCompletedError",
     "AlreadyRunningError",
     "AsyncCompletionTracker",
+    "AsyncDateLock",
     "AsyncFaultyStore",
     "AsyncFirestoreStore",
+    "AsyncIdempotencyLedger",
+    "AsyncLease",
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AsyncStoreWrapper",
