@@ -84,6 +84,7 @@ from .errors import (
     MissingDependencyError,
     PayloadMismatchError,
     PublishFailedError,
+    RateLimitTimeoutError,
     ReliabilityError,
     RetryExhaustedError,
     SinkError,
@@ -94,6 +95,14 @@ from .errors import (
     StoreUnavailableError,
     TriggerClaimLostError,
     WriteFailedError,
+)
+from .limits import (
+    AdaptiveRateLimiter,
+    AsyncAdaptiveRateLimiter,
+    RateChangeEvent,
+    RateLimiterEvent,
+    RateLimiterListener,
+    RateStoreErrorEvent,
 )
 from .lock import (
     DateLock,
@@ -142,6 +151,7 @@ from .pubsub import (
 )
 from .retry import (
     BIGQUERY_TRANSIENT_REASONS,
+    THROTTLING_REASONS,
     Predicate,
     RetryPolicy,
     all_of,
@@ -149,6 +159,7 @@ from .retry import (
     if_exception_type,
     is_serialization_conflict,
     is_testing,
+    is_throttling,
     is_transient,
     is_transient_outside_transaction,
     retry_transient,
@@ -188,9 +199,11 @@ from .testing import (
 )
 
 __all__ = [
+    "AdaptiveRateLimiter",
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncAdaptiveRateLimiter",
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AuditEntry",
@@ -276,6 +289,11 @@ __all__ = [
     "Put",
     "QuarantinedRow",
     "RUN_STATUSES",
+    "RateChangeEvent",
+    "RateLimitTimeoutError",
+    "RateLimiterEvent",
+    "RateLimiterListener",
+    "RateStoreErrorEvent",
     "ReconcileReport",
     "RejectionEvent",
     "ReliabilityError",
@@ -301,6 +319,7 @@ __all__ = [
     "SweepOutcome",
     "SweepReport",
     "SystemClock",
+    "THROTTLING_REASONS",
     "TrackerEvent",
     "TrackerEventKind",
     "TrackerListener",
@@ -329,6 +348,7 @@ __all__ = [
     "if_exception_type",
     "is_serialization_conflict",
     "is_testing",
+    "is_throttling",
     "is_transient",
     "is_transient_outside_transaction",
     "normalise_processor_name",

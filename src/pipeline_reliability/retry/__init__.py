@@ -26,11 +26,13 @@ from ._backoff import suggested_delay
 from ._policy import RetryPolicy
 from ._predicates import (
     BIGQUERY_TRANSIENT_REASONS,
+    THROTTLING_REASONS,
     Predicate,
     all_of,
     any_of,
     if_exception_type,
     is_serialization_conflict,
+    is_throttling,
     is_transient,
     is_transient_outside_transaction,
 )
@@ -40,11 +42,13 @@ __all__ = [
     "BIGQUERY_TRANSIENT_REASONS",
     "Predicate",
     "RetryPolicy",
+    "THROTTLING_REASONS",
     "all_of",
     "any_of",
     "if_exception_type",
     "is_serialization_conflict",
     "is_testing",
+    "is_throttling",
     "is_transient",
     "is_transient_outside_transaction",
     "retry_transient",
