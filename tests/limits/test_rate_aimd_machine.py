@@ -1,0 +1,179 @@
+"""The AIMD machine and the token bucket, as pure functions: stateful test against a model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from pipeline_reliability.limits._aimd import (
+    AimdConfig,
+    AimdState,
+    Bucket,
+    on_success,
+    on_throttle,
+    reserve,
+    settle,
+)
+
+CONFIG = AimdConfig(min_rate=1.0, max_rate=100.0, increase=5.0, decrease=0.5, cooldown=2.0)
+US = 1e-6
+
+
+class AimdMachine(RuleBasedStateMachine):
+    """Random throttles, successes and clock moves; the machine must match a plain model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.state = AimdState(50.0)
+        # The model: the documented rule, written independently of the code.
+        self.rate = 50.0
+        self.last_decrease = -math.inf
+        self.last_change = -math.inf
+        self.decreases: list[float] = []
+
+    @rule(dt=st.sampled_from([0.0, US, 0.5, CONFIG.cooldown - US, CONFIG.cooldown, 3.0, 60.0]))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+
+    @rule()
+    def throttle(self) -> None:
+        before = self.state
+        self.state = on_throttle(self.state, CONFIG, self.now)
+        if self.now - self.last_decrease >= CONFIG.cooldown:
+            self.rate = max(CONFIG.min_rate, self.rate * CONFIG.decrease)
+            self.last_decrease = self.last_change = self.now
+            self.decreases.append(self.now)
+            assert self.state is not before
+        else:
+            assert self.state is before
+
+    @precondition(lambda self: self.last_decrease > -math.inf)
+    @rule(back=st.sampled_from([US, 0.1, 1.0]))
+    def throttle_of_a_call_sent_before_the_last_decrease(self, back: float) -> None:
+        before = self.state
+        self.state = on_throttle(
+            self.state, CONFIG, self.now, sent_at=self.state.decreased_at - back
+        )
+        assert self.state is before  # it was answered by the overload already counted
+
+    @rule()
+    def success(self) -> None:
+        self.state = on_success(self.state, CONFIG, self.now)
+        if self.now - self.last_change >= CONFIG.cooldown and self.rate < CONFIG.max_rate:
+            self.rate = min(CONFIG.max_rate, self.rate + CONFIG.increase)
+            self.last_change = self.now
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        assert self.state.rate == pytest.approx(self.rate, rel=1e-12)
+        assert self.state.decreased_at == self.last_decrease
+
+    @invariant()
+    def rate_stays_within_bounds(self) -> None:
+        assert CONFIG.min_rate <= self.state.rate <= CONFIG.max_rate
+
+    @invariant()
+    def at_most_one_decrease_per_window(self) -> None:
+        gaps = [b - a for a, b in zip(self.decreases, self.decreases[1:], strict=False)]
+        assert all(gap >= CONFIG.cooldown for gap in gaps)
+
+
+TestAimdMachine = AimdMachine.TestCase
+
+
+def test_a_second_decrease_is_allowed_exactly_at_the_window_end() -> None:
+    """Boundary: ``cooldown`` after a decrease, the next throttle decreases again."""
+    first = on_throttle(AimdState(64.0), CONFIG, 10.0)
+    assert first.rate == 32.0
+    assert on_throttle(first, CONFIG, 10.0 + CONFIG.cooldown).rate == 16.0
+
+
+def test_a_throttle_one_microsecond_before_the_window_end_counts_once() -> None:
+    """Boundary: 1 µs before the window ends, the same overload is still being answered."""
+    first = on_throttle(AimdState(64.0), CONFIG, 10.0)
+    assert on_throttle(first, CONFIG, 10.0 + CONFIG.cooldown - US) is first
+
+
+def test_a_call_sent_exactly_at_the_decrease_counts_but_one_sent_before_does_not() -> None:
+    """Boundary of the "sent before the last decrease" rule: sent_at == decreased_at counts."""
+    first = on_throttle(AimdState(64.0), CONFIG, 10.0)
+    later = 10.0 + CONFIG.cooldown
+    assert on_throttle(first, CONFIG, later, sent_at=10.0).rate == 16.0
+    assert on_throttle(first, CONFIG, later, sent_at=10.0 - US) is first
+
+
+def test_the_rate_never_goes_below_min_rate() -> None:
+    """Repeated throttles floor at ``min_rate``."""
+    state = AimdState(3.0)
+    for i in range(10):
+        state = on_throttle(state, CONFIG, i * CONFIG.cooldown)
+    assert state.rate == CONFIG.min_rate
+
+
+def test_an_increase_is_due_exactly_one_cooldown_after_the_last_change() -> None:
+    """Boundary of the additive increase: exactly ``cooldown`` of calm, not 1 µs less."""
+    state = on_throttle(AimdState(64.0), CONFIG, 10.0)
+    assert on_success(state, CONFIG, 10.0 + CONFIG.cooldown - US) is state
+    assert on_success(state, CONFIG, 10.0 + CONFIG.cooldown).rate == 32.0 + CONFIG.increase
+
+
+def test_the_rate_never_goes_above_max_rate() -> None:
+    """Increases stop at ``max_rate``, and at ``max_rate`` a success changes nothing."""
+    state = AimdState(98.0)
+    state = on_success(state, CONFIG, 0.0)
+    assert state.rate == CONFIG.max_rate
+    assert on_success(state, CONFIG, 100.0) is state
+
+
+def test_a_token_is_there_exactly_when_it_has_refilled() -> None:
+    """Boundary of the bucket: at 8 calls/s a token is back exactly 0.125 s later."""
+    empty = Bucket(0.0, 4.0)
+    bucket, wait = reserve(empty, 8.0, 1.0, 4.125, math.inf)
+    assert wait == 0.0
+    assert bucket.tokens == 0.0
+    _, wait = reserve(empty, 8.0, 1.0, 4.125 - US, math.inf)
+    assert wait == pytest.approx(US)
+
+
+def test_a_wait_of_exactly_max_wait_is_granted_and_a_longer_one_refused() -> None:
+    """Boundary of the timeout: ``wait == max_wait`` reserves; ``wait > max_wait`` takes nothing."""
+    empty = Bucket(0.0, 5.0)
+    granted, wait = reserve(empty, 10.0, 1.0, 5.0, 0.1)
+    assert wait == 0.1
+    assert granted.tokens == -1.0
+    refused, wait = reserve(empty, 10.0, 1.0, 5.0, 0.1 - US)
+    assert refused is empty
+    assert wait == 0.1
+
+
+@given(
+    rate=st.floats(0.01, 1e6),
+    burst=st.integers(1, 50),
+    steps=st.lists(st.floats(0.0, 10.0), min_size=1, max_size=50),
+)
+def test_the_bucket_never_admits_more_than_burst_plus_rate_times_elapsed(
+    rate: float, burst: int, steps: list[float]
+) -> None:
+    """Over any run, admitted calls (each at the end of its wait) <= burst + rate * elapsed."""
+    bucket = Bucket(float(burst), 0.0)
+    now = 0.0
+    admitted = 0
+    for step in steps:
+        now += step
+        bucket, wait = reserve(bucket, rate, float(burst), now, math.inf)
+        now += wait
+        admitted += 1
+        assert admitted <= burst + rate * now + 1e-6 * admitted
+
+
+def test_settle_refills_up_to_burst_only() -> None:
+    """Settling before a rate change counts tokens earned at the old rate, capped at burst."""
+    assert settle(Bucket(0.0, 0.0), 2.0, 3.0, 1.0) == Bucket(2.0, 1.0)
+    assert settle(Bucket(0.0, 0.0), 2.0, 3.0, 10.0) == Bucket(3.0, 10.0)
+    same = Bucket(0.5, 4.0)
+    assert settle(same, 2.0, 3.0, 3.0) is same
