@@ -182,14 +182,18 @@ class AdaptiveRateLimiter(LimiterBase):
     waiting sleeps on the injected clock; exceptions are never swallowed.
 
     With a ``store``, ``rate``/``min_rate``/``max_rate`` are the whole fleet's:
-    each instance admits the fleet rate divided by the live instances, which
-    it learns from one document it heartbeats at most once per ``share``
-    period (one transaction: one read, one write; none while idle). Its own
-    throttles are published in that heartbeat, so the others decrease too
-    (within two periods). A failing store never blocks a call beyond
-    ``store_timeout``: the instance keeps its last known share (and emits a
-    :class:`RateStoreErrorEvent`) until its lease of three periods has run
-    out, then admits at most ``min_rate`` divided by the members it knew.
+    each instance admits its share, at most the fleet rate divided by the live
+    instances, taken in one document it heartbeats at most once per ``share``
+    period (one transaction: one read and one write; none while idle). A share
+    never takes what the others still admit, so the instances' rates add up to
+    at most the fleet rate (a newcomer admits ``min_rate / n`` until the others
+    have made room, within two periods); an increase takes effect at the next
+    heartbeat. Throttles are published in the heartbeat, so the others
+    decrease too (within two periods). A member that stops calling keeps its
+    share for its lease of three periods. A failing store never blocks a call
+    beyond ``store_timeout``: the instance keeps its last share (and emits a
+    :class:`RateStoreErrorEvent`) until its lease has run out, then admits at
+    most ``min_rate`` divided by the members it knew.
 
     Args:
         name: Any non-empty text; instances with the same name and store share a budget.

@@ -66,6 +66,7 @@ class RateCore:
         self._bucket = Bucket(config.burst, self.mono())
         self.shared = shared
         self._members = 1
+        self._cap = math.inf  # the share taken at the last heartbeat
         # A shared limiter admits at most its min_rate until it has seen the document.
         self._fallback = shared
         self._rate = self._local_rate()
@@ -103,8 +104,10 @@ class RateCore:
     def _local_rate(self) -> float:
         fleet = self._aimd.rate
         if self._fallback:
-            fleet = min(fleet, self.config.aimd.min_rate)
-        return fleet / self._members
+            return min(fleet, self.config.aimd.min_rate) / self._members
+        # An increase since the last heartbeat waits for the next one: the
+        # others planned with the share this instance took then.
+        return min(fleet / self._members, self._cap)
 
     def _record_rate(self) -> None:
         method = getattr(self._gauge, "set", None) or self._gauge.record
@@ -200,7 +203,8 @@ class RateCore:
         config = self.config
         fn = functools.partial(
             heartbeat, name=config.name, me=config.instance_id, share=config.share,
-            lease=config.lease, publish=publish,
+            lease=config.lease, publish=publish, fleet_rate=self._aimd.rate,
+            min_rate=config.aimd.min_rate,
         )
         return fn, publish
 
@@ -224,10 +228,10 @@ class RateCore:
                     new = on_throttle(self._aimd, self.config.aimd, now)
                     if new is not self._aimd:
                         self._change(new, now, "fleet_throttled", events)
-            if self._fallback or membership.members != self._members:
-                self._fallback = False
-                self._members = membership.members
-                self._change(self._aimd, now, "members", events)
+            self._fallback = False
+            self._members = membership.members
+            self._cap = membership.rate
+            self._change(self._aimd, now, "share", events)
         self._deliver(events)
 
     def heartbeat_failed(self, error: BaseException | str, published: bool) -> None:

@@ -28,7 +28,8 @@ class RateChangeEvent:
         reason: ``throttled`` (a throttling signal here: multiplicative
             decrease), ``fleet_throttled`` (another instance published one),
             ``increased`` (additive increase after a calm ``cooldown``),
-            ``members`` (the shared budget's member count changed),
+            ``share`` (a heartbeat of the shared budget gave this instance a
+            new share: members joined or left, or room was made),
             ``store_fallback`` (the shared budget's lease ran out while the
             store failed: this instance fell back to its ``min_rate`` share).
         old_rate: Calls per second admitted before.
