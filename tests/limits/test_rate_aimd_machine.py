@@ -141,7 +141,7 @@ def test_a_token_is_there_exactly_when_it_has_refilled() -> None:
 
 
 def test_a_wait_of_exactly_max_wait_is_granted_and_a_longer_one_refused() -> None:
-    """Boundary of the timeout: ``wait == max_wait`` reserves; ``wait > max_wait`` takes nothing."""
+    """Boundary of the timeout: ``wait == max_wait`` reserves; a longer wait takes nothing."""
     empty = Bucket(0.0, 5.0)
     granted, wait = reserve(empty, 10.0, 1.0, 5.0, 0.1)
     assert wait == 0.1
@@ -162,12 +162,10 @@ def test_the_bucket_never_admits_more_than_burst_plus_rate_times_elapsed(
     """Over any run, admitted calls (each at the end of its wait) <= burst + rate * elapsed."""
     bucket = Bucket(float(burst), 0.0)
     now = 0.0
-    admitted = 0
-    for step in steps:
+    for admitted, step in enumerate(steps, start=1):
         now += step
         bucket, wait = reserve(bucket, rate, float(burst), now, math.inf)
         now += wait
-        admitted += 1
         assert admitted <= burst + rate * now + 1e-6 * admitted
 
 

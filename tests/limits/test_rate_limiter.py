@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import threading
 import time
 from collections import deque
@@ -19,13 +21,13 @@ from pipeline_reliability.testing import FakeClock
 US = 1e-6
 
 
-class Throttled(Exception):
+class ThrottledError(Exception):
     """What a scraper's HTTP client raises on a 429."""
 
     status_code = 429
 
 
-class Broken(Exception):
+class BrokenError(Exception):
     """A failure that is not a throttle."""
 
 
@@ -44,7 +46,7 @@ class FakeApi:
             self.accepted.popleft()
         if len(self.accepted) >= self.capacity:
             self.log.append((now, False))
-            raise Throttled
+            raise ThrottledError
         self.accepted.append(now)
         self.log.append((now, True))
         self.clock.advance(0.001)  # each call takes a millisecond
@@ -52,7 +54,7 @@ class FakeApi:
 
 
 def test_the_aimd_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
-    """Must show: starting at 4x the capacity C, the admitted rate settles around C with few 429s."""
+    """Must show: from 4x the capacity C, the admitted rate settles around C, few 429s."""
     capacity = 50
     api = FakeApi(fake_clock, capacity)
     limiter = AdaptiveRateLimiter(
@@ -60,10 +62,8 @@ def test_the_aimd_limiter_converges_under_a_fake_429_source(fake_clock: FakeCloc
     )
     rates: list[float] = []
     while fake_clock.monotonic() < 300:
-        try:
+        with contextlib.suppress(ThrottledError):
             limiter.call(api)
-        except Throttled:
-            pass
         rates.append(limiter.rate)
 
     late = [ok for at, ok in api.log if at >= 150]  # the second half, after the first back-off
@@ -119,7 +119,7 @@ def test_timeout_zero_never_waits(fake_clock: FakeClock) -> None:
 
 
 def test_the_constructor_timeout_bounds_call(fake_clock: FakeClock) -> None:
-    """``call`` waits at most the limiter's ``timeout``; ``fn`` does not run when it would not fit."""
+    """``call`` waits at most the limiter's ``timeout``; past it, ``fn`` does not run."""
     limiter = AdaptiveRateLimiter("api", rate=1, timeout=0.5, clock=fake_clock)
     ran: list[int] = []
     limiter.call(ran.append, 1)
@@ -133,14 +133,14 @@ def test_a_burst_of_429s_from_one_overload_decreases_once(fake_clock: FakeClock)
     limiter = AdaptiveRateLimiter("api", rate=100, cooldown=2.0, burst=100, clock=fake_clock)
 
     def throttled() -> None:
-        raise Throttled
+        raise ThrottledError
 
     for _ in range(20):
-        with pytest.raises(Throttled):
+        with pytest.raises(ThrottledError):
             limiter.call(throttled)
     assert limiter.rate == 50
     fake_clock.advance(2.0)
-    with pytest.raises(Throttled):
+    with pytest.raises(ThrottledError):
         limiter.call(throttled)
     assert limiter.rate == 25
 
@@ -164,16 +164,16 @@ def test_success_recovers_additively_up_to_max_rate(fake_clock: FakeClock) -> No
 
 
 def test_a_429_of_a_call_sent_before_the_last_decrease_is_ignored(fake_clock: FakeClock) -> None:
-    """Two calls in flight hit one overload: the slower 429 arrives after the window, still once."""
+    """Two calls in flight hit one overload: the slower 429 comes after the window, still once."""
     limiter = AdaptiveRateLimiter("api", rate=100, cooldown=1.0, burst=10, clock=fake_clock)
     first, second = limiter.permit(), limiter.permit()
-    with pytest.raises(Throttled), first:
-        with pytest.raises(Throttled), second:
-            fake_clock.advance(0.1)
-            raise Throttled
-        assert limiter.rate == 50
-        fake_clock.advance(5.0)  # well past the window
-        raise Throttled
+    first.__enter__()
+    second.__enter__()
+    fake_clock.advance(0.1)
+    second.__exit__(ThrottledError, ThrottledError(), None)
+    assert limiter.rate == 50
+    fake_clock.advance(5.0)  # well past the window
+    first.__exit__(ThrottledError, ThrottledError(), None)
     assert limiter.rate == 50
 
 
@@ -184,19 +184,19 @@ def test_other_exceptions_are_neutral_and_propagate(fake_clock: FakeClock) -> No
     )
 
     def broken() -> None:
-        raise Broken
+        raise BrokenError
 
     fake_clock.advance(5)
-    with pytest.raises(Broken):
+    with pytest.raises(BrokenError):
         limiter.call(broken)
     assert limiter.rate == 10
-    with pytest.raises(Broken), limiter.permit():
-        raise Broken
+    with pytest.raises(BrokenError), limiter.permit():
+        raise BrokenError
     assert limiter.rate == 10
 
 
 def test_throttled_result_classifies_responses_that_do_not_raise(fake_clock: FakeClock) -> None:
-    """A client that returns a 429 response (no exception) throttles through ``throttled_result``."""
+    """A client that returns a 429 response (no exception) throttles via ``throttled_result``."""
     limiter = AdaptiveRateLimiter(
         "api", rate=10, clock=fake_clock, throttled_result=lambda r: r == 429
     )
@@ -211,8 +211,8 @@ def test_a_raising_classifier_never_replaces_the_callers_outcome(fake_clock: Fak
         raise RuntimeError("classifier bug")
 
     limiter = AdaptiveRateLimiter("api", rate=10, throttled=bad, clock=fake_clock)
-    with pytest.raises(Throttled):
-        limiter.call(lambda: (_ for _ in ()).throw(Throttled()))
+    with pytest.raises(ThrottledError):
+        limiter.call(lambda: (_ for _ in ()).throw(ThrottledError()))
     assert limiter.rate == 10
 
 
@@ -223,11 +223,11 @@ def test_the_decorator_goes_through_call(fake_clock: FakeClock) -> None:
     @limiter
     def fetch(page: int) -> int:
         if page == 3:
-            raise Throttled
+            raise ThrottledError
         return page
 
     assert [fetch(1), fetch(2)] == [1, 2]
-    with pytest.raises(Throttled):
+    with pytest.raises(ThrottledError):
         fetch(3)
     assert limiter.rate == 4
     assert fetch.__name__ == "fetch"
@@ -246,34 +246,35 @@ def test_the_sync_decorator_refuses_coroutine_functions() -> None:
 
 def test_google_and_http_throttling_signals_are_recognised() -> None:
     """429s from api-core, BigQuery reasons, gRPC, requests and our own wrapped errors."""
-    import grpc
     import requests
-    from google.api_core import exceptions as gexc
 
-    class RpcError(grpc.RpcError):
-        def code(self) -> grpc.StatusCode:
+    grpc: Any = importlib.import_module("grpc")
+    gexc: Any = importlib.import_module("google.api_core.exceptions")
+
+    class RpcError(grpc.RpcError):  # type: ignore[misc]
+        def code(self) -> Any:
             return grpc.StatusCode.RESOURCE_EXHAUSTED
 
     response = requests.Response()
     response.status_code = 429
     wrapped = SinkUnavailableError("BigQuery said slow down")
     wrapped.__cause__ = gexc.TooManyRequests("429")
-    throttles = [
+    throttles: list[BaseException] = [
         gexc.TooManyRequests("429"),
         gexc.ResourceExhausted("quota"),
         gexc.Forbidden("Exceeded rate limits", errors=[{"reason": "rateLimitExceeded"}]),
         gexc.BadRequest("quota", errors=[{"reason": "quotaExceeded"}]),
         RpcError(),
         requests.HTTPError(response=response),
-        Throttled(),
+        ThrottledError(),
         wrapped,
     ]
     for exc in throttles:
         assert is_throttling(exc), exc
-    others = [
+    others: list[BaseException] = [
         gexc.ServiceUnavailable("503"),
         gexc.Forbidden("no", errors=[{"reason": "accessDenied"}]),
-        Broken(),
+        BrokenError(),
         SinkUnavailableError("no cause"),
     ]
     for exc in others:
@@ -283,7 +284,7 @@ def test_google_and_http_throttling_signals_are_recognised() -> None:
 def test_is_throttling_survives_hostile_attributes() -> None:
     """An exception whose attributes raise, or a cyclic cause chain, is simply not a throttle."""
 
-    class Hostile(Exception):
+    class HostileError(Exception):
         @property
         def status_code(self) -> int:
             raise RuntimeError("boom")
@@ -291,7 +292,7 @@ def test_is_throttling_survives_hostile_attributes() -> None:
     cyclic = SinkUnavailableError("a")
     other = SinkUnavailableError("b")
     cyclic.__cause__, other.__cause__ = other, cyclic
-    assert not is_throttling(Hostile())
+    assert not is_throttling(HostileError())
     assert not is_throttling(cyclic)
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MAX_RATE",
+    "MIN_RATE",
     "AimdConfig",
     "AimdState",
     "Bucket",
@@ -32,6 +33,8 @@ __all__ = [
 #: The largest rate (calls per second) any option accepts: far above what a
 #: Python process can call, small enough that every derived number stays exact.
 MAX_RATE = 1_000_000.0
+#: The smallest (one call in about 11.6 days): no rate, floor or share is ever zero.
+MIN_RATE = 1e-6
 
 
 @dataclass(frozen=True, slots=True)

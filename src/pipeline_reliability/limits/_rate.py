@@ -242,8 +242,14 @@ class AdaptiveRateLimiter(LimiterBase):
         instance_id: str | None = None,
         collection: str = "rate_limits",
     ) -> None:
-        if store is not None and not isinstance(cast(object, store), StateStore):
-            raise ConfigurationError(f"store must be a StateStore, got {describe(store)}")
+        if store is not None and (
+            not isinstance(cast(object, store), StateStore)
+            or inspect.iscoroutinefunction(store.transact)
+        ):
+            raise ConfigurationError(
+                f"store must be a StateStore (AsyncAdaptiveRateLimiter takes an "
+                f"AsyncStateStore), got {describe(store)}"
+            )
         super().__init__(
             name, rate=rate, min_rate=min_rate, max_rate=max_rate, increase=increase,
             decrease=decrease, cooldown=cooldown, burst=burst, throttled=throttled,

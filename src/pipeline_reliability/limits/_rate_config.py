@@ -12,7 +12,7 @@ from .._keys import encode_key, validate_id
 from .._validate import describe, duration_seconds
 from ..errors import ConfigurationError, InvalidInputError
 from ..retry._predicates import is_throttling
-from ._aimd import MAX_RATE, AimdConfig
+from ._aimd import MAX_RATE, MIN_RATE, AimdConfig
 
 __all__ = ["MAX_MEMBERS", "RateConfig", "build_config", "wait_limit"]
 
@@ -52,8 +52,10 @@ def _rate(value: object, what: str) -> float:
         number = float(value)
     except OverflowError:
         raise ConfigurationError(f"{what} is not a representable rate") from None
-    if not (math.isfinite(number) and 0 < number <= MAX_RATE):
-        raise ConfigurationError(f"{what} must be in (0, {MAX_RATE:g}] calls/s, got {value!r}")
+    if not (math.isfinite(number) and MIN_RATE <= number <= MAX_RATE):
+        raise ConfigurationError(
+            f"{what} must be in [{MIN_RATE:g}, {MAX_RATE:g}] calls/s, got {value!r}"
+        )
     return number
 
 
@@ -101,7 +103,7 @@ def build_config(
     _text(instance_id, "instance_id", _MAX_INSTANCE_BYTES)
     start = _rate(rate, "rate")
     top = start if max_rate is None else _rate(max_rate, "max_rate")
-    floor = start / 100 if min_rate is None else _rate(min_rate, "min_rate")
+    floor = max(start / 100, MIN_RATE) if min_rate is None else _rate(min_rate, "min_rate")
     if not floor <= start <= top:
         raise ConfigurationError(
             f"rates must satisfy min_rate <= rate <= max_rate, got {floor} <= {start} <= {top}"
