@@ -12,7 +12,6 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from pipeline_reliability.limits._aimd import (
     AimdConfig,
     AimdState,
-    Bucket,
     on_success,
     on_throttle,
     reserve,
@@ -132,23 +131,16 @@ def test_the_rate_never_goes_above_max_rate() -> None:
 
 def test_a_token_is_there_exactly_when_it_has_refilled() -> None:
     """Boundary of the bucket: at 8 calls/s a token is back exactly 0.125 s later."""
-    empty = Bucket(0.0, 4.0)
-    bucket, wait = reserve(empty, 8.0, 1.0, 4.125, math.inf)
-    assert wait == 0.0
-    assert bucket.tokens == 0.0
-    _, wait = reserve(empty, 8.0, 1.0, 4.125 - US, math.inf)
+    tokens, at, wait = reserve(0.0, 4.0, 8.0, 1.0, 4.125, max_wait=math.inf)
+    assert (tokens, at, wait) == (0.0, 4.125, 0.0)
+    _, _, wait = reserve(0.0, 4.0, 8.0, 1.0, 4.125 - US, max_wait=math.inf)
     assert wait == pytest.approx(US)
 
 
 def test_a_wait_of_exactly_max_wait_is_granted_and_a_longer_one_refused() -> None:
     """Boundary of the timeout: ``wait == max_wait`` reserves; a longer wait takes nothing."""
-    empty = Bucket(0.0, 5.0)
-    granted, wait = reserve(empty, 10.0, 1.0, 5.0, 0.1)
-    assert wait == 0.1
-    assert granted.tokens == -1.0
-    refused, wait = reserve(empty, 10.0, 1.0, 5.0, 0.1 - US)
-    assert refused is empty
-    assert wait == 0.1
+    assert reserve(0.0, 5.0, 10.0, 1.0, 5.0, max_wait=0.1) == (-1.0, 5.0, 0.1)
+    assert reserve(0.0, 5.0, 10.0, 1.0, 5.0, max_wait=0.1 - US) == (0.0, 5.0, 0.1)
 
 
 @given(
@@ -160,18 +152,17 @@ def test_the_bucket_never_admits_more_than_burst_plus_rate_times_elapsed(
     rate: float, burst: int, steps: list[float]
 ) -> None:
     """Over any run, admitted calls (each at the end of its wait) <= burst + rate * elapsed."""
-    bucket = Bucket(float(burst), 0.0)
+    tokens, at = float(burst), 0.0
     now = 0.0
     for admitted, step in enumerate(steps, start=1):
         now += step
-        bucket, wait = reserve(bucket, rate, float(burst), now, math.inf)
+        tokens, at, wait = reserve(tokens, at, rate, float(burst), now, max_wait=math.inf)
         now += wait
         assert admitted <= burst + rate * now + 1e-6 * admitted
 
 
 def test_settle_refills_up_to_burst_only() -> None:
     """Settling before a rate change counts tokens earned at the old rate, capped at burst."""
-    assert settle(Bucket(0.0, 0.0), 2.0, 3.0, 1.0) == Bucket(2.0, 1.0)
-    assert settle(Bucket(0.0, 0.0), 2.0, 3.0, 10.0) == Bucket(3.0, 10.0)
-    same = Bucket(0.5, 4.0)
-    assert settle(same, 2.0, 3.0, 3.0) is same
+    assert settle(0.0, 0.0, 2.0, 3.0, 1.0) == (2.0, 1.0)
+    assert settle(0.0, 0.0, 2.0, 3.0, 10.0) == (3.0, 10.0)
+    assert settle(0.5, 4.0, 2.0, 3.0, 3.0) == (0.5, 4.0)

@@ -7,7 +7,8 @@ seconds of a monotonic clock), shared by the sync and async limiters:
 * AIMD: :func:`on_throttle` halves (``decrease``) the rate at most once per
   reaction window (``cooldown``); :func:`on_success` adds ``increase`` once
   per ``cooldown`` of calm. The rate always stays within ``[min_rate, max_rate]``.
-* A token bucket with reservations: :func:`reserve` takes the next token now,
+* A token bucket with reservations (two floats: tokens and when):
+  :func:`reserve` takes the next token now,
   or tells the caller how long to sleep for it. Tokens may go negative (each
   waiter owns a future slot), so waiters are served first come, first served
   and nobody polls.
@@ -23,7 +24,6 @@ __all__ = [
     "MIN_RATE",
     "AimdConfig",
     "AimdState",
-    "Bucket",
     "on_success",
     "on_throttle",
     "reserve",
@@ -99,44 +99,37 @@ def on_success(state: AimdState, config: AimdConfig, now: float) -> AimdState:
     return AimdState(min(config.max_rate, state.rate + config.increase), state.decreased_at, now)
 
 
-@dataclass(frozen=True, slots=True)
-class Bucket:
-    """
-    A token bucket: ``tokens`` available at time ``at`` (negative: reserved ahead).
-
-    A fresh bucket is full (``Bucket(burst, now)``).
-    """
-
-    tokens: float
-    at: float
-
-
-def settle(bucket: Bucket, rate: float, burst: float, now: float) -> Bucket:
-    """The bucket refilled at ``rate`` up to ``now`` (before the rate changes)."""
-    if now <= bucket.at:
-        return bucket
-    return Bucket(min(burst, bucket.tokens + (now - bucket.at) * rate), now)
+def settle(tokens: float, at: float, rate: float, burst: float, now: float) -> tuple[float, float]:
+    """The bucket ``(tokens, at)`` refilled at ``rate`` up to ``now`` (before the rate changes)."""
+    if now <= at:
+        return tokens, at
+    return min(burst, tokens + (now - at) * rate), now
 
 
 def reserve(
-    bucket: Bucket, rate: float, burst: float, now: float, max_wait: float
-) -> tuple[Bucket, float]:
+    tokens: float, at: float, rate: float, burst: float, now: float, *, max_wait: float
+) -> tuple[float, float, float]:
     """
-    Take one token for a caller willing to wait up to ``max_wait`` seconds.
+    Take one token from the bucket ``(tokens, at)`` for a caller willing to wait
+    up to ``max_wait`` seconds.
 
-    Returns the new bucket and how long the caller must wait for its slot
-    (``0.0``: a token was there). When that wait would be longer than
-    ``max_wait``, nothing is taken: the bucket returned is ``bucket`` itself
-    and the wait says how long a token is away. Refilling is computed from
-    ``now`` and never beyond ``burst`` tokens.
+    The bucket is two numbers, not an object, because this runs on every
+    call: ``tokens`` available at time ``at`` (negative: reserved ahead; a
+    fresh bucket is ``(burst, now)``). Returns the new ``tokens``, ``at`` and
+    how long the caller must wait for its slot (``0.0``: a token was there).
+    When that wait would be longer than ``max_wait``, nothing is taken: the
+    bucket comes back unchanged and the wait says how far a token is.
+    Refilling is computed from ``now`` and never beyond ``burst`` tokens.
     """
-    elapsed = now - bucket.at
-    tokens = bucket.tokens + elapsed * rate if elapsed > 0 else bucket.tokens
-    tokens = min(tokens, burst)
-    at = now if now > bucket.at else bucket.at
+    if now > at:
+        tokens += (now - at) * rate
+        tokens = min(tokens, burst)
+        fresh = now
+    else:
+        fresh = at
     if tokens >= 1.0:
-        return Bucket(tokens - 1.0, at), 0.0
+        return tokens - 1.0, fresh, 0.0
     wait = (1.0 - tokens) / rate
     if wait > max_wait:
-        return bucket, wait
-    return Bucket(tokens - 1.0, at), wait
+        return tokens, fresh, wait
+    return tokens - 1.0, fresh, wait

@@ -272,7 +272,13 @@ class AdaptiveRateLimiter(LimiterBase):
             RateLimitTimeoutError: the next token is further than ``timeout``.
             InvalidInputError: ``timeout`` is not a non-negative duration.
         """
-        self._acquire(self._limit(timeout))
+        # _acquire, inlined: this is the per-call cost of every admitted call.
+        core = self._core
+        if core.shared:
+            self._heartbeat()
+        wait = core.take(self._timeout if timeout is None else wait_limit(timeout))
+        if wait > 0:
+            self._wait(wait)
 
     def _acquire(self, limit: float) -> None:
         core = self._core
@@ -280,8 +286,11 @@ class AdaptiveRateLimiter(LimiterBase):
             self._heartbeat()
         wait = core.take(limit)
         if wait > 0:
-            with span("limits", "acquire", lambda: {"limiter": self.name, "wait_s": wait}):
-                self._sleep(wait)
+            self._wait(wait)
+
+    def _wait(self, wait: float) -> None:
+        with span("limits", "acquire", lambda: {"limiter": self.name, "wait_s": wait}):
+            self._sleep(wait)
 
     def permit(self, timeout: timedelta | float | None = None) -> AbstractContextManager[None]:
         """

@@ -23,7 +23,7 @@ from .._clock import Clock
 from .._telemetry import PACKAGE, counter, meter
 from ..errors import RateLimitTimeoutError
 from ..stores._protocol import Outcome, Snapshot
-from ._aimd import AimdState, Bucket, on_success, on_throttle, reserve, settle
+from ._aimd import AimdState, on_success, on_throttle, reserve, settle
 from ._rate_config import RateConfig
 from ._rate_events import (
     RateChangeEvent,
@@ -63,7 +63,8 @@ class RateCore:
         self.mono: Callable[[], float] = time.monotonic if clock is None else clock.monotonic
         self._lock = threading.Lock()
         self._aimd = AimdState(config.rate)
-        self._bucket = Bucket(config.burst, self.mono())
+        self._burst = config.burst
+        self._tokens, self._at = config.burst, self.mono()
         self.shared = shared
         self._members = 1
         self._cap = math.inf  # the share taken at the last heartbeat
@@ -123,9 +124,9 @@ class RateCore:
             RateLimitTimeoutError: the wait would exceed ``max_wait`` (nothing reserved).
         """
         with self._lock:
-            now = self.mono()
-            bucket, wait = reserve(self._bucket, self._rate, self.config.burst, now, max_wait)
-            self._bucket = bucket
+            self._tokens, self._at, wait = reserve(
+                self._tokens, self._at, self._rate, self._burst, self.mono(), max_wait=max_wait
+            )
         if wait > max_wait:
             self._c_timeouts.add(1, self._attrs)
             raise RateLimitTimeoutError(self.config.name, retry_after=wait, timeout=max_wait)
@@ -165,7 +166,7 @@ class RateCore:
     ) -> None:
         # Under the lock. Tokens earned so far were earned at the old rate.
         old = self._rate
-        self._bucket = settle(self._bucket, old, self.config.burst, now)
+        self._tokens, self._at = settle(self._tokens, self._at, old, self._burst, now)
         self._aimd = new
         self._rate = self._local_rate()
         if self._rate != old:
