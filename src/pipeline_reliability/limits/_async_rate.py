@@ -177,7 +177,7 @@ class AsyncAdaptiveRateLimiter(LimiterBase):
         if job is None:
             return
         fn, publish = job
-        config, store = self.config, cast(AsyncStateStore, self._store)
+        config, store = self._config, cast(AsyncStateStore, self._store)
         try:
             with span("limits", "heartbeat", {"limiter": self.name}):
                 membership = await store.transact(

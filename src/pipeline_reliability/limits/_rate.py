@@ -67,7 +67,7 @@ class LimiterBase:
             raise ConfigurationError(
                 f"clock must have monotonic() and sleep(), got {describe(clock)}"
             )
-        self.config: RateConfig = build_config(
+        self._config: RateConfig = build_config(
             name, rate=rate, min_rate=min_rate, max_rate=max_rate, increase=increase,
             decrease=decrease, cooldown=cooldown, burst=burst, throttled=throttled,
             throttled_result=throttled_result, share=share, store_timeout=store_timeout,
@@ -78,17 +78,17 @@ class LimiterBase:
             self._timeout = wait_limit(timeout)
         except InvalidInputError as exc:
             raise ConfigurationError(str(exc)) from None
-        self._core = RateCore(self.config, clock, shared=store is not None)
+        self._core = RateCore(self._config, clock, shared=store is not None)
 
     @property
     def name(self) -> str:
         """The limiter's name."""
-        return self.config.name
+        return self._config.name
 
     @property
     def instance_id(self) -> str:
         """This instance's id in the shared budget."""
-        return self.config.instance_id
+        return self._config.instance_id
 
     @property
     def rate(self) -> float:
@@ -137,14 +137,14 @@ class LimiterBase:
 
     def _is_throttle(self, exc: BaseException) -> bool:
         try:
-            return bool(self.config.throttled(exc))
+            return bool(self._config.throttled(exc))
         except Exception:
             # A broken classifier must not replace the caller's own exception.
             logger.exception("rate limiter %r: throttled predicate failed", self.name)
             return False
 
     def _outcome(self, result: object, sent_at: float) -> None:
-        check = self.config.throttled_result
+        check = self._config.throttled_result
         if check is not None:
             try:
                 hit = bool(check(result))
@@ -180,6 +180,10 @@ class AdaptiveRateLimiter(LimiterBase):
     decrease); each ``cooldown`` without one that ends in a success adds
     ``increase``. The rate stays within ``[min_rate, max_rate]``. Thread-safe;
     waiting sleeps on the injected clock; exceptions are never swallowed.
+
+    Use it as a decorator (``@limiter``), through :meth:`call`, as a block
+    (``with limiter.permit():``), or take a token with :meth:`acquire` and
+    report the outcome with :meth:`throttled` / :meth:`succeeded`.
 
     With a ``store``, ``rate``/``min_rate``/``max_rate`` are the whole fleet's:
     each instance admits its share, at most the fleet rate divided by the live
@@ -347,7 +351,7 @@ class AdaptiveRateLimiter(LimiterBase):
         if job is None:
             return
         fn, publish = job
-        config, store = self.config, cast(StateStore, self._store)
+        config, store = self._config, cast(StateStore, self._store)
         try:
             with span("limits", "heartbeat", {"limiter": self.name}):
                 membership = store.transact(
