@@ -1,14 +1,19 @@
-"""The AIMD machine and the token bucket, as pure functions: stateful test against a model."""
+"""
+The AIMD machine and the token bucket: stateful tests against a model, of the
+pure functions and of the limiter that applies them (FakeClock).
+"""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from pipeline_reliability import RateLimitTimeoutError
+from pipeline_reliability.limits import AdaptiveRateLimiter
 from pipeline_reliability.limits._aimd import (
     AimdConfig,
     AimdState,
@@ -17,6 +22,7 @@ from pipeline_reliability.limits._aimd import (
     reserve,
     settle,
 )
+from pipeline_reliability.testing import FakeClock
 
 CONFIG = AimdConfig(min_rate=1.0, max_rate=100.0, increase=5.0, decrease=0.5, cooldown=2.0)
 US = 1e-6
@@ -166,3 +172,88 @@ def test_settle_refills_up_to_burst_only() -> None:
     assert settle(0.0, 0.0, 2.0, 3.0, 1.0) == (2.0, 1.0)
     assert settle(0.0, 0.0, 2.0, 3.0, 10.0) == (3.0, 10.0)
     assert settle(0.5, 4.0, 2.0, 3.0, 3.0) == (0.5, 4.0)
+
+
+class LimiterMachine(RuleBasedStateMachine):
+    """
+    The limiter's glue on a FakeClock: throttles, successes and non-blocking
+    acquires in any order; admissions and the rate match a model that settles
+    the bucket at the old rate whenever the rate changes.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = FakeClock()
+        self.limiter = AdaptiveRateLimiter(
+            "machine", rate=16, min_rate=1, max_rate=32, increase=2, cooldown=2,
+            burst=3, clock=self.clock,
+        )
+        self.rate = 16.0
+        self.last_decrease = self.last_change = -math.inf
+        self.tokens, self.at = 3.0, 0.0
+        self.decreases: list[float] = []
+
+    def _settle(self, now: float) -> None:
+        if now > self.at:
+            self.tokens, self.at = min(3.0, self.tokens + (now - self.at) * self.rate), now
+
+    @rule(dt=st.sampled_from([0.0, US, 0.0625, 0.25, 2.0 - US, 2.0, 5.0]))
+    def advance(self, dt: float) -> None:
+        self.clock.advance(dt)
+
+    @rule()
+    def throttle(self) -> None:
+        now = self.clock.monotonic()
+        self.limiter.throttled()
+        if now - self.last_decrease >= 2.0:
+            self._settle(now)
+            self.rate = max(1.0, self.rate * 0.5)
+            self.last_decrease = self.last_change = now
+            self.decreases.append(now)
+
+    @rule()
+    def success(self) -> None:
+        now = self.clock.monotonic()
+        self.limiter.succeeded()
+        if now - self.last_change >= 2.0 and self.rate < 32.0:
+            self._settle(now)
+            self.rate = min(32.0, self.rate + 2.0)
+            self.last_change = now
+
+    @rule()
+    def try_acquire(self) -> None:
+        now = self.clock.monotonic()
+        self._settle(now)
+        expected = self.tokens >= 1.0
+        try:
+            self.limiter.acquire(timeout=0)
+            admitted = True
+        except RateLimitTimeoutError:
+            admitted = False
+        assert admitted == expected
+        if admitted:
+            self.tokens -= 1.0
+
+    @invariant()
+    def rate_matches_the_model_and_stays_within_bounds(self) -> None:
+        assert self.limiter.rate == self.rate
+        assert 1.0 <= self.limiter.rate <= 32.0
+        gaps = [b - a for a, b in zip(self.decreases, self.decreases[1:], strict=False)]
+        assert all(gap >= 2.0 for gap in gaps)
+
+
+TestLimiterMachine = LimiterMachine.TestCase
+# Rate changes between a drained bucket and the next acquire need a few steps in order.
+TestLimiterMachine.settings = settings(
+    max_examples=max(settings().max_examples, 200), stateful_step_count=40, deadline=None
+)
+
+
+def test_tokens_earned_before_a_rate_change_are_kept() -> None:
+    """A token refilled at the old rate stays when the rate halves (the bucket is settled)."""
+    clock = FakeClock()
+    limiter = AdaptiveRateLimiter("settle", rate=16, cooldown=2, clock=clock)
+    limiter.acquire(timeout=0)
+    clock.advance(0.0625)  # exactly one token at 16/s
+    limiter.throttled()  # 8/s from now on: half a token if the past were re-counted at 8/s
+    limiter.acquire(timeout=0)

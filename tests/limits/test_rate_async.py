@@ -36,7 +36,7 @@ class ThrottledError(Exception):
     status_code = 429
 
 
-def test_the_async_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
+def test_item2_the_async_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
     """Must show (async form): from 4x the capacity C the admitted rate settles around C."""
     capacity = 40
     accepted: deque[float] = deque()

@@ -53,7 +53,7 @@ class FakeApi:
         return "ok"
 
 
-def test_the_aimd_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
+def test_item2_the_aimd_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
     """Must show: from 4x the capacity C, the admitted rate settles around C, few 429s."""
     capacity = 50
     api = FakeApi(fake_clock, capacity)

@@ -6,6 +6,7 @@ FakeClock, then three instances on the Firestore emulator in real time.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -190,11 +191,39 @@ def test_a_store_outage_keeps_the_last_share_then_falls_back_to_the_floor(
     assert a.rate == pytest.approx(FLEET / 3)
 
 
+def test_a_hanging_store_delays_one_caller_by_store_timeout_and_nobody_else() -> None:
+    """
+    A heartbeat on a store that does not answer ends after ``store_timeout``
+    (real time, bounded waits); meanwhile another thread of the same instance
+    is admitted at once on the last share (single flight).
+    """
+    memory = MemoryStore()
+    store = FaultyStore(memory)
+    limiter = AdaptiveRateLimiter(
+        "api", rate=1000, burst=1000, share=0.5, store=store, store_timeout=0.3,
+        instance_id="i",
+    )
+    limiter.acquire()  # joined: a full share
+    time.sleep(0.51)  # the next heartbeat is due
+    store.hang_next()
+    blocked = threading.Thread(target=limiter.acquire)
+    started = time.monotonic()
+    blocked.start()
+    assert store.wait_hanging(timeout=10)
+    other_started = time.monotonic()
+    limiter.acquire(timeout=0)  # not held up by the heartbeat in flight
+    assert time.monotonic() - other_started < 0.2
+    blocked.join(timeout=10)
+    assert not blocked.is_alive()
+    assert 0.25 <= time.monotonic() - started < 5
+    assert limiter.rate == 1000  # the lease (1.5 s) still runs: the last share is kept
+
+
 # --- the Firestore emulator, real time ------------------------------------------------
 
 
 @pytest.mark.firestore
-def test_three_instances_share_a_fleet_rate_on_the_firestore_emulator(
+def test_item2_three_instances_share_a_fleet_rate_on_the_firestore_emulator(
     firestore_project: str,
 ) -> None:
     """
