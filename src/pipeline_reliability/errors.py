@@ -297,11 +297,14 @@ class RateLimitTimeoutError(ReliabilityError):
 
     @property
     def retry_after(self) -> timedelta:
-        """How long the caller would have had to wait for a token."""
-        return timedelta(seconds=self._retry_after)
+        """How long the caller would have had to wait for a token (at most ``timedelta.max``)."""
+        return timedelta(seconds=min(self._retry_after, _MAX_TIMEDELTA_SECONDS))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rate_timeout, (self.name, self._retry_after, self.timeout))
+
+
+_MAX_TIMEDELTA_SECONDS = timedelta.max.total_seconds() // 2
 
 
 def _rate_timeout(name: str, retry_after: float, timeout: float) -> RateLimitTimeoutError:

@@ -171,3 +171,22 @@ def _put(data: dict[str, Any]) -> Any:
     from pipeline_reliability import Outcome
 
     return Outcome(None, Put(data))
+
+
+def test_a_wait_beyond_a_century_times_out_instead_of_overflowing() -> None:
+    """Thousands of waiters queued at the smallest rate: the next fails with a library error."""
+
+    class FrozenClock(FakeClock):
+        def sleep(self, seconds: float) -> None:
+            self.sleeps.append(seconds)  # time stands still: every waiter keeps its slot
+
+    clock = FrozenClock()
+    limiter = AdaptiveRateLimiter("slow", rate=1e-6, clock=clock)
+    century = timedelta(days=36_500).total_seconds()
+    while not clock.sleeps or clock.sleeps[-1] + 1e6 <= century:
+        limiter.acquire()
+    with pytest.raises(RateLimitTimeoutError) as info:
+        limiter.acquire()
+    assert info.value.retry_after > timedelta(days=36_500)
+    error = RateLimitTimeoutError("x", retry_after=1e300, timeout=1.0)
+    assert error.retry_after <= timedelta.max

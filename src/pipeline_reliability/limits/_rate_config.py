@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from .._keys import encode_key, validate_id
-from .._validate import describe, duration_seconds
+from .._validate import MAX_DURATION, describe, duration_seconds
 from ..errors import ConfigurationError, InvalidInputError
 from ..retry._predicates import is_throttling
 from ._aimd import MAX_RATE, MIN_RATE, AimdConfig
@@ -148,19 +148,22 @@ def wait_limit(timeout: object) -> float:
     """
     Check an ``acquire(timeout=...)`` argument: seconds or a ``timedelta``.
 
-    ``None`` means "as long as the next slot takes" (always a finite wait).
+    ``None`` means "as long as the next slot takes", which is always finite;
+    a wait beyond ``MAX_DURATION`` (only a queue of millions of waiters at a
+    tiny rate could need one) times out like any other.
 
     Raises:
         InvalidInputError: not a non-negative, finite duration of at most about 100 years.
     """
     if timeout is None:
-        return math.inf
+        return _FOREVER
     try:
         return duration_seconds(timeout, "timeout", allow_zero=True)
     except ConfigurationError as exc:
         raise InvalidInputError(str(exc)) from None
 
 
+_FOREVER = MAX_DURATION.total_seconds()
 DEFAULT_THROTTLED = is_throttling
 DEFAULT_COOLDOWN = timedelta(seconds=1)
 DEFAULT_SHARE = timedelta(seconds=15)
