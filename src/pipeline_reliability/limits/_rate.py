@@ -317,14 +317,23 @@ class AdaptiveRateLimiter(LimiterBase):
         """
         if not callable(fn):
             raise InvalidInputError(f"fn must be callable, got {describe(fn)}")
-        self._acquire(self._timeout)
-        sent_at = self._core.mono()
+        # _acquire and _outcome, inlined: the per-call cost of the decorator and call().
+        core = self._core
+        if core.shared:
+            self._heartbeat()
+        wait = core.take(self._timeout)
+        if wait > 0:
+            self._wait(wait)
+        sent_at = core.mono()
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._failure(exc, sent_at)
             raise
-        self._outcome(result, sent_at)
+        if self._config.throttled_result is None:
+            core.success()
+        else:
+            self._outcome(result, sent_at)
         return result
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
