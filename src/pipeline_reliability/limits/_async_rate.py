@@ -22,7 +22,7 @@ from .._telemetry import span
 from .._validate import describe
 from ..errors import ConfigurationError, InvalidInputError, ReliabilityError
 from ..stores._protocol import AsyncStateStore
-from ._rate import LimiterBase
+from ._rate_base import LimiterBase
 from ._rate_config import (
     DEFAULT_COOLDOWN,
     DEFAULT_SHARE,
