@@ -86,6 +86,7 @@ from .errors import (
     MissingDependencyError,
     PayloadMismatchError,
     PublishFailedError,
+    RateLimitTimeoutError,
     ReliabilityError,
     RetryBudgetExhaustedError,
     RetryExhaustedError,
@@ -97,6 +98,14 @@ from .errors import (
     StoreUnavailableError,
     TriggerClaimLostError,
     WriteFailedError,
+)
+from .limits import (
+    AdaptiveRateLimiter,
+    AsyncAdaptiveRateLimiter,
+    RateChangeEvent,
+    RateLimiterEvent,
+    RateLimiterListener,
+    RateStoreErrorEvent,
 )
 from .lock import (
     AsyncDateLock,
@@ -147,6 +156,7 @@ from .pubsub import (
 )
 from .retry import (
     BIGQUERY_TRANSIENT_REASONS,
+    THROTTLING_REASONS,
     Predicate,
     RetryBudget,
     RetryPolicy,
@@ -155,6 +165,7 @@ from .retry import (
     if_exception_type,
     is_serialization_conflict,
     is_testing,
+    is_throttling,
     is_transient,
     is_transient_outside_transaction,
     retry_transient,
@@ -197,9 +208,11 @@ from .testing import (
 )
 
 __all__ = [
+    "AdaptiveRateLimiter",
     "Alert",
     "AlreadyCompletedError",
     "AlreadyRunningError",
+    "AsyncAdaptiveRateLimiter",
     "AsyncCompletionTracker",
     "AsyncDateLock",
     "AsyncFaultyStore",
@@ -292,6 +305,11 @@ __all__ = [
     "Put",
     "QuarantinedRow",
     "RUN_STATUSES",
+    "RateChangeEvent",
+    "RateLimitTimeoutError",
+    "RateLimiterEvent",
+    "RateLimiterListener",
+    "RateStoreErrorEvent",
     "ReconcileReport",
     "RejectionEvent",
     "ReliabilityError",
@@ -319,6 +337,7 @@ __all__ = [
     "SweepOutcome",
     "SweepReport",
     "SystemClock",
+    "THROTTLING_REASONS",
     "TrackerEvent",
     "TrackerEventKind",
     "TrackerListener",
@@ -347,6 +366,7 @@ __all__ = [
     "if_exception_type",
     "is_serialization_conflict",
     "is_testing",
+    "is_throttling",
     "is_transient",
     "is_transient_outside_transaction",
     "normalise_processor_name",
