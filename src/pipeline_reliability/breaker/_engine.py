@@ -41,8 +41,9 @@ from ._state import (
     transition,
 )
 from ._window import OutcomeWindow
+from ._windows import CountWindow, RateRule, TimeWindow
 
-__all__ = ["Engine"]
+__all__ = ["SHADOW", "Engine"]
 
 logger = logging.getLogger("pipeline_reliability.breaker")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -50,6 +51,9 @@ CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.H
 # ``CircuitOpenError.__new__(cls, name, state, seconds)``: the exception with its
 # args and nothing else (no __init__, message or timedelta until asked for).
 _open_error = CircuitOpenError.__new__
+# The ticket of a call that observe mode lets through where it would reject: its
+# generation (-1) matches none, so its outcome is recorded nowhere.
+SHADOW = -2
 
 
 class Engine:
@@ -84,12 +88,9 @@ class Engine:
         self._reject_state: BreakerState = OPEN
         self._reject_due = math.inf
         self._reject_attrs: dict[str, str] = {}
-        self._window = OutcomeWindow(
-            failure_threshold=config.failure_threshold,
-            minimum_calls=config.minimum_calls,
-            window=config.window,
-        )
-        self._records_successes = self._window.records_successes
+        self._window = _make_window(config)
+        self._records_successes = config.records_successes
+        self._observe = config.mode == "observe"
         self._probe_gen = -1
         self._probes_admitted = self._probe_successes = 0
         self._probes_running = 0  # my probes of _probe_gen admitted and not yet finished
@@ -146,6 +147,10 @@ class Engine:
                 # Single flight: returns at once when another thread is at the store.
                 self._refresh(mono)
             return self._admit_view()
+        except CircuitOpenError:
+            if self._observe:
+                return SHADOW  # observe mode: counted and reported, never rejected
+            raise
         finally:
             if self._pending:
                 self._flush()
@@ -225,7 +230,7 @@ class Engine:
         if listeners:
             event = RejectionEvent(
                 self.name, self.instance_id, circuit.state, circuit.generation,
-                reason, retry_after,
+                reason, retry_after, enforced=not self._observe,
             )
             if locked:
                 self._pending.append(event)  # delivered after the lock is released
@@ -237,7 +242,8 @@ class Engine:
     def _rejection_attributes(self, reason: str) -> dict[str, str]:
         attrs = self._rejection_attrs.get(reason)
         if attrs is None:
-            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
+            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason,
+                                                     "mode": self.config.mode}
         return attrs
 
     # ------------------------------------------------------------------ outcomes
@@ -296,7 +302,8 @@ class Engine:
         if gen == self._probe_gen and self._probes_running > 0:
             self._probes_running -= 1
 
-    def _record_failure(self, ticket: int) -> None:
+    def _record_failure(self, ticket: int, slow: bool = False, failed: bool = True) -> None:
+        """A failed call (or, ``failed=False``, a slow success under a slow-call rate)."""
         try:
             gen = ticket >> 1
             with self._lock:
@@ -304,11 +311,12 @@ class Engine:
                 if ticket & 1:
                     self._finished_locked(gen)
                 running = self._probes_running > 0
-                action = self._failure_locked(ticket, mono)
+                action, why = self._failure_locked(ticket, mono, slow, failed)
             if action is None:
                 return
             change = self._transact(
-                action, gen, mono, single_flight=action is Action.TRIP, probes_running=running
+                action, gen, mono, single_flight=action is Action.TRIP, probes_running=running,
+                trip_reason=why,
             )
             if action is Action.TRIP:
                 with self._lock:
@@ -317,25 +325,29 @@ class Engine:
             if self._pending:
                 self._flush()
 
-    def _failure_locked(self, ticket: int, mono: float) -> Action | None:
+    def _failure_locked(
+        self, ticket: int, mono: float, slow: bool, failed: bool
+    ) -> tuple[Action | None, str]:
         """What a failure asks of the store (``None``: nothing); claims the store for a trip."""
         gen = ticket >> 1
         circuit = self._view.circuit
         if gen != circuit.generation:
-            return None  # a result arriving for an older generation never changes the state
+            return None, ""  # a result for an older generation never changes the state
         if ticket & 1:
-            return Action.PROBE_FAILED if gen == self._probe_gen else None
+            return (Action.PROBE_FAILED if gen == self._probe_gen else None), ""
         if circuit.state is not CLOSED:
-            return None
-        self._window.failure(mono)
-        if not self._trip_due(gen, mono):
-            return None
+            return None, ""
+        if failed:
+            self._window.failure(mono, slow)
+        else:
+            self._window.slow_success(mono)
+        why = self._window.trip_reason(mono)
+        if why is None or not self._trip_due(gen, mono):
+            return None, ""
         self._busy = True
-        return Action.TRIP
+        return Action.TRIP, why
 
     def _trip_due(self, gen: int, mono: float) -> bool:
-        if not self._window.tripped(mono):
-            return False
         if self._store_error is not None and mono < self._fresh_until:
             return False  # backing off a failing store; the trip is retried after cache_ttl
         if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
@@ -405,6 +417,7 @@ class Engine:
         single_flight: bool = False,
         operator: bool = False,
         probes_running: bool = False,
+        trip_reason: str = "failure_threshold",
     ) -> Change | None:
         """
         Run ``action`` as a compare-and-set on the generation; adopt the result.
@@ -420,6 +433,7 @@ class Engine:
             change = transition(
                 current, action, expected=expected, now=snap.now,
                 me=self.instance_id, config=self.config, probes_running=probes_running,
+                trip_reason=trip_reason,
             )
             if change is None:
                 return Outcome((current, snap.now, None))
@@ -491,13 +505,15 @@ class Engine:
         self._epoch += 1
         self._closed_gen = -1
         self._reject_until = -math.inf
-        self._view = View.of(circuit, store_now, mono, self.config.reset_timeout)
+        self._view = View.of(circuit, store_now, mono, self.config)
         self._store_error = None
         if circuit.generation != old.generation:
             self._moved(old, circuit, store_now, mono, change)
         self._fresh_until = mono + self.config.cache_ttl
         if circuit.state is CLOSED:
             self._closed_gen = circuit.generation
+        elif self._observe:
+            pass  # observe mode never rejects: every call takes the slow path to be counted
         elif circuit.state is OPEN or (
             circuit.probe is not None and circuit.probe.holder != self.instance_id
         ):
@@ -552,3 +568,18 @@ class Engine:
         listeners = self._listeners
         for event in events:
             notify(listeners, event)
+
+
+def _make_window(config: BreakerConfig) -> OutcomeWindow | CountWindow | TimeWindow:
+    """The window that config's trip rule reads."""
+    if not config.rate_based:
+        return OutcomeWindow(
+            failure_threshold=config.failure_threshold,
+            minimum_calls=config.minimum_calls,
+            window=config.window,
+        )
+    rule = RateRule(minimum_calls=config.minimum_calls, failure_rate=config.failure_rate,
+                    slow_call_rate=config.slow_call_rate)
+    if config.window_type == "count":
+        return CountWindow(size=int(config.window_size), rule=rule)
+    return TimeWindow(seconds=config.window_size, rule=rule)

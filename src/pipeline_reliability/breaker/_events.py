@@ -60,6 +60,8 @@ class RejectionEvent:
     ``reason`` is ``open``, ``forced_open``, ``half_open`` (another instance
     holds the probe, or this instance's probe slots are used up) or
     ``store_error`` (``on_store_error="fail_closed"`` while the store fails).
+    ``enforced`` is ``False`` in ``mode="observe"``: the call would have been
+    rejected, and ran instead.
     """
 
     name: str
@@ -68,6 +70,7 @@ class RejectionEvent:
     generation: int
     reason: str
     retry_after: timedelta | None
+    enforced: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,11 +37,19 @@ class OutcomeWindow:
         if self.records_successes:
             self._calls.append(at)
 
-    def failure(self, at: float) -> None:
-        """Remember a failed call at monotonic time ``at``."""
+    def failure(self, at: float, slow: bool = False) -> None:  # noqa: ARG002
+        """Remember a failed call at monotonic time ``at`` (``slow`` changes nothing here)."""
         self._failures.append(at)
         if self.records_successes:
             self._calls.append(at)
+
+    def slow_success(self, at: float) -> None:
+        """A slow call counts as a failure under the failure-count rule."""
+        self.failure(at)
+
+    def trip_reason(self, at: float) -> str | None:
+        """``failure_threshold`` when the window trips at ``at``, else None."""
+        return "failure_threshold" if self.tripped(at) else None
 
     def tripped(self, at: float) -> bool:
         """Whether, at time ``at``, the window holds enough failures (and calls) to trip."""

@@ -1,0 +1,232 @@
+"""
+The sliding windows of the rate policies: the last N calls, or the last T seconds.
+
+Both judge a failure rate (and a slow-call rate) once the window holds
+``minimum_calls`` calls. They are judged when a failed or slow call is
+recorded: a plain success can only lower both rates, so it never trips the
+circuit, and it is recorded without a lock (one C-level counter step), which
+keeps the healthy hot path cheap. Failed and slow calls are rare and take the
+window's lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections import deque
+
+__all__ = ["TIME_BUCKETS", "CountWindow", "RateRule", "TimeWindow"]
+
+#: Buckets of a time window (Resilience4j's SlidingTimeWindowMetrics keeps one
+#: per second): a call counts while its bucket is one of the last TIME_BUCKETS.
+TIME_BUCKETS = 20
+_NEVER = -(2**62)  # the bucket number of an empty window
+
+
+class RateRule:
+    """When a window of ``calls`` calls, ``failed`` failed and ``slow`` slow, trips."""
+
+    __slots__ = ("failure_rate", "minimum_calls", "slow_call_rate")
+
+    def __init__(
+        self, *, minimum_calls: int, failure_rate: float | None, slow_call_rate: float | None
+    ) -> None:
+        self.minimum_calls = minimum_calls
+        self.failure_rate = failure_rate
+        self.slow_call_rate = slow_call_rate
+
+    def reason(self, calls: int, failed: int, slow: int) -> str | None:
+        """``failure_rate`` / ``slow_call_rate`` when that rate reached its threshold."""
+        if calls < self.minimum_calls or calls == 0:
+            return None
+        # A rate exactly at the threshold trips (as in Resilience4j); the division is
+        # correctly rounded, so 10/20 equals the literal 0.5 exactly.
+        if self.failure_rate is not None and failed / calls >= self.failure_rate:
+            return "failure_rate"
+        if self.slow_call_rate is not None and slow / calls >= self.slow_call_rate:
+            return "slow_call_rate"
+        return None
+
+
+class _Counter:
+    """A counter that threads may step without a lock (``itertools.count`` is atomic)."""
+
+    __slots__ = ("_count", "_reads", "step")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self._reads = 0  # steps taken to read the value, not calls
+        self.step = self._count.__next__
+
+    def value(self) -> int:
+        """Steps so far (call with the window's lock held)."""
+        steps = next(self._count) - self._reads
+        self._reads += 1
+        return steps
+
+    def take(self) -> int:
+        """Step once and return how many steps came before (call with the lock held)."""
+        return next(self._count) - self._reads
+
+
+class CountWindow:
+    """
+    The outcomes of this instance's last ``size`` calls (like Resilience4j's COUNT_BASED).
+
+    Each call has an index; failed and slow calls are kept with theirs (at most
+    ``size`` of them), successes only advance the index.
+    """
+
+    __slots__ = ("_calls", "_failed", "_lock", "_marks", "_rule", "_size", "_slow", "success")
+
+    records_successes = True
+
+    def __init__(self, *, size: int, rule: RateRule) -> None:
+        self._size = size
+        self._rule = rule
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the circuit moved to another generation)."""
+        with self._lock:
+            self._calls = _Counter()
+            self.success = self._success
+            self._marks: deque[tuple[int, bool, bool]] = deque()
+            self._failed = self._slow = 0
+
+    def _success(self, at: float) -> None:  # noqa: ARG002  (the windows' shared signature)
+        self._calls.step()
+
+    def failure(self, at: float, slow: bool = False) -> None:  # noqa: ARG002
+        """Remember a failed call (``slow``: it also took too long)."""
+        self._record(True, slow)
+
+    def slow_success(self, at: float) -> None:  # noqa: ARG002
+        """Remember a successful call that took at least the slow-call duration."""
+        self._record(False, True)
+
+    def _record(self, failed: bool, slow: bool) -> None:
+        with self._lock:
+            index = self._calls.take()
+            self._marks.append((index, failed, slow))
+            self._failed += failed
+            self._slow += slow
+            self._evict(index + 1)
+
+    def _evict(self, total: int) -> None:
+        marks = self._marks
+        while marks and marks[0][0] < total - self._size:
+            _, failed, slow = marks.popleft()
+            self._failed -= failed
+            self._slow -= slow
+
+    def counts(self, at: float) -> tuple[int, int, int]:  # noqa: ARG002
+        """(calls, failed, slow) in the window now."""
+        with self._lock:
+            total = self._calls.value()
+            self._evict(total)
+            return min(total, self._size), self._failed, self._slow
+
+    def trip_reason(self, at: float) -> str | None:
+        """Why the window trips now (``failure_rate`` / ``slow_call_rate``), or None."""
+        return self._rule.reason(*self.counts(at))
+
+    def tripped(self, at: float) -> bool:
+        """Whether the window trips now."""
+        return self.trip_reason(at) is not None
+
+
+class TimeWindow:
+    """
+    The outcomes of the last ``seconds`` (like Resilience4j's TIME_BASED).
+
+    Time is cut into buckets of ``seconds / TIME_BUCKETS``; a call counts while
+    its bucket is one of the last ``TIME_BUCKETS`` (so for between
+    ``seconds * (1 - 1/TIME_BUCKETS)`` and ``seconds``). Each bucket holds
+    counts, so memory is constant whatever the call rate.
+    """
+
+    __slots__ = (
+        "_current", "_failed", "_lock", "_n", "_ok", "_other", "_rule", "_slow", "_width",
+    )
+
+    records_successes = True
+
+    def __init__(self, *, seconds: float, rule: RateRule, buckets: int = TIME_BUCKETS) -> None:
+        self._n = buckets
+        self._width = seconds / buckets
+        self._rule = rule
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (the circuit moved to another generation)."""
+        with self._lock:
+            n = self._n
+            self._ok = [0] * n  # plain successes of closed buckets
+            self._other = [0] * n  # failed or slow calls
+            self._failed = [0] * n
+            self._slow = [0] * n
+            self._current = (_NEVER, _Counter())  # (bucket number, its successes)
+
+    def _bucket(self, at: float) -> int:
+        return math.floor(at / self._width)
+
+    def success(self, at: float) -> None:
+        """Remember a plain success at monotonic time ``at`` (lock-free unless a bucket ends)."""
+        number, counter = self._current
+        if self._bucket(at) != number:
+            with self._lock:
+                self._roll(self._bucket(at))
+                number, counter = self._current
+        counter.step()
+
+    def _roll(self, bucket: int) -> None:
+        """Make ``bucket`` the current one (lock held); buckets in between are emptied."""
+        number, counter = self._current
+        if bucket <= number:
+            return  # a late call of a bucket already closed counts in the current one
+        n = self._n
+        self._ok[number % n] += counter.value()
+        for b in range(max(number + 1, bucket - n + 1), bucket + 1):
+            i = b % n
+            self._ok[i] = self._other[i] = self._failed[i] = self._slow[i] = 0
+        self._current = (bucket, _Counter())
+
+    def failure(self, at: float, slow: bool = False) -> None:
+        """Remember a failed call (``slow``: it also took too long)."""
+        self._record(at, True, slow)
+
+    def slow_success(self, at: float) -> None:
+        """Remember a successful call that took at least the slow-call duration."""
+        self._record(at, False, True)
+
+    def _record(self, at: float, failed: bool, slow: bool) -> None:
+        with self._lock:
+            self._roll(self._bucket(at))
+            i = self._current[0] % self._n
+            self._other[i] += 1
+            self._failed[i] += failed
+            self._slow[i] += slow
+
+    def counts(self, at: float) -> tuple[int, int, int]:
+        """(calls, failed, slow) in the window at time ``at``."""
+        with self._lock:
+            self._roll(self._bucket(at))
+            number, counter = self._current
+            ok = counter.value()
+            self._ok[number % self._n] += ok
+            self._current = (number, _Counter())
+            return (
+                sum(self._ok) + sum(self._other), sum(self._failed), sum(self._slow),
+            )
+
+    def trip_reason(self, at: float) -> str | None:
+        """Why the window trips now (``failure_rate`` / ``slow_call_rate``), or None."""
+        return self._rule.reason(*self.counts(at))
+
+    def tripped(self, at: float) -> bool:
+        """Whether the window trips now."""
+        return self.trip_reason(at) is not None
