@@ -93,6 +93,8 @@ def test_item4_hostile_policy_options_raise_configuration_error_or_work(
         {"failure_rate": 0.5, "window_size": 0}, {"failure_rate": 0.5, "window_size": 2.5},
         {"failure_rate": 0.5, "window_size": 10, "minimum_calls": 11},
         {"failure_rate": 0.5, "window_type": "time", "window_size": timedelta(0)},
+        {"failure_rate": 0.5, "window_type": "time", "window_size": timedelta(microseconds=999)},
+        {"failure_rate": 0.5, "window_type": "time", "window_size": 5e-324},
         {"slow_call_duration": 0}, {"slow_call_duration": -1},
         {"reset_backoff": 0.999}, {"reset_backoff": 1000.5}, {"reset_backoff": float("inf")},
         {"max_reset_timeout": 29.999}, {"max_reset_timeout": timedelta(days=36_501)},
@@ -111,7 +113,7 @@ def test_item4_each_invalid_policy_value_is_a_configuration_error(options: dict[
         {"failure_rate": 1.0}, {"failure_rate": 5e-324},
         {"failure_rate": 0.5, "window_size": 10, "minimum_calls": 10},
         {"reset_backoff": 1.0}, {"reset_backoff": 1000.0}, {"max_reset_timeout": 30},
-        {"failure_rate": 0.5, "window_type": "time", "window_size": timedelta(microseconds=1)},
+        {"failure_rate": 0.5, "window_type": "time", "window_size": timedelta(milliseconds=1)},
     ],
 )
 def test_item4_each_boundary_policy_value_is_accepted(options: dict[str, Any]) -> None:

@@ -204,7 +204,9 @@ class CircuitBreaker(PolicyEngine):
 
     # ------------------------------------------------------------------ calling
 
-    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call(  # noqa: PLR0912  (the hot paths are inlined on purpose)
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """
         Run ``fn(*args, **kwargs)`` through the breaker.
 
@@ -245,8 +247,16 @@ class CircuitBreaker(PolicyEngine):
             elif ticket & 1:
                 self._probe_finished(ticket)  # neutral: frees the probe, no verdict
             raise
-        if ticket & 1 or self._records_successes:
+        if ticket & 1:
             self._succeeded(ticket, mono, result)
+        elif self._records_successes:
+            # A policy's plain success is one lock-free, C-level counter step
+            # (tick), unless the call was slow or a hook must judge its result.
+            tick = self._tick
+            if tick is None or (self._timed and self._mono() - mono >= self._slow):
+                self._succeeded(ticket, mono, result)
+            else:
+                tick()
         return result
 
     async def call_async(
@@ -323,8 +333,14 @@ class CircuitBreaker(PolicyEngine):
                 elif ticket & 1:
                     self._probe_finished(ticket)
                 raise
-            if ticket & 1 or self._records_successes:
+            if ticket & 1:
                 self._succeeded(ticket, mono, result)
+            elif self._records_successes:
+                tick = self._tick
+                if tick is None or (self._timed and self._mono() - mono >= self._slow):
+                    self._succeeded(ticket, mono, result)
+                else:
+                    tick()
             return result
 
         return wrapper
@@ -505,7 +521,7 @@ class CircuitBreaker(PolicyEngine):
 
     def _refresh_if_stale(self) -> None:
         mono = self._mono()
-        if mono < self._fresh_until:
+        if mono < self._view_fresh:
             return
         try:
             self._refresh(mono)

@@ -78,7 +78,12 @@ class Engine:
         self._mono = time.monotonic if clock is None else clock.monotonic
         self._lock = threading.Lock()
         self._view = View(Circuit(), _EPOCH, 0.0)
+        # The hot paths' gate: until then a fresh view (and, for a time window,
+        # the current bucket) lets calls decide without the lock. It is the
+        # earlier of _view_fresh (the cached view's expiry) and the window's
+        # next bucket boundary, at which the slow path rolls the window.
         self._fresh_until = -math.inf
+        self._view_fresh = -math.inf
         # The generation when calls may pass without the lock (a fresh CLOSED view), else -1.
         self._closed_gen = -1
         # Until this local time calls are rejected without the lock (a fresh OPEN view,
@@ -143,7 +148,9 @@ class Engine:
             mono = self._mono()
             if mono < self._reject_until:
                 raise self._reject(mono, None, locked=False)
-            if mono >= self._fresh_until:
+            if mono >= self._window.next_roll:
+                self._roll(mono)
+            if mono >= self._view_fresh:
                 # Single flight: returns at once when another thread is at the store.
                 self._refresh(mono)
             return self._admit_view()
@@ -183,6 +190,13 @@ class Engine:
                 return ticket
             raise self._reject(mono, None)
 
+    def _roll(self, mono: float) -> None:
+        """A time window's bucket ended: close it, and move the hot paths' gate."""
+        window = self._window
+        window.roll(mono)
+        with self._lock:
+            self._fresh_until = min(self._view_fresh, window.next_roll)
+
     def _admission(self, mono: float) -> int | None:
         circuit = self._view.circuit
         if circuit.state is CLOSED:
@@ -217,7 +231,7 @@ class Engine:
         circuit = self._view.circuit
         retry_after: timedelta | None
         if reason == "store_error":
-            retry_after = timedelta(seconds=max(self._fresh_until - mono, 0.0))
+            retry_after = timedelta(seconds=max(self._view_fresh - mono, 0.0))
         else:
             due = self._view.due
             retry_after = None if due == math.inf else timedelta(seconds=max(due - mono, 0.0))
@@ -348,7 +362,7 @@ class Engine:
         return Action.TRIP, why
 
     def _trip_due(self, gen: int, mono: float) -> bool:
-        if self._store_error is not None and mono < self._fresh_until:
+        if self._store_error is not None and mono < self._view_fresh:
             return False  # backing off a failing store; the trip is retried after cache_ttl
         if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
             return False  # my quorum report is still live: nothing to add
@@ -383,7 +397,7 @@ class Engine:
         """
         with self._lock:
             if not force:
-                if self._busy or self._mono() < self._fresh_until:
+                if self._busy or self._mono() < self._view_fresh:
                     return None
                 self._busy = True
             epoch = self._epoch
@@ -481,7 +495,8 @@ class Engine:
         # a failing store is not hammered once per call.
         self._reject_until = -math.inf
         self._store_error = exc
-        self._fresh_until = self._mono() + self.config.cache_ttl
+        self._view_fresh = self._mono() + self.config.cache_ttl
+        self._fresh_until = min(self._view_fresh, self._window.next_roll)
         if policy == "fail_closed":
             self._closed_gen = -1
 
@@ -509,7 +524,8 @@ class Engine:
         self._store_error = None
         if circuit.generation != old.generation:
             self._moved(old, circuit, store_now, mono, change)
-        self._fresh_until = mono + self.config.cache_ttl
+        self._view_fresh = mono + self.config.cache_ttl
+        self._fresh_until = min(self._view_fresh, self._window.next_roll)
         if circuit.state is CLOSED:
             self._closed_gen = circuit.generation
         elif self._observe:
@@ -523,7 +539,7 @@ class Engine:
             self._reject_state = circuit.state
             self._reject_due = self._view.due
             self._reject_attrs = self._rejection_attributes(reason)
-            self._reject_until = min(self._fresh_until, self._view.due)
+            self._reject_until = min(self._view_fresh, self._view.due)
 
     def _moved(
         self, old: Circuit, new: Circuit, store_now: datetime, mono: float, change: Change | None

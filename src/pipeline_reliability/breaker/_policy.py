@@ -9,8 +9,10 @@ the store only on a transition.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,6 +31,8 @@ logger = logging.getLogger("pipeline_reliability.breaker")
 #: The default size of a count window and the default ``minimum_calls`` of a
 #: rate policy (Resilience4j's defaults too).
 DEFAULT_WINDOW_CALLS = 100
+#: The shortest time window (20 buckets of 50 µs).
+MIN_TIME_WINDOW = 0.001
 #: Largest ``reset_backoff``: beyond it the first failed probe already reaches any cap.
 MAX_BACKOFF = 1000.0
 #: What a ``with`` block "returns": ``failure_if`` is not asked about it.
@@ -132,8 +136,12 @@ def check_policy(config: BreakerConfig) -> None:
                 f"minimum_calls ({config.minimum_calls}) cannot exceed the count window's "
                 f"window_size ({size}): the window could never hold enough calls"
             )
-    else:
-        duration_seconds(config.window_size, "window_size")
+    elif duration_seconds(config.window_size, "window_size") < MIN_TIME_WINDOW:
+        # Its buckets must be wider than the clock's resolution (and than zero).
+        raise ConfigurationError(
+            f"window_size of a time window must be at least {MIN_TIME_WINDOW:g}s, "
+            f"got {_show(config.window_size)}"
+        )
     for option in ("failure_if", "fallback"):
         hook = cast(object, getattr(config, option))
         if hook is not None and not callable(hook):
@@ -176,10 +184,21 @@ class PolicyEngine(Engine):
         self._slow_apart = config.slow_call_rate is not None
         self._failure_if = config.failure_if
         self._fallback = config.fallback
+        self._timed = config.slow_call_duration is not None
+        # What the hot path calls for a plain (fast, unjudged) success of a
+        # closed circuit: a rate window's C-level counter step; a no-op when the
+        # window keeps no successes; None when _succeeded must decide.
+        window = self._window
+        self._count_success: Callable[[], object] | None = None
+        if config.rate_based:
+            self._count_success = getattr(window, "tick")  # noqa: B009  (rate windows only)
+        elif not window.records_successes:
+            self._count_success = _NOOP
+        self._tick = self._count_success if config.failure_if is None else None
 
     def _judge(self, ticket: int, start: float, result: object) -> tuple[bool, bool] | None:
         """``(failed, slow)`` of a call that returned ``result``; None for a plain success."""
-        slow = self._mono() - start >= self._slow
+        slow = self._timed and self._mono() - start >= self._slow
         failed = (
             self._failure_if is not None
             and result is not NO_RESULT
@@ -195,11 +214,16 @@ class PolicyEngine(Engine):
 
     def _succeeded(self, ticket: int, start: float, result: object) -> None:
         """Record a call that returned ``result`` (started at monotonic ``start``)."""
+        if not self._timed and self._failure_if is None:
+            self._record_success(ticket)  # the failure count rule with minimum_calls
+            return
         verdict = self._judge(ticket, start, result)
-        if verdict is None:
+        if verdict is not None:
+            self._record_failure(ticket, verdict[1], verdict[0])
+        elif ticket & 1 or (count := self._count_success) is None:
             self._record_success(ticket)
         else:
-            self._record_failure(ticket, verdict[1], verdict[0])
+            count()  # a plain success of a closed circuit: no lock, no clock
 
     def _failed(self, ticket: int, start: float) -> None:
         """Record a call that raised a failure (slow too, under a slow-call rate)."""
@@ -215,6 +239,10 @@ class PolicyEngine(Engine):
             log_failure(logger, f"failure_if of breaker {self.name!r} raised; "
                         "counting the call as a failure", broken, breaker=self.name)
             return True
+
+
+# A C-level callable that does nothing: the hot path's "record nothing".
+_NOOP = itertools.repeat(None).__next__
 
 
 def seconds_or_none(value: timedelta | float | None, what: str) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 __all__ = ["OutcomeWindow"]
@@ -19,6 +20,8 @@ class OutcomeWindow:
     """
 
     __slots__ = ("_calls", "_failures", "_minimum", "_threshold", "_window", "records_successes")
+
+    next_roll = math.inf  # no time boundaries: the hot path's gate is the view's freshness
 
     def __init__(
         self, *, failure_threshold: int, minimum_calls: int, window: float
@@ -64,6 +67,9 @@ class OutcomeWindow:
     def failure_count(self, at: float) -> int:
         """How many of the remembered failures are still inside the window (≤ the threshold)."""
         return sum(1 for t in self._failures if at - t < self._window)
+
+    def roll(self, at: float) -> None:
+        """Nothing to do: failure times are kept exactly."""
 
     def clear(self) -> None:
         """Forget everything (the circuit moved to another generation)."""

@@ -75,29 +75,39 @@ class CountWindow:
     The outcomes of this instance's last ``size`` calls (like Resilience4j's COUNT_BASED).
 
     Each call has an index; failed and slow calls are kept with theirs (at most
-    ``size`` of them), successes only advance the index.
+    ``size`` of them), successes only advance the index: :attr:`tick` is the
+    lock-free, C-level step the breaker's hot path calls.
     """
 
-    __slots__ = ("_calls", "_failed", "_lock", "_marks", "_rule", "_size", "_slow", "success")
+    __slots__ = ("_base", "_calls", "_failed", "_lock", "_marks", "_rule", "_size", "_slow",
+                 "tick")
 
     records_successes = True
+    next_roll = math.inf  # nothing to do at any time boundary
 
     def __init__(self, *, size: int, rule: RateRule) -> None:
         self._size = size
         self._rule = rule
         self._lock = threading.Lock()
+        self._calls = _Counter()
+        self.tick = self._calls.step
         self.clear()
 
     def clear(self) -> None:
         """Forget everything (the circuit moved to another generation)."""
         with self._lock:
-            self._calls = _Counter()
-            self.success = self._success
+            # The counter is never replaced (the hot path holds its step): the
+            # window starts at its current value.
+            self._base = self._calls.value()
             self._marks: deque[tuple[int, bool, bool]] = deque()
             self._failed = self._slow = 0
 
-    def _success(self, at: float) -> None:  # noqa: ARG002  (the windows' shared signature)
-        self._calls.step()
+    def success(self, at: float) -> None:  # noqa: ARG002  (the windows' shared signature)
+        """Remember a plain success (lock-free)."""
+        self.tick()
+
+    def roll(self, at: float) -> None:
+        """Nothing to do: a count window has no time boundaries."""
 
     def failure(self, at: float, slow: bool = False) -> None:  # noqa: ARG002
         """Remember a failed call (``slow``: it also took too long)."""
@@ -109,7 +119,7 @@ class CountWindow:
 
     def _record(self, failed: bool, slow: bool) -> None:
         with self._lock:
-            index = self._calls.take()
+            index = self._calls.take() - self._base
             self._marks.append((index, failed, slow))
             self._failed += failed
             self._slow += slow
@@ -125,7 +135,7 @@ class CountWindow:
     def counts(self, at: float) -> tuple[int, int, int]:  # noqa: ARG002
         """(calls, failed, slow) in the window now."""
         with self._lock:
-            total = self._calls.value()
+            total = self._calls.value() - self._base
             self._evict(total)
             return min(total, self._size), self._failed, self._slow
 
@@ -146,10 +156,16 @@ class TimeWindow:
     its bucket is one of the last ``TIME_BUCKETS`` (so for between
     ``seconds * (1 - 1/TIME_BUCKETS)`` and ``seconds``). Each bucket holds
     counts, so memory is constant whatever the call rate.
+
+    Plain successes only step a lock-free counter (:attr:`tick`); the counter
+    is read into the current bucket when a bucket ends (:meth:`roll`, which
+    the breaker calls at the first admission at or after :attr:`next_roll`),
+    so a success counts in the bucket in which the window next rolls after it.
     """
 
     __slots__ = (
-        "_current", "_failed", "_lock", "_n", "_ok", "_other", "_rule", "_slow", "_width",
+        "_calls", "_current", "_failed", "_lock", "_mark", "_n", "_ok", "_other", "_rule",
+        "_slow", "_width", "next_roll", "tick",
     )
 
     records_successes = True
@@ -159,6 +175,8 @@ class TimeWindow:
         self._width = seconds / buckets
         self._rule = rule
         self._lock = threading.Lock()
+        self._calls = _Counter()
+        self.tick = self._calls.step
         self.clear()
 
     def clear(self) -> None:
@@ -169,31 +187,39 @@ class TimeWindow:
             self._other = [0] * n  # failed or slow calls
             self._failed = [0] * n
             self._slow = [0] * n
-            self._current = (_NEVER, _Counter())  # (bucket number, its successes)
+            self._current = _NEVER  # the current bucket's number
+            self._mark = self._calls.value()  # the counter when the current bucket began
+            self.next_roll = -math.inf
 
     def _bucket(self, at: float) -> int:
         return math.floor(at / self._width)
 
     def success(self, at: float) -> None:
-        """Remember a plain success at monotonic time ``at`` (lock-free unless a bucket ends)."""
-        number, counter = self._current
-        if self._bucket(at) != number:
-            with self._lock:
-                self._roll(self._bucket(at))
-                number, counter = self._current
-        counter.step()
+        """Remember a plain success at monotonic time ``at``."""
+        if at >= self.next_roll:
+            self.roll(at)
+        self.tick()
+
+    def roll(self, at: float) -> None:
+        """Make the bucket of ``at`` the current one, closing the one before."""
+        with self._lock:
+            self._roll(self._bucket(at))
 
     def _roll(self, bucket: int) -> None:
-        """Make ``bucket`` the current one (lock held); buckets in between are emptied."""
-        number, counter = self._current
-        if bucket <= number:
+        current = self._current
+        if bucket <= current:
             return  # a late call of a bucket already closed counts in the current one
         n = self._n
-        self._ok[number % n] += counter.value()
-        for b in range(max(number + 1, bucket - n + 1), bucket + 1):
+        if current != _NEVER:
+            value = self._calls.value()
+            self._ok[current % n] += value - self._mark
+            self._mark = value
+        # Successes before the first bucket of a fresh window count in it.
+        for b in range(max(current + 1, bucket - n + 1), bucket + 1):
             i = b % n
             self._ok[i] = self._other[i] = self._failed[i] = self._slow[i] = 0
-        self._current = (bucket, _Counter())
+        self._current = bucket
+        self.next_roll = (bucket + 1) * self._width
 
     def failure(self, at: float, slow: bool = False) -> None:
         """Remember a failed call (``slow``: it also took too long)."""
@@ -206,7 +232,7 @@ class TimeWindow:
     def _record(self, at: float, failed: bool, slow: bool) -> None:
         with self._lock:
             self._roll(self._bucket(at))
-            i = self._current[0] % self._n
+            i = self._current % self._n
             self._other[i] += 1
             self._failed[i] += failed
             self._slow[i] += slow
@@ -215,12 +241,9 @@ class TimeWindow:
         """(calls, failed, slow) in the window at time ``at``."""
         with self._lock:
             self._roll(self._bucket(at))
-            number, counter = self._current
-            ok = counter.value()
-            self._ok[number % self._n] += ok
-            self._current = (number, _Counter())
+            pending = self._calls.value() - self._mark  # the current bucket's successes
             return (
-                sum(self._ok) + sum(self._other), sum(self._failed), sum(self._slow),
+                sum(self._ok) + pending + sum(self._other), sum(self._failed), sum(self._slow),
             )
 
     def trip_reason(self, at: float) -> str | None:
