@@ -251,6 +251,7 @@ def test_item4_open_duration_grows_per_failed_probe_up_to_the_cap_and_is_shared(
     for grown in (60, 100, 100):
         _outcomes(a, "f")  # a is elected; its probe fails
         assert _retry_after(a) == timedelta(seconds=grown)
+        assert a.status().open_for == timedelta(seconds=grown)
         fake_clock.advance(5)  # b's cache expires: it reads the grown duration
         assert _retry_after(b) == timedelta(seconds=grown - 5)
         # The boundary: 1 µs before the grown cool-down ends b still rejects.

@@ -20,7 +20,7 @@ from ._config import BreakerConfig, Mode, OnStoreError, WindowType, seconds, sho
 from ._engine import _open_error
 from ._events import BreakerListener
 from ._policy import NO_RESULT, PolicyEngine, resolve_window, seconds_or_none
-from ._state import Action, BreakerState
+from ._state import Action, BreakerState, open_seconds
 from ._status import BreakerStatus
 
 __all__ = ["CircuitBreaker"]
@@ -455,6 +455,8 @@ class CircuitBreaker(PolicyEngine):
                 reporters=len(circuit.reports),
                 read_at=self._read_at(),
                 store_error=None if self._store_error is None else repr(self._store_error),
+                open_for=None if circuit.state is BreakerState.CLOSED
+                else timedelta(seconds=open_seconds(circuit, self.config)),
             )
 
     def add_listener(self, listener: BreakerListener) -> None:

@@ -52,6 +52,10 @@ class BreakerConfig:
     Built and validated by the breaker's constructor; read it back from
     ``breaker.config``. See :class:`CircuitBreaker` for what each option means.
 
+    The policy options (``failure_rate``, ``window_type``, ``window_size``,
+    ``slow_call_duration``, ``slow_call_rate``, ``failure_if``, ``reset_backoff``,
+    ``max_reset_timeout``, ``mode``, ``fallback``) are validated here too.
+
     Raises:
         ConfigurationError: a value that cannot work (zero thresholds,
             ``success_threshold > half_open_probes``, an unknown
@@ -132,11 +136,12 @@ class BreakerConfig:
     @property
     def records_successes(self) -> bool:
         """
-        Whether successes must be remembered in the window.
+        Whether a successful call must be looked at after it returns.
 
-        Only ``minimum_calls`` looks at successes, and when it is at most the
-        failure threshold, enough failures already imply enough calls: the
-        healthy hot path then records nothing at all.
+        Under the failure count rule only ``minimum_calls`` looks at successes,
+        and when it is at most the failure threshold, enough failures already
+        imply enough calls: the healthy hot path then records nothing at all.
+        The rate policies count every call; slow calls and ``failure_if`` judge it.
         """
         return (
             self.minimum_calls > self.failure_threshold

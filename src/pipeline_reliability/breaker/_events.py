@@ -32,7 +32,8 @@ class TransitionEvent:
         old_state: The state this instance believed before.
         new_state: The state now.
         generation: The circuit's generation after the change.
-        reason: Why, e.g. ``failure_threshold``, ``open_quorum``,
+        reason: Why, e.g. ``failure_threshold``, ``failure_rate``,
+            ``slow_call_rate``, ``open_quorum``,
             ``reset_timeout_elapsed``, ``probe_lease_expired``,
             ``probe_succeeded``, ``probe_failed``, ``probe_timeout``, ``forced_open``,
             ``forced_close``, ``reset``.
