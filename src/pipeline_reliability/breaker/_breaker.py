@@ -224,13 +224,15 @@ class CircuitBreaker(PolicyEngine):
         elif mono < self._reject_until and not self._listeners:
             self._c_rejections.add(1, self._reject_attrs)
             due = self._reject_due
-            error = _open_error(
-                CircuitOpenError, self.name, self._reject_state,
-                None if due == math.inf else max(due - mono, 0.0),
-            )
+            seconds = None if due is None else due - mono
             if self._fallback is None:
-                raise error
-            return cast(T, self._fallback(error, *args, **kwargs))
+                # Raised without a local name: a local bound to the error would make
+                # a frame -> error -> traceback -> frame cycle on every rejection.
+                raise _open_error(CircuitOpenError, self.name, self._reject_state, seconds)
+            return cast(T, self._fallback(
+                _open_error(CircuitOpenError, self.name, self._reject_state, seconds),
+                *args, **kwargs,
+            ))
         else:
             try:
                 ticket = self._admit()

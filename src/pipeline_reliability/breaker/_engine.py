@@ -91,7 +91,9 @@ class Engine:
         self._reject_until = -math.inf
         # What a rejection until then says, fixed when the view is adopted.
         self._reject_state: BreakerState = OPEN
-        self._reject_due = math.inf
+        # When a call may be admitted again (None: unknown, a forced open). The
+        # lock-free rejection happens only before it, so "due - now" is positive.
+        self._reject_due: float | None = None
         self._reject_attrs: dict[str, str] = {}
         self._window = _make_window(config)
         self._records_successes = config.records_successes
@@ -139,7 +141,7 @@ class Engine:
                 due = self._reject_due
                 raise _open_error(
                     CircuitOpenError, self.name, self._reject_state,
-                    None if due == math.inf else max(due - mono, 0.0),
+                    None if due is None else due - mono,
                 )
         return self._admit_slow()
 
@@ -537,7 +539,8 @@ class Engine:
             reason = ("half_open" if circuit.state is HALF_OPEN
                       else "forced_open" if circuit.forced else "open")
             self._reject_state = circuit.state
-            self._reject_due = self._view.due
+            due = self._view.due
+            self._reject_due = None if due == math.inf else due
             self._reject_attrs = self._rejection_attributes(reason)
             self._reject_until = min(self._view_fresh, self._view.due)
 
