@@ -40,8 +40,7 @@ from ._state import (
     to_document,
     transition,
 )
-from ._window import OutcomeWindow
-from ._windows import CountWindow, RateRule, TimeWindow
+from ._windows import make_window
 
 __all__ = ["SHADOW", "Engine"]
 
@@ -95,7 +94,7 @@ class Engine:
         # lock-free rejection happens only before it, so "due - now" is positive.
         self._reject_due: float | None = None
         self._reject_attrs: dict[str, str] = {}
-        self._window = _make_window(config)
+        self._window = make_window(config)
         self._records_successes = config.records_successes
         self._observe = config.mode == "observe"
         self._probe_gen = -1
@@ -588,17 +587,3 @@ class Engine:
         for event in events:
             notify(listeners, event)
 
-
-def _make_window(config: BreakerConfig) -> OutcomeWindow | CountWindow | TimeWindow:
-    """The window that config's trip rule reads."""
-    if not config.rate_based:
-        return OutcomeWindow(
-            failure_threshold=config.failure_threshold,
-            minimum_calls=config.minimum_calls,
-            window=config.window,
-        )
-    rule = RateRule(minimum_calls=config.minimum_calls, failure_rate=config.failure_rate,
-                    slow_call_rate=config.slow_call_rate)
-    if config.window_type == "count":
-        return CountWindow(size=int(config.window_size), rule=rule)
-    return TimeWindow(seconds=config.window_size, rule=rule)

@@ -15,8 +15,14 @@ import itertools
 import math
 import threading
 from collections import deque
+from typing import TYPE_CHECKING
 
-__all__ = ["TIME_BUCKETS", "CountWindow", "RateRule", "TimeWindow"]
+from ._window import OutcomeWindow
+
+if TYPE_CHECKING:
+    from ._config import BreakerConfig
+
+__all__ = ["TIME_BUCKETS", "CountWindow", "RateRule", "TimeWindow", "make_window"]
 
 #: Buckets of a time window (Resilience4j's SlidingTimeWindowMetrics keeps one
 #: per second): a call counts while its bucket is one of the last TIME_BUCKETS.
@@ -253,3 +259,18 @@ class TimeWindow:
     def tripped(self, at: float) -> bool:
         """Whether the window trips now."""
         return self.trip_reason(at) is not None
+
+
+def make_window(config: BreakerConfig) -> OutcomeWindow | CountWindow | TimeWindow:
+    """The window that config's trip rule reads."""
+    if not config.rate_based:
+        return OutcomeWindow(
+            failure_threshold=config.failure_threshold,
+            minimum_calls=config.minimum_calls,
+            window=config.window,
+        )
+    rule = RateRule(minimum_calls=config.minimum_calls, failure_rate=config.failure_rate,
+                    slow_call_rate=config.slow_call_rate)
+    if config.window_type == "count":
+        return CountWindow(size=int(config.window_size), rule=rule)
+    return TimeWindow(seconds=config.window_size, rule=rule)
