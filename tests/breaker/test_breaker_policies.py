@@ -370,3 +370,41 @@ def test_item4_every_policy_writes_only_on_transitions(
             breaker.call(ok)
         fake_clock.advance(0.1)
     assert memory_store.stats.writes == 0
+
+
+def test_item4_async_calls_and_blocks_are_judged_like_sync_ones(
+    make_breaker: MakeBreaker, fake_clock: FakeClock
+) -> None:
+    """call_async judges results and durations; async with judges durations."""
+    a = make_breaker("a", failure_threshold=2, slow_call_duration=2,
+                     failure_if=lambda r: r == "error-page", cache_ttl=100)
+
+    async def error_page() -> str:
+        return "error-page"
+
+    async def scenario() -> None:
+        assert await a.call_async(error_page) == "error-page"
+        assert state_of(a) is CLOSED
+        async with a:
+            fake_clock.advance(2)  # a slow block: the second failure
+        assert state_of(a) is OPEN
+
+    asyncio.run(scenario())
+
+
+def test_item4_async_observe_mode_never_rejects(make_breaker: MakeBreaker) -> None:
+    """An open circuit in observe mode lets awaited calls and blocks run."""
+    a = make_breaker("a", mode="observe", failure_threshold=1)
+    _outcomes(a, "f")
+
+    async def work() -> str:
+        return "ran"
+
+    async def scenario() -> list[str]:
+        ran = [await a.call_async(work)]
+        async with a:
+            ran.append("block ran")
+        return ran
+
+    assert asyncio.run(scenario()) == ["ran", "block ran"]
+    assert state_of(a) is OPEN
