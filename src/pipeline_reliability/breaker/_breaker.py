@@ -17,7 +17,7 @@ from ..errors import CircuitOpenError, ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
 from ._admin import Admin
 from ._config import BreakerConfig, Mode, OnStoreError, WindowType, seconds, show
-from ._engine import _open_error
+from ._core import _open_error
 from ._policy import NO_RESULT, resolve_window, seconds_or_none
 
 __all__ = ["CircuitBreaker"]
