@@ -214,6 +214,22 @@ def test_item4_a_raising_failure_if_counts_as_failure_and_never_escapes(
     assert state_of(a) is OPEN
 
 
+class _Ambiguous:
+    """A verdict whose truth cannot be decided (like a numpy array)."""
+
+    def __bool__(self) -> bool:
+        raise ValueError("ambiguous")
+
+
+def test_item4_a_failure_if_verdict_without_truth_counts_as_failure(
+    make_breaker: MakeBreaker,
+) -> None:
+    """Even judging the hook's answer is contained: logged, and counted as a failure."""
+    a = make_breaker("a", failure_threshold=1, failure_if=lambda r: _Ambiguous())
+    assert a.call(ok) == "ok"
+    assert state_of(a) is OPEN
+
+
 def test_item4_excluded_exceptions_stay_neutral_with_failure_if(
     make_breaker: MakeBreaker,
 ) -> None:

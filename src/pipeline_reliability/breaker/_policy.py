@@ -214,9 +214,24 @@ class PolicyEngine(Engine):
 
     def _succeeded(self, ticket: int, start: float, result: object) -> None:
         """Record a call that returned ``result`` (started at monotonic ``start``)."""
-        if not self._timed and self._failure_if is None:
-            self._record_success(ticket)  # the failure count rule with minimum_calls
-            return
+        hook = self._failure_if
+        if not self._timed:
+            if hook is None:
+                self._record_success(ticket)  # the failure count rule with minimum_calls
+                return
+            if not ticket & 1 and result is not NO_RESULT:
+                # failure_if alone, a closed circuit: judged here, one frame less.
+                try:
+                    failed = True if hook(result) else False  # noqa: SIM210  (in the try)
+                except Exception as broken:  # noqa: BLE001  (user code: contained)
+                    failed = self._hook_raised(broken)
+                if failed:
+                    self._record_failure(ticket)
+                elif (count := self._count_success) is None:
+                    self._record_success(ticket)
+                else:
+                    count()
+                return
         verdict = self._judge(ticket, start, result)
         if verdict is not None:
             self._record_failure(ticket, verdict[1], verdict[0])
@@ -236,9 +251,12 @@ class PolicyEngine(Engine):
         try:
             return bool(hook(result))
         except Exception as broken:  # noqa: BLE001  (user code: any error must be contained)
-            log_failure(logger, f"failure_if of breaker {self.name!r} raised; "
-                        "counting the call as a failure", broken, breaker=self.name)
-            return True
+            return self._hook_raised(broken)
+
+    def _hook_raised(self, broken: Exception) -> bool:
+        log_failure(logger, f"failure_if of breaker {self.name!r} raised; "
+                    "counting the call as a failure", broken, breaker=self.name)
+        return True
 
 
 # A C-level callable that does nothing: the hot path's "record nothing".
