@@ -144,13 +144,15 @@ def _taking(clock: FakeClock, seconds: float) -> Any:
     return call
 
 
+@pytest.mark.parametrize("started", [0.0, 1.999999])  # 2nd: "end - start" would round
 @pytest.mark.parametrize(("took", "tripped"), [(2.0, True), (2.0 - 1e-6, False)])
 def test_item4_slow_call_exactly_at_duration_is_a_failure_1us_below_is_not(
-    make_breaker: MakeBreaker, fake_clock: FakeClock, took: float, tripped: bool
+    make_breaker: MakeBreaker, fake_clock: FakeClock, took: float, tripped: bool, started: float
 ) -> None:
     """slow_call_duration=2 s: a call of exactly 2 s counts as a failure; 1 µs less does not."""
     a = make_breaker("a", failure_threshold=1, slow_call_duration=timedelta(seconds=2),
                      cache_ttl=100)
+    fake_clock.advance(started)
     assert a.call(_taking(fake_clock, took)) == "slow-ok"  # the result is still returned
     assert state_of(a) is (OPEN if tripped else CLOSED)
 

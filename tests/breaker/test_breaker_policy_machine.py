@@ -59,15 +59,17 @@ class PolicyMachine(RuleBasedStateMachine):
             if self.now < self.opened_at + self.open_for:
                 return  # rejected: nothing ran
             self.transitions += 1  # the probe's election
+            slow = self.now + took >= self.now + SLOW
             self.now += took
             self.transitions += 1
-            if failed or took >= SLOW:
+            if failed or slow:
                 self._open(grown=True)
             else:
                 self.state, self.window = BreakerState.CLOSED, []
             return
+        slow = self.now + took >= self.now + SLOW  # the deadline, in the clock's floats
         self.now += took
-        self.window.append(failed or took >= SLOW)
+        self.window.append(failed or slow)
         if not self.window[-1]:
             return  # a success is never judged
         last = self.window[-self.size:]

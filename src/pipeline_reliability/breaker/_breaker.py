@@ -252,7 +252,7 @@ class CircuitBreaker(Admin):
             # A policy's plain success is one lock-free, C-level counter step
             # (tick), unless the call was slow or a hook must judge its result.
             tick = self._tick
-            if tick is None or (self._timed and self._mono() - mono >= self._slow):
+            if tick is None or (self._timed and self._mono() >= mono + self._slow):
                 self._succeeded(ticket, mono, result)
             else:
                 tick()
@@ -336,7 +336,7 @@ class CircuitBreaker(Admin):
                 self._succeeded(ticket, mono, result)
             elif self._records_successes:
                 tick = self._tick
-                if tick is None or (self._timed and self._mono() - mono >= self._slow):
+                if tick is None or (self._timed and self._mono() >= mono + self._slow):
                     self._succeeded(ticket, mono, result)
                 else:
                     tick()

@@ -179,7 +179,10 @@ class PolicyEngine(Engine):
         super().__init__(*args, **kwargs)
         config = self.config
         self._slow = math.inf if config.slow_call_duration is None else config.slow_call_duration
-        # With a slow-call rate, slow calls are judged by their own rate; without
+        # A call is slow when it ends at or after start + slow_call_duration (a
+        # deadline, like every expiry here: "end - start" would lose the boundary
+        # to float rounding). With a slow-call rate, slow calls are judged by
+        # their own rate; without
         # one, a slow call counts as a failure.
         self._slow_apart = config.slow_call_rate is not None
         self._failure_if = config.failure_if
@@ -198,7 +201,7 @@ class PolicyEngine(Engine):
 
     def _judge(self, ticket: int, start: float, result: object) -> tuple[bool, bool] | None:
         """``(failed, slow)`` of a call that returned ``result``; None for a plain success."""
-        slow = self._timed and self._mono() - start >= self._slow
+        slow = self._timed and self._mono() >= start + self._slow
         failed = (
             self._failure_if is not None
             and result is not NO_RESULT
@@ -242,7 +245,7 @@ class PolicyEngine(Engine):
 
     def _failed(self, ticket: int, start: float) -> None:
         """Record a call that raised a failure (slow too, under a slow-call rate)."""
-        slow = self._slow_apart and self._mono() - start >= self._slow
+        slow = self._slow_apart and self._mono() >= start + self._slow
         self._record_failure(ticket, slow)
 
     def _result_failed(self, result: object) -> bool:
