@@ -20,21 +20,15 @@ from hypothesis import HealthCheck, given, settings
 from async_bridge import SyncLedgerView
 from pipeline_reliability import AsyncIdempotencyLedger, MemoryStore
 from pipeline_reliability.dedup import Claimed, InProgress
+from pipeline_reliability.stores import AsyncFirestoreStore
 
 pytestmark = pytest.mark.firestore
 
 _RUNS = itertools.count()
 
 
-# AsyncFirestoreStore comes with the async store work of issue 12 (another
-# branch); until both are merged there is nothing to run these scenarios on.
-_stores = pytest.importorskip(
-    "pipeline_reliability.stores.async_firestore", reason="AsyncFirestoreStore not merged yet"
-)
-
-
 def _async_store(project: str) -> Any:
-    return _stores.AsyncFirestoreStore(project=project)
+    return AsyncFirestoreStore(project=project)
 
 
 def test_gathered_claims_on_firestore_get_exactly_one_claim(firestore_project: str) -> None:

@@ -20,21 +20,15 @@ from lock_helpers import DATE, NAME
 
 from pipeline_reliability import AsyncDateLock, AsyncLease, DateLock, StateStore
 from pipeline_reliability.errors import LockLostError, LockNotAcquiredError
+from pipeline_reliability.stores import AsyncFirestoreStore
 
 pytestmark = pytest.mark.firestore
 
 TTL = 2.5
 
 
-# AsyncFirestoreStore comes with the async store work of issue 12 (another
-# branch); until both are merged there is nothing to run these scenarios on.
-_stores = pytest.importorskip(
-    "pipeline_reliability.stores.async_firestore", reason="AsyncFirestoreStore not merged yet"
-)
-
-
 def _async_store(project: str) -> Any:
-    return _stores.AsyncFirestoreStore(project=project)
+    return AsyncFirestoreStore(project=project)
 
 
 def test_gathered_tasks_on_firestore_exactly_one_holder(firestore_project: str) -> None:
