@@ -8,6 +8,9 @@ Benchmark of the shared circuit breaker (DESIGN F6), as ratios measured in one r
 2. Per-call overhead in the CLOSED steady state against a bare call and
    against ``pybreaker.CircuitBreaker`` (memory storage), and the cost of a
    rejection in the OPEN state.
+3. The per-call overhead of each breaker policy of issue 12 (failure rate over
+   a count or a time window, slow calls, ``failure_if``), CLOSED state,
+   successful calls, as a ratio to the default breaker's overhead.
 
 Run: ``python benchmarks/breaker.py [--quick]``.
 """
@@ -283,6 +286,43 @@ def overhead(n: int, repeats: int) -> None:
             print(f"   rejection / {peer_label} = {ours_open / best_rejections[peer_label]:.2f}x")
 
 
+# The policies of issue 12, each as CircuitBreaker options.
+POLICIES: dict[str, dict[str, Any]] = {
+    "failure rate, count window": {"failure_rate": 0.5, "window_size": 100},
+    "failure rate, time window": {"failure_rate": 0.5, "window_type": "time",
+                                  "window_size": 60.0},
+    "slow calls": {"slow_call_duration": 10.0},
+    "failure_if": {"failure_if": lambda result: result is None},
+}
+
+
+def policy_overhead(n: int, repeats: int) -> None:
+    """Each policy's CLOSED overhead as a ratio to the default breaker's (goal <= 1.2x)."""
+
+    def target() -> int:
+        return 1
+
+    def through(breaker: CircuitBreaker) -> Callable[[], float]:
+        return lambda: _loop(lambda: breaker.call(target), n)
+
+    variants: dict[str, Callable[[], float]] = {
+        "bare call": lambda: _loop(lambda: target(), n),  # noqa: PLW0108
+        "default breaker": through(CircuitBreaker("policy-default", MemoryStore())),
+    }
+    for label, options in POLICIES.items():
+        variants[label] = through(CircuitBreaker(f"policy-{label}", MemoryStore(), **options))
+    best = _best_of(variants, repeats, n)
+    base = best["bare call"]
+    default = best["default breaker"] - base
+    print(f"\n3. Breaker policies, CLOSED, successful calls (best of {repeats} x {n:,}, ns/call)")
+    for label, ns in best.items():
+        if label == "bare call":
+            print(f"   {label:<34}{ns:8.0f}")
+            continue
+        print(f"   {label:<34}{ns:8.0f}   overhead {ns - base:5.0f}   "
+              f"ratio to the default breaker {(ns - base) / default:5.2f}x (goal <= 1.2x)")
+
+
 def _optional_pybreaker() -> Any:
     """pybreaker if installed (it is in the bench session), else None."""
     return _optional("pybreaker")
@@ -333,8 +373,10 @@ def main() -> int:
     held = print_production(production_scenario())
     if args.quick:
         overhead(n=20_000, repeats=3)
+        policy_overhead(n=20_000, repeats=3)
     else:
         overhead(n=200_000, repeats=7)
+        policy_overhead(n=200_000, repeats=7)
     return 0 if held else 1
 
 

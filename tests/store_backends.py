@@ -125,6 +125,18 @@ class SyncOverAsync:
         """The async store's ``transact``, awaited on this thread's loop."""
         return self.run(lambda: self.inner.transact(collection, key, fn, timeout=timeout))
 
+    def transact_from(
+        self,
+        first: Snapshot,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """The async store's ``transact_from``, awaited on this thread's loop."""
+        inner: Any = self.inner
+        result: R = self.run(lambda: inner.transact_from(first, fn, timeout=timeout))
+        return result
+
     def close(self) -> None:
         """Close the store's client on every loop (``aclose``), then stop the loops."""
         with self._lock:

@@ -26,6 +26,7 @@ SUBPACKAGES = [
     "breaker",
     "completion",
     "dedup",
+    "limits",
     "lock",
     "ops",
     "processor",

@@ -27,6 +27,7 @@ The tree::
     ├── CompletionNotRecordedError    neither the store nor the ledger took a completion
     ├── TriggerClaimLostError         a trigger claim expired or was taken over
     ├── CircuitOpenError              the circuit rejects calls for now
+    ├── RateLimitTimeoutError         no rate-limiter token within the caller's timeout
     ├── LockError
     │   ├── LockNotAcquiredError      another owner holds the lease
     │   │   └── AlreadyRunningError   another instance runs this processor's date
@@ -62,6 +63,7 @@ __all__ = [
     "MissingDependencyError",
     "PayloadMismatchError",
     "PublishFailedError",
+    "RateLimitTimeoutError",
     "ReliabilityError",
     "RetryBudgetExhaustedError",
     "RetryExhaustedError",
@@ -307,6 +309,43 @@ class CircuitOpenError(ReliabilityError):
 def _circuit_open(name: str, state: Any, retry_seconds: float | None) -> CircuitOpenError:
     # BaseException.__new__ stores the args; the breaker builds it the same way.
     return CircuitOpenError.__new__(CircuitOpenError, name, state, retry_seconds)
+
+
+class RateLimitTimeoutError(ReliabilityError):
+    """
+    An adaptive rate limiter could not admit a call within the caller's ``timeout``.
+
+    Raised at once, without waiting, when the wait the limiter computes for
+    the next token is longer than the timeout: nothing was reserved, and the
+    call did not run. ``retry_after`` is that wait (a hint: the rate may
+    change meanwhile).
+    """
+
+    transient = True
+
+    def __init__(self, name: str, *, retry_after: float, timeout: float) -> None:
+        super().__init__(
+            f"rate limiter {name!r}: the next token is {retry_after:.3f}s away, "
+            f"longer than the timeout of {timeout:.3f}s"
+        )
+        self.name = name
+        self.timeout = timeout
+        self._retry_after = retry_after
+
+    @property
+    def retry_after(self) -> timedelta:
+        """How long the caller would have had to wait for a token (at most ``timedelta.max``)."""
+        return timedelta(seconds=min(self._retry_after, _MAX_TIMEDELTA_SECONDS))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rate_timeout, (self.name, self._retry_after, self.timeout))
+
+
+_MAX_TIMEDELTA_SECONDS = timedelta.max.total_seconds() // 2
+
+
+def _rate_timeout(name: str, retry_after: float, timeout: float) -> RateLimitTimeoutError:
+    return RateLimitTimeoutError(name, retry_after=retry_after, timeout=timeout)
 
 
 class LockError(ReliabilityError):

@@ -18,7 +18,13 @@ from pipeline_reliability.cli.simulate._build import build_components
 from pipeline_reliability.cli.simulate._config import SimulationConfig
 from pipeline_reliability.cli.simulate._engine import Simulation
 from pipeline_reliability.cli.simulate._invariants import INVARIANTS, Verdict, check_run
-from pipeline_reliability.completion import TriggerClaim, _claims, _expected, _record, _tracker
+from pipeline_reliability.completion import (
+    TriggerClaim,
+    _claims,
+    _decide,
+    _decide_record,
+    _expected,
+)
 
 CALENDAR = {
     "calendar_no_error",
@@ -67,13 +73,13 @@ def _never(*args: Any, **kwargs: Any) -> bool:
 
 
 def test_a_backfill_that_triggers_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_record, "suppress", _never)
+    monkeypatch.setattr(_decide_record, "suppress", _never)
     assert failed(run()) == {"backfill_never_triggers"}
 
 
 def test_a_gate_that_is_not_asked_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_claims, "gate_pending", _never)
-    monkeypatch.setattr(_tracker, "gate_pending", _never)
+    monkeypatch.setattr(_decide, "gate_pending", _never)
     assert failed(run()) == {"calendar_gate_holds"}
 
 
@@ -92,5 +98,5 @@ def test_a_rearm_without_a_new_trigger_id_is_reported(monkeypatch: pytest.Monkey
         args[0]["trigger"]["trigger_id"] = old
         return dataclasses.replace(claim, trigger_id=old)
 
-    monkeypatch.setattr("pipeline_reliability.completion._operate.rearm", same_id)
+    monkeypatch.setattr("pipeline_reliability.completion._decide.rearm", same_id)
     assert failed(run()) == {"rearm_one_new_trigger"}

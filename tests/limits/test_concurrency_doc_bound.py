@@ -6,7 +6,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from pipeline_reliability import MemoryStore
-from pipeline_reliability.limits import MAX_LIMIT, MAX_WAITERS, ConcurrencyLimit
+from pipeline_reliability.limits import (
+    MAX_CONCURRENCY_LIMIT,
+    MAX_CONCURRENCY_WAITERS,
+    ConcurrencyLimit,
+)
 from pipeline_reliability.limits._slots import MAX_OWNER_BYTES, Holder, LimitDoc, Ticket
 from pipeline_reliability.stores._values import MAX_DOCUMENT_BYTES, normalise_document
 from pipeline_reliability.testing import FakeClock
@@ -28,16 +32,20 @@ def firestore_size(value: object) -> int:
 
 def worst_case() -> dict[str, object]:
     end = NOW + timedelta(minutes=5)
-    holders = {uuid.uuid4().hex: Holder(LONGEST_OWNER, NOW, end) for _ in range(MAX_LIMIT)}
-    queue = [Ticket(uuid.uuid4().hex, LONGEST_OWNER, NOW, end) for _ in range(MAX_WAITERS)]
-    write = LimitDoc(holders, queue, pruned=False).write("n" * 1500, MAX_LIMIT)
+    holders = {
+        uuid.uuid4().hex: Holder(LONGEST_OWNER, NOW, end) for _ in range(MAX_CONCURRENCY_LIMIT)
+    }
+    queue = [
+        Ticket(uuid.uuid4().hex, LONGEST_OWNER, NOW, end) for _ in range(MAX_CONCURRENCY_WAITERS)
+    ]
+    write = LimitDoc(holders, queue, pruned=False).write("n" * 1500, MAX_CONCURRENCY_LIMIT)
     return dict(write.data)  # type: ignore[union-attr]
 
 
 def test_worst_case_document_fits_firestores_1_mib_with_a_third_to_spare() -> None:
     """1000 holders + 1000 waiters, each with a 256-byte owner, and a 1500-byte name."""
     data = worst_case()
-    assert len(data["holders"]) == MAX_LIMIT  # type: ignore[arg-type]
+    assert len(data["holders"]) == MAX_CONCURRENCY_LIMIT  # type: ignore[arg-type]
     # Firestore's own formula (document name of ~1.6 KB and 32 bytes of overhead added):
     # about 674 000 bytes, i.e. 64 % of the limit.
     assert firestore_size(data) + 1_700 + 32 < MAX_DOCUMENT_BYTES * 2 // 3

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from datetime import timedelta
@@ -16,25 +15,24 @@ from .._identity import default_owner
 from .._keys import MAX_ID_BYTES, encode_key, validate_id
 from ..errors import CircuitOpenError, ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
-from ._config import BreakerConfig, OnStoreError, seconds, show
-from ._engine import Engine, _open_error
-from ._events import BreakerListener
-from ._state import Action, BreakerState
-from ._status import BreakerStatus
+from ._admin import Admin
+from ._config import BreakerConfig, Mode, OnStoreError, WindowType, seconds, show
+from ._core import _open_error
+from ._policy import NO_RESULT, resolve_window, seconds_or_none
 
 __all__ = ["CircuitBreaker"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# Calls in progress under ``with breaker:``, per thread / asyncio task: (breaker, ticket).
-# A ticket is what admission hands a call: ``generation << 1 | is_probe``.
-_ACTIVE: ContextVar[tuple[tuple[object, int], ...]] = ContextVar(
+# Calls in progress under ``with breaker:``, per thread / asyncio task: (breaker,
+# ticket, start). A ticket is what admission hands a call: ``generation << 1 | is_probe``.
+_ACTIVE: ContextVar[tuple[tuple[object, int, float], ...]] = ContextVar(
     "pipeline_reliability_breaker_active", default=()
 )
 
 
-class CircuitBreaker(Engine):
+class CircuitBreaker(Admin):
     """
     A circuit breaker shared by every instance that uses the same ``name`` and store.
 
@@ -79,6 +77,34 @@ class CircuitBreaker(Engine):
         clock: Time source (a ``FakeClock`` in tests).
         instance_id: This instance's id (default: host, pid and a random suffix).
         collection: The collection holding circuit documents.
+        failure_rate: Trip on the failure *rate* (0 < rate ≤ 1) over a sliding
+            window instead of on ``failure_threshold`` failures: the circuit
+            trips when a failed (or slow) call leaves the window with at least
+            ``minimum_calls`` calls of which at least this fraction failed.
+        window_type: The rate policies' window: ``"count"`` (the last
+            ``window_size`` calls, default 100) or ``"time"`` (the last
+            ``window_size`` seconds, default ``window``, in 20 buckets).
+        window_size: Calls (count window) or a duration (time window).
+            With a rate policy, ``minimum_calls`` defaults to 100 (at most
+            ``window_size`` for a count window).
+        slow_call_duration: A call that takes at least this long (on the
+            clock's monotonic time) is slow. Without ``slow_call_rate`` a slow
+            call counts as a failure; a slow probe always fails.
+        slow_call_rate: Trip when this fraction of the window's calls were slow
+            (needs ``slow_call_duration`` and ``failure_rate``).
+        failure_if: ``result -> bool``; ``True`` counts a returned result as a
+            failure (the result is still returned). Not asked in ``with`` blocks.
+        reset_backoff: Each failed probe multiplies the open duration by this
+            (≥ 1; default 1: every opening lasts ``reset_timeout``). The grown
+            duration is stored with the OPEN transition, so every instance
+            waits the same; a successful close starts again from ``reset_timeout``.
+        max_reset_timeout: The cap of the grown open duration (default: none).
+        mode: ``"enforce"`` (default) or ``"observe"``: record, transition,
+            emit events and metrics, but never reject (a would-be rejection
+            emits a ``RejectionEvent`` with ``enforced=False`` and the call runs).
+        fallback: ``fallback(error, *args, **kwargs)`` is called instead of
+            raising when ``call``/the decorator reject, and its result returned
+            (awaited when it is awaitable, in async calls). ``with`` blocks still raise.
 
     Raises:
         ConfigurationError: invalid options.
@@ -105,6 +131,16 @@ class CircuitBreaker(Engine):
         clock: Clock | None = None,
         instance_id: str | None = None,
         collection: str = "circuit_breakers",
+        failure_rate: float | None = None,
+        window_type: WindowType | None = None,
+        window_size: int | timedelta | float | None = None,
+        slow_call_duration: timedelta | float | None = None,
+        slow_call_rate: float | None = None,
+        failure_if: Callable[[Any], bool] | None = None,
+        reset_backoff: float = 1.0,
+        max_reset_timeout: timedelta | float | None = None,
+        mode: Mode = "enforce",
+        fallback: Callable[..., Any] | None = None,
     ) -> None:
         key = _circuit_key(name)
         if instance_id is None:
@@ -115,10 +151,16 @@ class CircuitBreaker(Engine):
             raise ConfigurationError(f"store must be a StateStore, got {show(store)}")
         if clock is not None and not callable(getattr(clock, "monotonic", None)):
             raise ConfigurationError(f"clock must have a monotonic() method, got {show(clock)}")
+        window_seconds = seconds(window, "window")
+        kind, size, minimum = resolve_window(
+            rate_based=failure_rate is not None or slow_call_rate is not None,
+            window_type=window_type, window_size=window_size, window=window_seconds,
+            minimum_calls=minimum_calls, failure_threshold=failure_threshold,
+        )
         config = BreakerConfig(
             failure_threshold=failure_threshold,
-            window=seconds(window, "window"),
-            minimum_calls=failure_threshold if minimum_calls is None else minimum_calls,
+            window=window_seconds,
+            minimum_calls=cast(int, minimum),
             reset_timeout=seconds(reset_timeout, "reset_timeout"),
             half_open_probes=half_open_probes,
             success_threshold=success_threshold,
@@ -130,6 +172,16 @@ class CircuitBreaker(Engine):
             on_store_error=on_store_error,
             open_quorum=open_quorum,
             collection=collection,
+            failure_rate=failure_rate,
+            window_type=cast(WindowType, kind),
+            window_size=size,
+            slow_call_duration=seconds_or_none(slow_call_duration, "slow_call_duration"),
+            slow_call_rate=slow_call_rate,
+            failure_if=failure_if,
+            reset_backoff=reset_backoff,
+            max_reset_timeout=seconds_or_none(max_reset_timeout, "max_reset_timeout"),
+            mode=mode,
+            fallback=fallback,
         )
         super().__init__(
             name,
@@ -149,7 +201,9 @@ class CircuitBreaker(Engine):
 
     # ------------------------------------------------------------------ calling
 
-    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+    def call(  # noqa: PLR0912  (the hot paths are inlined on purpose)
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> T:
         """
         Run ``fn(*args, **kwargs)`` through the breaker.
 
@@ -167,22 +221,41 @@ class CircuitBreaker(Engine):
         elif mono < self._reject_until and not self._listeners:
             self._c_rejections.add(1, self._reject_attrs)
             due = self._reject_due
-            raise _open_error(
-                CircuitOpenError, self.name, self._reject_state,
-                None if due == math.inf else max(due - mono, 0.0),
-            )
+            seconds = None if due is None else due - mono
+            if self._fallback is None:
+                # Raised without a local name: a local bound to the error would make
+                # a frame -> error -> traceback -> frame cycle on every rejection.
+                raise _open_error(CircuitOpenError, self.name, self._reject_state, seconds)
+            return cast(T, self._fallback(
+                _open_error(CircuitOpenError, self.name, self._reject_state, seconds),
+                *args, **kwargs,
+            ))
         else:
-            ticket = self._admit()
+            try:
+                ticket = self._admit()
+            except CircuitOpenError as error:
+                if self._fallback is None:
+                    raise
+                return cast(T, self._fallback(error, *args, **kwargs))
+            mono = self._mono()  # a store round-trip in admission is not the call's time
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             if self._is_failure(exc):
-                self._record_failure(ticket)
+                self._failed(ticket, mono)
             elif ticket & 1:
                 self._probe_finished(ticket)  # neutral: frees the probe, no verdict
             raise
-        if ticket & 1 or self._records_successes:
-            self._record_success(ticket)
+        if ticket & 1:
+            self._succeeded(ticket, mono, result)
+        elif self._records_successes:
+            # A policy's plain success is one lock-free, C-level counter step
+            # (tick), unless the call was slow or a hook must judge its result.
+            tick = self._tick
+            if tick is None or (self._timed and self._mono() >= mono + self._slow):
+                self._succeeded(ticket, mono, result)
+            else:
+                tick()
         return result
 
     async def call_async(
@@ -200,16 +273,23 @@ class CircuitBreaker(Engine):
         """
         if not callable(fn):
             raise InvalidInputError(f"fn must be callable, got {show(fn)}")
-        ticket = await self._admit_async()
+        try:
+            ticket = await self._admit_async()
+        except CircuitOpenError as error:
+            if self._fallback is None:
+                raise
+            value = self._fallback(error, *args, **kwargs)
+            return cast(T, await value if inspect.isawaitable(value) else value)
+        start = self._mono()
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
             if self._is_failure(exc):
-                await _to_thread(self._record_failure, ticket)
+                await _to_thread(self._failed, ticket, start)
             elif ticket & 1:
                 self._probe_finished(ticket)
             raise
-        await self._success_async(ticket)
+        await self._success_async(ticket, start, result)
         return result
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
@@ -233,27 +313,40 @@ class CircuitBreaker(Engine):
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
             # call(), inlined: one Python frame less on every decorated call.
-            if self._mono() < self._fresh_until and (gen := self._closed_gen) >= 0:
+            mono = self._mono()
+            if mono < self._fresh_until and (gen := self._closed_gen) >= 0:
                 ticket = gen << 1
             else:
-                ticket = self._admit()
+                try:
+                    ticket = self._admit()
+                except CircuitOpenError as error:
+                    if self._fallback is None:
+                        raise
+                    return cast(T, self._fallback(error, *args, **kwargs))
+                mono = self._mono()
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
                 if self._is_failure(exc):
-                    self._record_failure(ticket)
+                    self._failed(ticket, mono)
                 elif ticket & 1:
                     self._probe_finished(ticket)
                 raise
-            if ticket & 1 or self._records_successes:
-                self._record_success(ticket)
+            if ticket & 1:
+                self._succeeded(ticket, mono, result)
+            elif self._records_successes:
+                tick = self._tick
+                if tick is None or (self._timed and self._mono() >= mono + self._slow):
+                    self._succeeded(ticket, mono, result)
+                else:
+                    tick()
             return result
 
         return wrapper
 
     def __enter__(self) -> CircuitBreaker:
         ticket = self._admit()
-        _ACTIVE.set((*_ACTIVE.get(), (self, ticket)))
+        _ACTIVE.set((*_ACTIVE.get(), (self, ticket, self._mono())))
         return self
 
     def __exit__(
@@ -262,18 +355,18 @@ class CircuitBreaker(Engine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        ticket = self._pop_ticket()
+        ticket, start = self._pop_ticket()
         if exc is None:
             if ticket & 1 or self._records_successes:
-                self._record_success(ticket)
+                self._succeeded(ticket, start, NO_RESULT)
         elif self._is_failure(exc):
-            self._record_failure(ticket)
+            self._failed(ticket, start)
         elif ticket & 1:
             self._probe_finished(ticket)
 
     async def __aenter__(self) -> CircuitBreaker:
         ticket = await self._admit_async()
-        _ACTIVE.set((*_ACTIVE.get(), (self, ticket)))
+        _ACTIVE.set((*_ACTIVE.get(), (self, ticket, self._mono())))
         return self
 
     async def __aexit__(
@@ -282,11 +375,11 @@ class CircuitBreaker(Engine):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        ticket = self._pop_ticket()
+        ticket, start = self._pop_ticket()
         if exc is None:
-            await self._success_async(ticket)
+            await self._success_async(ticket, start, NO_RESULT)
         elif self._is_failure(exc):
-            await _to_thread(self._record_failure, ticket)
+            await _to_thread(self._failed, ticket, start)
         elif ticket & 1:
             self._probe_finished(ticket)
 
@@ -297,138 +390,24 @@ class CircuitBreaker(Engine):
                 return gen << 1
         return await _to_thread(self._admit_slow)
 
-    async def _success_async(self, ticket: int) -> None:
-        if ticket & 1:
+    async def _success_async(self, ticket: int, start: float, result: object) -> None:
+        if not (ticket & 1 or self._records_successes):
+            return
+        verdict = self._judge(ticket, start, result)  # cheap: judged on the loop
+        if verdict is not None:
+            await _to_thread(self._record_failure, ticket, verdict[1], verdict[0])
+        elif ticket & 1:
             await _to_thread(self._record_success, ticket)
-        elif self._records_successes:
+        else:
             self._record_success(ticket)  # no lock, no store: safe on the event loop
 
-    def _pop_ticket(self) -> int:
+    def _pop_ticket(self) -> tuple[int, float]:
         stack = _ACTIVE.get()
         for i in range(len(stack) - 1, -1, -1):
             if stack[i][0] is self:
                 _ACTIVE.set(stack[:i] + stack[i + 1 :])
-                return stack[i][1]
+                return stack[i][1], stack[i][2]
         raise InvalidInputError(f"breaker {self.name!r} exited a block it never entered")
-
-    # ------------------------------------------------------------------ inspection
-
-    @property
-    def state(self) -> BreakerState:
-        """The circuit's state, as of a read at most ``cache_ttl`` old (refreshed if older)."""
-        self._refresh_if_stale()
-        return self._view.circuit.state
-
-    def status(self, *, refresh: bool = False) -> BreakerStatus:
-        """
-        This instance's view of the circuit, without touching the store.
-
-        Args:
-            refresh: Read the store first (store errors then raise).
-
-        Raises:
-            InvalidInputError: ``refresh`` is not a bool.
-            StoreError: ``refresh=True`` and the store failed.
-        """
-        if not isinstance(cast(object, refresh), bool):
-            raise InvalidInputError(f"refresh must be True or False, got {show(refresh)}")
-        if refresh:
-            try:
-                error = self._refresh(self._mono(), force=True)
-            finally:
-                if self._pending:
-                    self._flush()
-            if error is not None:
-                raise error
-        with self._lock:
-            view, mono = self._view, self._mono()
-            circuit, probe = view.circuit, view.circuit.probe
-            return BreakerStatus(
-                name=self.name,
-                instance_id=self.instance_id,
-                state=circuit.state,
-                generation=circuit.generation,
-                opened_at=circuit.opened_at,
-                forced=circuit.forced,
-                probe_holder=None if probe is None else probe.holder,
-                probe_expires_at=None if probe is None else probe.expires_at,
-                is_prober=self._is_prober(circuit, mono),
-                reporters=len(circuit.reports),
-                read_at=self._read_at(),
-                store_error=None if self._store_error is None else repr(self._store_error),
-            )
-
-    def add_listener(self, listener: BreakerListener) -> None:
-        """
-        Call ``listener(event)`` on transitions, rejections and trip reports.
-
-        Raises:
-            InvalidInputError: ``listener`` is not callable.
-        """
-        if not callable(listener):
-            raise InvalidInputError(f"a listener must be callable, got {show(listener)}")
-        with self._lock:
-            self._listeners = (*self._listeners, listener)
-
-    def remove_listener(self, listener: BreakerListener) -> None:
-        """Stop calling ``listener`` (no error if it was not added)."""
-        with self._lock:
-            self._listeners = tuple(x for x in self._listeners if x is not listener)
-
-    # ------------------------------------------------------------------ operator actions
-
-    def force_open(self) -> None:
-        """
-        Open the circuit for every instance until :meth:`force_close` or :meth:`reset`.
-
-        A forced-open circuit never elects a probe. Store errors raise: an
-        operator must know whether the change happened.
-
-        Raises:
-            StoreError: the store failed (the change may not have happened).
-        """
-        self._operator(Action.FORCE_OPEN)
-
-    def force_close(self) -> None:
-        """
-        Close the circuit for every instance (no write when it is already closed).
-
-        Raises:
-            StoreError: the store failed (the change may not have happened).
-        """
-        self._operator(Action.FORCE_CLOSE)
-
-    def reset(self) -> None:
-        """
-        Close the circuit, drop pending trip reports, and clear this instance's window.
-
-        Writes only when the document is not already closed without reports.
-
-        Raises:
-            StoreError: the store failed (the change may not have happened).
-        """
-        self._operator(Action.RESET)
-
-    def _operator(self, action: Action) -> None:
-        try:
-            self._transact(action, None, self._mono(), operator=True)
-            if action is Action.RESET:
-                with self._lock:
-                    self._window.clear()
-                    self._reported_gen = -1
-        finally:
-            if self._pending:
-                self._flush()
-
-    def _refresh_if_stale(self) -> None:
-        mono = self._mono()
-        if mono < self._fresh_until:
-            return
-        try:
-            self._refresh(mono)
-        finally:
-            if self._pending:
-                self._flush()
 
 
 # Names and instance ids are stored in the circuit document (name; probe holder

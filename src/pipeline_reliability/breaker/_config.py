@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from .._keys import validate_id
 from .._validate import duration_seconds
 from ..errors import ConfigurationError
 
-__all__ = ["BreakerConfig", "OnStoreError", "seconds", "show"]
+__all__ = ["BreakerConfig", "Mode", "OnStoreError", "WindowType", "seconds", "show"]
 
 OnStoreError = Literal["fail_open", "fail_closed"]
 _ON_STORE_ERROR = ("fail_open", "fail_closed")
+Mode = Literal["enforce", "observe"]
+WindowType = Literal["count", "time"]
 
 
 def seconds(value: timedelta | float, what: str, *, allow_zero: bool = False) -> float:
@@ -50,6 +52,10 @@ class BreakerConfig:
     Built and validated by the breaker's constructor; read it back from
     ``breaker.config``. See :class:`CircuitBreaker` for what each option means.
 
+    The policy options (``failure_rate``, ``window_type``, ``window_size``,
+    ``slow_call_duration``, ``slow_call_rate``, ``failure_if``, ``reset_backoff``,
+    ``max_reset_timeout``, ``mode``, ``fallback``) are validated here too.
+
     Raises:
         ConfigurationError: a value that cannot work (zero thresholds,
             ``success_threshold > half_open_probes``, an unknown
@@ -70,6 +76,16 @@ class BreakerConfig:
     on_store_error: OnStoreError = "fail_open"
     open_quorum: int = 1
     collection: str = "circuit_breakers"
+    failure_rate: float | None = None
+    slow_call_duration: float | None = None
+    slow_call_rate: float | None = None
+    window_type: WindowType = "count"
+    window_size: float = 100
+    failure_if: Callable[[Any], bool] | None = None
+    reset_backoff: float = 1.0
+    max_reset_timeout: float | None = None
+    mode: Mode = "enforce"
+    fallback: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         _positive_int(self.failure_threshold, "failure_threshold")
@@ -107,14 +123,29 @@ class BreakerConfig:
             validate_id(self.collection, "collection id")
         except (ValueError, UnicodeError) as exc:
             raise ConfigurationError(str(exc)) from exc
+        # Imported here: _policy imports this module for the type.
+        from ._policy import check_policy
+
+        check_policy(self)
+
+    @property
+    def rate_based(self) -> bool:
+        """Whether a failure or slow-call rate (not the failure count) decides the trip."""
+        return self.failure_rate is not None or self.slow_call_rate is not None
 
     @property
     def records_successes(self) -> bool:
         """
-        Whether successes must be remembered in the window.
+        Whether a successful call must be looked at after it returns.
 
-        Only ``minimum_calls`` looks at successes, and when it is at most the
-        failure threshold, enough failures already imply enough calls: the
-        healthy hot path then records nothing at all.
+        Under the failure count rule only ``minimum_calls`` looks at successes,
+        and when it is at most the failure threshold, enough failures already
+        imply enough calls: the healthy hot path then records nothing at all.
+        The rate policies count every call; slow calls and ``failure_if`` judge it.
         """
-        return self.minimum_calls > self.failure_threshold
+        return (
+            self.minimum_calls > self.failure_threshold
+            or self.rate_based
+            or self.slow_call_duration is not None
+            or self.failure_if is not None
+        )

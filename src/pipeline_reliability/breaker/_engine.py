@@ -1,120 +1,28 @@
 """
-The breaker's engine: admission, outcome recording, and the store round-trips.
+The breaker's engine: admission and outcome recording.
 
 The hot path (a CLOSED circuit whose cached view is fresh) reads one
 monotonic clock and two attributes, takes no lock and touches no store. Store
-operations happen on a slow path, never under the instance lock and each
-bounded by ``store_timeout``; reads, trips and elections are single flight, so
-the threads of one instance share one read per ``cache_ttl`` and, while one
-thread waits on the store, the others serve from the cached view.
+operations happen on a slow path (``_core``), never under the instance lock
+and each bounded by ``store_timeout``.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from .._clock import Clock
-from .._telemetry import counter, log_failure, span
-from ..errors import CircuitOpenError, StoreError
-from ..stores._protocol import Outcome, Put, Snapshot, StateStore
-from ._config import BreakerConfig
-from ._events import (
-    BreakerEvent,
-    BreakerListener,
-    RejectionEvent,
-    TransitionEvent,
-    TripReportEvent,
-    notify,
-)
-from ._state import (
-    Action,
-    BreakerState,
-    Change,
-    Circuit,
-    View,
-    from_document,
-    to_document,
-    transition,
-)
-from ._window import OutcomeWindow
+from .._telemetry import log_failure
+from ..errors import CircuitOpenError
+from ._core import _EPOCH, CLOSED, HALF_OPEN, SHADOW, Core, _open_error, logger
+from ._events import RejectionEvent, TripReportEvent, notify
+from ._state import Action, Change, Circuit
 
 __all__ = ["Engine"]
 
-logger = logging.getLogger("pipeline_reliability.breaker")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-# ``CircuitOpenError.__new__(cls, name, state, seconds)``: the exception with its
-# args and nothing else (no __init__, message or timedelta until asked for).
-_open_error = CircuitOpenError.__new__
 
-
-class Engine:
-    """State and slow paths shared by the public :class:`CircuitBreaker` API."""
-
-    def __init__(
-        self,
-        name: str,
-        *,
-        key: str,
-        store: StateStore,
-        config: BreakerConfig,
-        clock: Clock | None,
-        instance_id: str,
-    ) -> None:
-        self.name = name
-        self.key = key
-        self.store = store
-        self.config = config
-        self.instance_id = instance_id
-        # The real clock's monotonic() is called directly: one C call on the hot path.
-        self._mono = time.monotonic if clock is None else clock.monotonic
-        self._lock = threading.Lock()
-        self._view = View(Circuit(), _EPOCH, 0.0)
-        self._fresh_until = -math.inf
-        # The generation when calls may pass without the lock (a fresh CLOSED view), else -1.
-        self._closed_gen = -1
-        # Until this local time calls are rejected without the lock (a fresh OPEN view,
-        # or another instance's probe, with nothing due yet).
-        self._reject_until = -math.inf
-        # What a rejection until then says, fixed when the view is adopted.
-        self._reject_state: BreakerState = OPEN
-        self._reject_due = math.inf
-        self._reject_attrs: dict[str, str] = {}
-        self._window = OutcomeWindow(
-            failure_threshold=config.failure_threshold,
-            minimum_calls=config.minimum_calls,
-            window=config.window,
-        )
-        self._records_successes = self._window.records_successes
-        self._probe_gen = -1
-        self._probes_admitted = self._probe_successes = 0
-        self._probes_running = 0  # my probes of _probe_gen admitted and not yet finished
-        self._probe_deadline = -math.inf
-        self._reported_gen = -1
-        self._reported_mono = -math.inf
-        self._store_error: StoreError | None = None
-        # Single flight: a thread is reading, tripping or electing; the others
-        # decide on the cached view and never wait on the store.
-        self._busy = False
-        self._epoch = 0  # counts adoptions: orders overlapping store results
-        self._listeners: tuple[BreakerListener, ...] = ()
-        self._pending: list[BreakerEvent] = []
-        self._attrs = {"breaker": name}
-        self._rejection_attrs: dict[str, dict[str, str]] = {}
-        self._c_transitions = counter("breaker.transitions", "Circuit breaker state transitions")
-        self._c_rejections = counter("breaker.rejections", "Calls rejected by a circuit breaker")
-        self._c_reads = counter("breaker.store_reads", "Circuit breaker store reads")
-        self._c_writes = counter("breaker.store_writes", "Circuit breaker store writes")
-        self._c_errors = counter("breaker.store_errors", "Circuit breaker store failures")
-
-    def _read_at(self) -> datetime | None:
-        """The store time of the view's read (``None``: the store was never read)."""
-        view = self._view
-        return None if view.store_now is _EPOCH else view.store_now
+class Engine(Core):
+    """Admission and outcomes, shared by the public :class:`CircuitBreaker` API."""
 
     # ------------------------------------------------------------------ admission
 
@@ -133,7 +41,7 @@ class Engine:
                 due = self._reject_due
                 raise _open_error(
                     CircuitOpenError, self.name, self._reject_state,
-                    None if due == math.inf else max(due - mono, 0.0),
+                    None if due is None else due - mono,
                 )
         return self._admit_slow()
 
@@ -142,10 +50,16 @@ class Engine:
             mono = self._mono()
             if mono < self._reject_until:
                 raise self._reject(mono, None, locked=False)
-            if mono >= self._fresh_until:
+            if mono >= self._window.next_roll:
+                self._roll(mono)
+            if mono >= self._view_fresh:
                 # Single flight: returns at once when another thread is at the store.
                 self._refresh(mono)
             return self._admit_view()
+        except CircuitOpenError:
+            if self._observe:
+                return SHADOW  # observe mode: counted and reported, never rejected
+            raise
         finally:
             if self._pending:
                 self._flush()
@@ -177,6 +91,13 @@ class Engine:
             if ticket is not None:
                 return ticket
             raise self._reject(mono, None)
+
+    def _roll(self, mono: float) -> None:
+        """A time window's bucket ended: close it, and move the hot paths' gate."""
+        window = self._window
+        window.roll(mono)
+        with self._lock:
+            self._fresh_until = min(self._view_fresh, window.next_roll)
 
     def _admission(self, mono: float) -> int | None:
         circuit = self._view.circuit
@@ -212,7 +133,7 @@ class Engine:
         circuit = self._view.circuit
         retry_after: timedelta | None
         if reason == "store_error":
-            retry_after = timedelta(seconds=max(self._fresh_until - mono, 0.0))
+            retry_after = timedelta(seconds=max(self._view_fresh - mono, 0.0))
         else:
             due = self._view.due
             retry_after = None if due == math.inf else timedelta(seconds=max(due - mono, 0.0))
@@ -225,7 +146,7 @@ class Engine:
         if listeners:
             event = RejectionEvent(
                 self.name, self.instance_id, circuit.state, circuit.generation,
-                reason, retry_after,
+                reason, retry_after, enforced=not self._observe,
             )
             if locked:
                 self._pending.append(event)  # delivered after the lock is released
@@ -233,13 +154,6 @@ class Engine:
                 notify(listeners, event)
         seconds = None if retry_after is None else retry_after.total_seconds()
         return _open_error(CircuitOpenError, self.name, circuit.state, seconds)
-
-    def _rejection_attributes(self, reason: str) -> dict[str, str]:
-        attrs = self._rejection_attrs.get(reason)
-        if attrs is None:
-            attrs = self._rejection_attrs[reason] = {"breaker": self.name, "reason": reason}
-        return attrs
-
     # ------------------------------------------------------------------ outcomes
 
     def _is_failure(self, exc: BaseException) -> bool:
@@ -296,7 +210,8 @@ class Engine:
         if gen == self._probe_gen and self._probes_running > 0:
             self._probes_running -= 1
 
-    def _record_failure(self, ticket: int) -> None:
+    def _record_failure(self, ticket: int, slow: bool = False, failed: bool = True) -> None:
+        """A failed call (or, ``failed=False``, a slow success under a slow-call rate)."""
         try:
             gen = ticket >> 1
             with self._lock:
@@ -304,11 +219,12 @@ class Engine:
                 if ticket & 1:
                     self._finished_locked(gen)
                 running = self._probes_running > 0
-                action = self._failure_locked(ticket, mono)
+                action, why = self._failure_locked(ticket, mono, slow, failed)
             if action is None:
                 return
             change = self._transact(
-                action, gen, mono, single_flight=action is Action.TRIP, probes_running=running
+                action, gen, mono, single_flight=action is Action.TRIP, probes_running=running,
+                trip_reason=why,
             )
             if action is Action.TRIP:
                 with self._lock:
@@ -317,26 +233,30 @@ class Engine:
             if self._pending:
                 self._flush()
 
-    def _failure_locked(self, ticket: int, mono: float) -> Action | None:
+    def _failure_locked(
+        self, ticket: int, mono: float, slow: bool, failed: bool
+    ) -> tuple[Action | None, str]:
         """What a failure asks of the store (``None``: nothing); claims the store for a trip."""
         gen = ticket >> 1
         circuit = self._view.circuit
         if gen != circuit.generation:
-            return None  # a result arriving for an older generation never changes the state
+            return None, ""  # a result for an older generation never changes the state
         if ticket & 1:
-            return Action.PROBE_FAILED if gen == self._probe_gen else None
+            return (Action.PROBE_FAILED if gen == self._probe_gen else None), ""
         if circuit.state is not CLOSED:
-            return None
-        self._window.failure(mono)
-        if not self._trip_due(gen, mono):
-            return None
+            return None, ""
+        if failed:
+            self._window.failure(mono, slow)
+        else:
+            self._window.slow_success(mono)
+        why = self._window.trip_reason(mono)
+        if why is None or not self._trip_due(gen, mono):
+            return None, ""
         self._busy = True
-        return Action.TRIP
+        return Action.TRIP, why
 
     def _trip_due(self, gen: int, mono: float) -> bool:
-        if not self._window.tripped(mono):
-            return False
-        if self._store_error is not None and mono < self._fresh_until:
+        if self._store_error is not None and mono < self._view_fresh:
             return False  # backing off a failing store; the trip is retried after cache_ttl
         if self._reported_gen == gen and mono - self._reported_mono < self.config.window:
             return False  # my quorum report is still live: nothing to add
@@ -355,200 +275,3 @@ class Engine:
                         self.config.open_quorum, change.after.changed_at or _EPOCH,
                     )
                 )
-
-    # ------------------------------------------------------------------ store
-    #
-    # Store I/O never runs under the instance lock, and is bounded by
-    # store_timeout. Reads, trips and elections are single flight (``_busy``):
-    # while one thread is at the store the others decide on the cached view.
-
-    def _refresh(self, mono: float, *, force: bool = False) -> StoreError | None:
-        """
-        Re-read the circuit unless another thread is at the store (then use the cached view).
-
-        ``force`` (an explicit ``status(refresh=True)``) always reads, with the
-        store's default deadline. Returns the store error, if the read failed.
-        """
-        with self._lock:
-            if not force:
-                if self._busy or self._mono() < self._fresh_until:
-                    return None
-                self._busy = True
-            epoch = self._epoch
-        try:
-            with span("breaker", "refresh", lambda: {"breaker": self.name}):
-                try:
-                    snap = self.store.get(
-                        self.config.collection, self.key,
-                        timeout=None if force else self.config.store_timeout,
-                    )
-                    circuit = from_document(snap.data)
-                except StoreError as exc:
-                    with self._lock:
-                        self._store_failed(exc, "read")
-                    return exc
-            self._c_reads.add(1, self._attrs)
-            with self._lock:
-                self._adopt(circuit, snap.now, mono, None, epoch)
-            return None
-        finally:
-            if not force:
-                with self._lock:
-                    self._busy = False
-
-    def _transact(
-        self,
-        action: Action,
-        expected: int | None,
-        mono: float,
-        *,
-        single_flight: bool = False,
-        operator: bool = False,
-        probes_running: bool = False,
-    ) -> Change | None:
-        """
-        Run ``action`` as a compare-and-set on the generation; adopt the result.
-
-        ``single_flight``: the caller set ``_busy``, released here. ``operator``:
-        store errors raise, and the store's default deadline applies.
-        ``probes_running``: other probes of this instance still run (a failed
-        probe then keeps their lease, so no new probe starts before it ends).
-        """
-
-        def decide(snap: Snapshot) -> Outcome[tuple[Circuit, datetime, Change | None]]:
-            current = from_document(snap.data)
-            change = transition(
-                current, action, expected=expected, now=snap.now,
-                me=self.instance_id, config=self.config, probes_running=probes_running,
-            )
-            if change is None:
-                return Outcome((current, snap.now, None))
-            write = Put(to_document(change.after, self.name))
-            return Outcome((change.after, snap.now, change), write)
-
-        epoch = self._epoch
-        attrs = {"breaker": self.name, "action": action.value, "generation": expected}
-        try:
-            with span("breaker", "transition", attrs):
-                try:
-                    circuit, store_now, change = self.store.transact(
-                        self.config.collection, self.key, decide,
-                        timeout=None if operator else self.config.store_timeout,
-                    )
-                except StoreError as exc:
-                    with self._lock:
-                        self._store_failed(exc, action.value)
-                    if operator:
-                        raise
-                    return None
-            self._c_reads.add(1, self._attrs)
-            if change is not None:
-                self._c_writes.add(1, self._attrs)
-            with self._lock:
-                self._adopt(circuit, store_now, mono, change, epoch)
-            return change
-        finally:
-            if single_flight:
-                with self._lock:
-                    self._busy = False
-
-    def _store_failed(self, exc: StoreError, operation: str) -> None:
-        policy = self.config.on_store_error
-        self._c_errors.add(1, {"breaker": self.name, "operation": operation})
-        log_failure(
-            logger,
-            f"circuit breaker {self.name!r}: store {operation} failed; "
-            f"{'serving with the local view' if policy == 'fail_open' else 'rejecting calls'}"
-            f" for {self.config.cache_ttl:g}s",
-            exc, breaker=self.name, operation=operation, policy=policy,
-        )
-        # Back off for one cache_ttl from now, the END of the failed call (a call
-        # that hung until its deadline must not leave the back-off half spent):
-        # a failing store is not hammered once per call.
-        self._reject_until = -math.inf
-        self._store_error = exc
-        self._fresh_until = self._mono() + self.config.cache_ttl
-        if policy == "fail_closed":
-            self._closed_gen = -1
-
-    def _adopt(
-        self,
-        circuit: Circuit,
-        store_now: datetime,
-        mono: float,
-        change: Change | None,
-        epoch: int,
-    ) -> None:
-        """
-        Make ``circuit`` (read at store time ``store_now``, local ``mono``) the cached view.
-
-        Store calls overlap (a probe verdict beside a read): a result older
-        than one adopted since its call began (``epoch``) is dropped.
-        """
-        old = self._view.circuit
-        if epoch != self._epoch and circuit.generation < old.generation:
-            return
-        self._epoch += 1
-        self._closed_gen = -1
-        self._reject_until = -math.inf
-        self._view = View.of(circuit, store_now, mono, self.config.reset_timeout)
-        self._store_error = None
-        if circuit.generation != old.generation:
-            self._moved(old, circuit, store_now, mono, change)
-        self._fresh_until = mono + self.config.cache_ttl
-        if circuit.state is CLOSED:
-            self._closed_gen = circuit.generation
-        elif circuit.state is OPEN or (
-            circuit.probe is not None and circuit.probe.holder != self.instance_id
-        ):
-            # Everything the lock-free rejection needs, set before the window opens.
-            reason = ("half_open" if circuit.state is HALF_OPEN
-                      else "forced_open" if circuit.forced else "open")
-            self._reject_state = circuit.state
-            self._reject_due = self._view.due
-            self._reject_attrs = self._rejection_attributes(reason)
-            self._reject_until = min(self._fresh_until, self._view.due)
-
-    def _moved(
-        self, old: Circuit, new: Circuit, store_now: datetime, mono: float, change: Change | None
-    ) -> None:
-        # Outcomes and reports belong to the generation they were seen in.
-        self._window.clear()
-        self._reported_gen = -1
-        probe = new.probe
-        if new.state is HALF_OPEN and probe is not None and probe.holder == self.instance_id:
-            self._probe_gen = new.generation
-            self._probes_admitted = self._probe_successes = self._probes_running = 0
-            self._probe_deadline = mono + (probe.expires_at - store_now).total_seconds()
-        # Local: this instance wrote the change (or wrote it and lost the response).
-        local = change is not None or (
-            new.changed_by == self.instance_id and new.generation == old.generation + 1
-        )
-        reason = new.reason or "unknown"
-        if local:
-            self._c_transitions.add(
-                1, {"breaker": self.name, "from": old.state.value, "to": new.state.value,
-                    "reason": reason},
-            )
-        level = logging.WARNING if local and new.state is OPEN else logging.INFO
-        if not local:
-            level = logging.DEBUG
-        logger.log(
-            level, "circuit %r %s -> %s (generation %d, %s, %s)", self.name, old.state.value,
-            new.state.value, new.generation, reason, "local" if local else "adopted",
-            extra={"pipeline_reliability": {"breaker": self.name, "generation": new.generation}},
-        )
-        if self._listeners:
-            self._pending.append(
-                TransitionEvent(
-                    self.name, self.instance_id, old.state, new.state, new.generation,
-                    reason, local, new.changed_at,
-                )
-            )
-
-    def _flush(self) -> None:
-        with self._lock:
-            events, self._pending = self._pending, []
-        listeners = self._listeners
-        for event in events:
-            notify(listeners, event)

@@ -32,7 +32,8 @@ class TransitionEvent:
         old_state: The state this instance believed before.
         new_state: The state now.
         generation: The circuit's generation after the change.
-        reason: Why, e.g. ``failure_threshold``, ``open_quorum``,
+        reason: Why, e.g. ``failure_threshold``, ``failure_rate``,
+            ``slow_call_rate``, ``open_quorum``,
             ``reset_timeout_elapsed``, ``probe_lease_expired``,
             ``probe_succeeded``, ``probe_failed``, ``probe_timeout``, ``forced_open``,
             ``forced_close``, ``reset``.
@@ -60,6 +61,8 @@ class RejectionEvent:
     ``reason`` is ``open``, ``forced_open``, ``half_open`` (another instance
     holds the probe, or this instance's probe slots are used up) or
     ``store_error`` (``on_store_error="fail_closed"`` while the store fails).
+    ``enforced`` is ``False`` in ``mode="observe"``: the call would have been
+    rejected, and ran instead.
     """
 
     name: str
@@ -68,6 +71,7 @@ class RejectionEvent:
     generation: int
     reason: str
     retry_after: timedelta | None
+    enforced: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._validate import MAX_DURATION
 from ..errors import StoreError
 from ._config import BreakerConfig
 
@@ -28,9 +29,13 @@ __all__ = [
     "Report",
     "View",
     "from_document",
+    "open_seconds",
     "to_document",
     "transition",
 ]
+
+
+_MAX_SECONDS = MAX_DURATION.total_seconds()
 
 
 class BreakerState(enum.StrEnum):
@@ -88,6 +93,21 @@ class Circuit:
     changed_by: str | None = None
     reason: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    # How long this opening lasts, in seconds: reset_timeout when it tripped,
+    # grown by reset_backoff on each failed probe (None: never written, reset_timeout).
+    open_for: float | None = None
+
+
+def open_seconds(circuit: Circuit, config: BreakerConfig) -> float:
+    """How long the circuit's current opening lasts (its cool-down), in seconds."""
+    return config.reset_timeout if circuit.open_for is None else circuit.open_for
+
+
+def _grown(circuit: Circuit, config: BreakerConfig) -> float:
+    """The cool-down after one more failed probe: times ``reset_backoff``, capped."""
+    cap = config.max_reset_timeout
+    grown = open_seconds(circuit, config) * config.reset_backoff
+    return min(grown, _MAX_SECONDS if cap is None else cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +139,7 @@ def transition(  # noqa: PLR0911, PLR0912
     me: str,
     config: BreakerConfig,
     probes_running: bool = False,
+    trip_reason: str = "failure_threshold",
 ) -> Change | None:
     """
     The transition table: what ``action`` does to ``current`` at store time ``now``.
@@ -139,23 +160,24 @@ def transition(  # noqa: PLR0911, PLR0912
     if action is Action.TRIP:
         if state is not BreakerState.CLOSED:
             return None
-        return _trip(current, now, me, config)
+        return _trip(current, now, me, config, trip_reason)
     probe = current.probe
     if action is Action.ELECT:
         if state is BreakerState.OPEN and not current.forced:
             assert current.opened_at is not None
-            if now - current.opened_at >= timedelta(seconds=config.reset_timeout) and (
+            if now - current.opened_at >= timedelta(seconds=open_seconds(current, config)) and (
                 probe is None or now >= probe.expires_at
             ):
                 return _elect(current, now, me, config, "reset_timeout_elapsed")
         if (
             state is BreakerState.HALF_OPEN
             and probe is not None
-            and now >= probe.expires_at + timedelta(seconds=config.reset_timeout)
+            and now >= probe.expires_at + timedelta(seconds=open_seconds(current, config))
         ):
             # A probe that outlived its lease counts as failed, and a failed probe
             # is followed by a cool-down: only then may another instance probe.
-            return _elect(current, now, me, config, "probe_lease_expired")
+            return _elect(current, now, me, config, "probe_lease_expired",
+                          open_for=_grown(current, config))
         return None
     if action in (Action.PROBE_SUCCEEDED, Action.PROBE_FAILED):
         if state is not BreakerState.HALF_OPEN or probe is None or probe.holder != me:
@@ -165,7 +187,8 @@ def transition(  # noqa: PLR0911, PLR0912
         # A failure, or a success too late by the store's clock (past probe_timeout).
         reason = "probe_failed" if action is Action.PROBE_FAILED else "probe_timeout"
         keep = probe if probes_running and now < probe.expires_at else None
-        return _move(current, BreakerState.OPEN, now, me, reason, opened_at=now, probe=keep)
+        return _move(current, BreakerState.OPEN, now, me, reason, opened_at=now, probe=keep,
+                     open_for=_grown(current, config))
     if action is Action.FORCE_OPEN:
         if state is BreakerState.OPEN and current.forced:
             return None
@@ -182,16 +205,21 @@ def transition(  # noqa: PLR0911, PLR0912
     return _move(current, BreakerState.CLOSED, now, me, "reset")
 
 
-def _trip(current: Circuit, now: datetime, me: str, config: BreakerConfig) -> Change | None:
+def _trip(
+    current: Circuit, now: datetime, me: str, config: BreakerConfig, reason: str
+) -> Change | None:
+    # Every opening starts from reset_timeout: growth is per run of failed probes.
+    first = config.reset_timeout
     if config.open_quorum == 1:
-        return _move(current, BreakerState.OPEN, now, me, "failure_threshold", opened_at=now)
+        return _move(current, BreakerState.OPEN, now, me, reason, opened_at=now, open_for=first)
     window = timedelta(seconds=config.window)
     live = [r for r in current.reports if now - r.at < window]
     if any(r.instance == me for r in live):
         return None  # my report still counts: writing it again would change nothing
     others = {r.instance for r in live}
     if len(others) + 1 >= config.open_quorum:
-        return _move(current, BreakerState.OPEN, now, me, "open_quorum", opened_at=now)
+        return _move(current, BreakerState.OPEN, now, me, "open_quorum", opened_at=now,
+                     open_for=first)
     # A trip report: the only write that is not a transition (generation unchanged).
     after = replace(
         current,
@@ -205,14 +233,16 @@ def _trip(current: Circuit, now: datetime, me: str, config: BreakerConfig) -> Ch
 
 
 def _elect(
-    current: Circuit, now: datetime, me: str, config: BreakerConfig, reason: str
+    current: Circuit, now: datetime, me: str, config: BreakerConfig, reason: str,
+    *, open_for: float | None = None,
 ) -> Change:
     # The lease lasts one probe_timeout: a probe still running after it counts as
     # failed. A prober silent for that long plus a cool-down is presumed dead, and
     # the next caller anywhere in the fleet takes over.
     probe = Probe(me, now + timedelta(seconds=config.probe_timeout), config.half_open_probes)
     return _move(current, BreakerState.HALF_OPEN, now, me, reason, probe=probe,
-                 opened_at=current.opened_at)
+                 opened_at=current.opened_at,
+                 open_for=current.open_for if open_for is None else open_for)
 
 
 def _move(
@@ -225,6 +255,7 @@ def _move(
     opened_at: datetime | None = None,
     forced: bool = False,
     probe: Probe | None = None,
+    open_for: float | None = None,
 ) -> Change:
     after = Circuit(
         state=state,
@@ -238,6 +269,7 @@ def _move(
         changed_by=me,
         reason=reason,
         extra=current.extra,
+        open_for=open_for,
     )
     return Change(current, after, reason)
 
@@ -258,16 +290,16 @@ class View:
     due: float = math.inf
 
     @classmethod
-    def of(cls, circuit: Circuit, store_now: datetime, mono: float, reset_timeout: float) -> View:
+    def of(cls, circuit: Circuit, store_now: datetime, mono: float, config: BreakerConfig) -> View:
         """The view of ``circuit`` read at store time ``store_now``, local time ``mono``."""
         deadline = None
         opened_at = circuit.opened_at
         if circuit.state is BreakerState.OPEN and not circuit.forced and opened_at is not None:
-            deadline = opened_at + timedelta(seconds=reset_timeout)
+            deadline = opened_at + timedelta(seconds=open_seconds(circuit, config))
             if circuit.probe is not None:  # probes of the last lease still running
                 deadline = max(deadline, circuit.probe.expires_at)
         elif circuit.state is BreakerState.HALF_OPEN and circuit.probe is not None:
-            deadline = circuit.probe.expires_at + timedelta(seconds=reset_timeout)
+            deadline = circuit.probe.expires_at + timedelta(seconds=open_seconds(circuit, config))
         if deadline is None:
             return cls(circuit, store_now, mono)
         return cls(circuit, store_now, mono, mono + (deadline - store_now).total_seconds())
@@ -291,6 +323,7 @@ def to_document(circuit: Circuit, name: str) -> dict[str, Any]:
         "changed_at": circuit.changed_at,
         "changed_by": circuit.changed_by,
         "reason": circuit.reason,
+        "open_for": circuit.open_for,
     }
 
 
@@ -340,7 +373,18 @@ def _parse(data: Mapping[str, Any]) -> Circuit:
         changed_by=data.get("changed_by"),
         reason=data.get("reason"),
         extra={k: v for k, v in data.items() if k not in _KNOWN},
+        open_for=_open_for(data.get("open_for")),
     )
+
+
+def _open_for(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"open_for {value!r}")
+    if not 0 < value <= _MAX_SECONDS:  # NaN fails this too
+        raise ValueError(f"open_for {value!r}")
+    return float(value)
 
 
 def _generation(value: Any) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ._state import BreakerState
 
@@ -28,6 +28,8 @@ class BreakerStatus:
         reporters: Instances with a live trip report (``open_quorum > 1``).
         read_at: The store time of the read the view comes from (``None``: never read).
         store_error: The last store failure, while the breaker is backing off from it.
+        open_for: How long the current opening lasts (``reset_timeout``, grown by
+            ``reset_backoff`` per failed probe); ``None`` while closed.
     """
 
     name: str
@@ -42,3 +44,4 @@ class BreakerStatus:
     reporters: int
     read_at: datetime | None
     store_error: str | None
+    open_for: timedelta | None = None

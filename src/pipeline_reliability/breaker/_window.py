@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 __all__ = ["OutcomeWindow"]
@@ -20,6 +21,8 @@ class OutcomeWindow:
 
     __slots__ = ("_calls", "_failures", "_minimum", "_threshold", "_window", "records_successes")
 
+    next_roll = math.inf  # no time boundaries: the hot path's gate is the view's freshness
+
     def __init__(
         self, *, failure_threshold: int, minimum_calls: int, window: float
     ) -> None:
@@ -37,11 +40,19 @@ class OutcomeWindow:
         if self.records_successes:
             self._calls.append(at)
 
-    def failure(self, at: float) -> None:
-        """Remember a failed call at monotonic time ``at``."""
+    def failure(self, at: float, slow: bool = False) -> None:  # noqa: ARG002
+        """Remember a failed call at monotonic time ``at`` (``slow`` changes nothing here)."""
         self._failures.append(at)
         if self.records_successes:
             self._calls.append(at)
+
+    def slow_success(self, at: float) -> None:
+        """A slow call counts as a failure under the failure-count rule."""
+        self.failure(at)
+
+    def trip_reason(self, at: float) -> str | None:
+        """``failure_threshold`` when the window trips at ``at``, else None."""
+        return "failure_threshold" if self.tripped(at) else None
 
     def tripped(self, at: float) -> bool:
         """Whether, at time ``at``, the window holds enough failures (and calls) to trip."""
@@ -56,6 +67,9 @@ class OutcomeWindow:
     def failure_count(self, at: float) -> int:
         """How many of the remembered failures are still inside the window (≤ the threshold)."""
         return sum(1 for t in self._failures if at - t < self._window)
+
+    def roll(self, at: float) -> None:
+        """Nothing to do: failure times are kept exactly."""
 
     def clear(self) -> None:
         """Forget everything (the circuit moved to another generation)."""

@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+from ._async_tracker import AsyncCompletionTracker
 from ._calendar import LocalDeadline, Schedule
 from ._events import TriggerClaim, TriggerEvent
 from ._gates import Gate, GateResult
@@ -43,6 +44,7 @@ from ._spec import PhaseSpec
 from ._tracker import CompletionTracker, Evidence
 
 __all__ = [
+    "AsyncCompletionTracker",
     "AuditEntry",
     "BufferedRunHistory",
     "CompletionLedger",

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from datetime import datetime
 
 from ..errors import ConfigurationError, InvalidInputError
 from ..retry import RetryPolicy
-from ..stores._protocol import StateStore
+from ..stores._protocol import AsyncStateStore, StateStore
 from ._events import TriggerClaim
 from ._ledger import CompletionLedger, ExecutionLog
-from ._spec import normalise_date, show
+from ._metadata import metadata_collection
+from ._spec import PhaseSpec, normalise_date, show
 
-__all__ = ["MAX_OWNER_CHARS", "check_claim", "check_options", "check_publish"]
+__all__ = [
+    "MAX_OWNER_CHARS",
+    "check_claim",
+    "check_options",
+    "check_owner",
+    "check_phases",
+    "check_publish",
+]
 
 #: Longest ``owner``: it is stored in every trigger claim (bounded document).
 MAX_OWNER_CHARS = 256
@@ -26,10 +35,18 @@ def check_options(
     clock: object,
     execution_log: object,
     retry: object,
+    asynchronous: bool = False,
 ) -> None:
     """Refuse options of the wrong kind up front (not on first use, as a raw error)."""
-    if not isinstance(store, StateStore):
-        raise ConfigurationError(f"store must be a StateStore, got {show(store)}")
+    # Both protocols have the same method names, so isinstance alone cannot
+    # tell a sync store from an async one: the kind of ``transact`` does.
+    kind, name = (AsyncStateStore, "an AsyncStateStore") if asynchronous else (
+        StateStore, "a StateStore"
+    )
+    if not isinstance(store, kind) or asynchronous != inspect.iscoroutinefunction(
+        getattr(store, "transact", None)
+    ):
+        raise ConfigurationError(f"store must be {name}, got {show(store)}")
     if isinstance(phases, str | bytes) or not isinstance(phases, Iterable):
         raise ConfigurationError(f"phases must be a collection of PhaseSpec, got {show(phases)}")
     if ledger is not None and not isinstance(ledger, CompletionLedger):
@@ -42,6 +59,38 @@ def check_options(
         raise ConfigurationError(f"clock must have a now() method, got {show(clock)}")
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ConfigurationError(f"retry must be a RetryPolicy, got {show(retry)}")
+
+
+def check_phases(phases: Iterable[object]) -> dict[str, PhaseSpec]:
+    """The configured phases by name; refuse duplicates and collection clashes."""
+    specs: dict[str, PhaseSpec] = {}
+    collections: set[str] = set()
+    for spec in phases:
+        if not isinstance(spec, PhaseSpec):
+            raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
+        if spec.name in specs or spec.collection in collections:
+            raise ConfigurationError(
+                f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
+            )
+        specs[spec.name] = spec
+        collections.add(spec.collection)
+    if not specs:
+        raise ConfigurationError("at least one PhaseSpec is required")
+    clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
+    if clash:
+        raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
+    return specs
+
+
+def check_owner(owner: object) -> None:
+    """Refuse an ``owner`` that is not a short non-empty string (``None``: the default)."""
+    if owner is not None and not (
+        isinstance(owner, str) and owner and len(owner) <= MAX_OWNER_CHARS
+    ):
+        raise ConfigurationError(
+            f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
+            f"got {show(owner)}"
+        )
 
 
 def check_publish(publish: object) -> None:

@@ -6,10 +6,9 @@ trigger confirmation/release, publishing a claim, and the execution log.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .._clock import Clock, SystemClock
 from .._identity import default_owner
@@ -24,15 +23,14 @@ from ..errors import (
     TriggerClaimLostError,
 )
 from ..retry import RetryPolicy
-from ..stores._protocol import Outcome, Put, Snapshot, StateStore
-from ._checks import MAX_OWNER_CHARS, check_claim, check_options
-from ._claims import ConfirmOutcome, confirm, release
-from ._doc import ensure_doc, first_completion_at, remember_write
+from ..stores._protocol import Snapshot, StateStore
+from ._checks import check_claim, check_options, check_owner, check_phases
+from ._claims import ConfirmOutcome
+from ._decide import confirm_step, execution_row, release_step, write_once
 from ._events import TriggerClaim, TriggerEvent
 from ._history import RunHistory
 from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
 from ._listeners import TrackerEventKind
-from ._metadata import metadata_collection
 from ._observe import Observers, check_history
 from ._results import TriggerConfirmation
 from ._spec import PhaseSpec, normalise_date, show, validate_name
@@ -51,11 +49,6 @@ Publish = Callable[[TriggerEvent], object]
 #: What the store path raises when it is down (after retries): the fallback case.
 STORE_FAILURES = (StoreError, RetryExhaustedError)
 logger = logging.getLogger("pipeline_reliability.completion")
-_STATUS_OF_REASON = {
-    "complete": "complete",
-    "deadline_partial": "partial",
-    "reconciled": "complete",
-}
 
 
 def describe(exc: BaseException) -> str:
@@ -86,30 +79,8 @@ class TrackerCore:
         check_options(
             store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
         )
-        specs: dict[str, PhaseSpec] = {}
-        collections: set[str] = set()
-        for spec in phases:
-            if not isinstance(spec, PhaseSpec):
-                raise ConfigurationError(f"phases must be PhaseSpec objects, got {show(spec)}")
-            if spec.name in specs or spec.collection in collections:
-                raise ConfigurationError(
-                    f"phase {spec.name!r} or collection {spec.collection!r} is configured twice"
-                )
-            specs[spec.name] = spec
-            collections.add(spec.collection)
-        if not specs:
-            raise ConfigurationError("at least one PhaseSpec is required")
-        clash = sorted(collections & {metadata_collection(s) for s in specs.values()})
-        if clash:
-            raise ConfigurationError(f"collection {clash[0]!r} is another phase's metadata")
-        given: object = owner
-        if given is not None and not (
-            isinstance(given, str) and given and len(given) <= MAX_OWNER_CHARS
-        ):
-            raise ConfigurationError(
-                f"owner must be a non-empty string of at most {MAX_OWNER_CHARS} characters, "
-                f"got {show(owner)}"
-            )
+        specs = check_phases(phases)
+        check_owner(owner)
         self._store = store
         self._phases: Mapping[str, PhaseSpec] = specs
         self._ledger = ledger
@@ -121,6 +92,11 @@ class TrackerCore:
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
         self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
+        # An optional store operation (MemoryStore, FirestoreStore): a
+        # transaction whose first attempt is a snapshot already read. Wrappers
+        # that do not offer it get the plain transaction.
+        from_snapshot = getattr(store, "transact_from", None)
+        self._transact_from: Any = from_snapshot if callable(from_snapshot) else None
 
     @property
     def phases(self) -> Mapping[str, PhaseSpec]:
@@ -147,10 +123,17 @@ class TrackerCore:
         decide: Callable[[dict[str, Any], Snapshot], tuple[R, bool]],
         *,
         end: float | None = None,
+        first: Snapshot | None = None,
     ) -> R:
         """
         Run ``decide`` on the (phase, date) document in a retried transaction
         (within ``store_deadline``, or until ``end`` when the budget is shared).
+
+        ``first``: a snapshot of the document just read with ``get`` and not
+        changed since; when the store has ``transact_from``, the first attempt
+        decides on it and commits only if the document is still at its
+        version (one read fewer; on Firestore a conditional commit instead of
+        a transaction). Retries after a failure read afresh.
 
         ``decide`` gets the document (the fresh layout when it does not exist)
         and the snapshot, changes the document in place and returns
@@ -161,22 +144,13 @@ class TrackerCore:
         someone else's (so a completion whose response was lost is still
         reported as counted).
         """
-        write_id = secrets.token_hex(8)
-        decided: list[R] = []  # result of the latest attempt that wrote
+        fn = write_once(spec.name, day, decide)
 
-        def fn(snap: Snapshot) -> Outcome[R]:
-            ops = (snap.data or {}).get("ops")
-            if decided and isinstance(ops, list) and write_id in ops:
-                return Outcome(decided[-1])
-            doc = ensure_doc(snap.data, spec.name, day)
-            result, write = decide(doc, snap)
-            if not write:
-                return Outcome(result)
-            remember_write(doc, write_id)
-            decided.append(result)
-            return Outcome(result, Put(doc))
+        pending = [first] if first is not None and self._transact_from is not None else []
 
         def transact(timeout: float) -> R:
+            if pending:  # only the first call: a retry must not decide on old data
+                return cast("R", self._transact_from(pending.pop(), fn, timeout=timeout))
             return self._store.transact(spec.collection, day, fn, timeout=timeout)
 
         return self._store_op(transact, end=end)
@@ -234,13 +208,7 @@ class TrackerCore:
         """
         spec = self._spec(check_claim(claim).phase)
         with span("tracker", "confirm_trigger", lambda: _claim_attrs(claim)):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-                outcome = confirm(doc, claim, snap.now)
-                result = (outcome, snap.now, first_completion_at(doc))
-                return result, outcome is ConfirmOutcome.CONFIRMED
-
-            outcome, now, first = self._transact(spec, claim.date, decide)
+            outcome, now, first = self._transact(spec, claim.date, confirm_step(claim))
             if outcome is ConfirmOutcome.LOST:
                 _triggers(claim, "lost")
                 self._observers.trigger(TrackerEventKind.TRIGGER_LOST, claim)
@@ -276,12 +244,7 @@ class TrackerCore:
             raise InvalidInputError(f"error must be an exception or a string, got {show(error)}")
         text = error if isinstance(error, str) else describe(error)
         with span("tracker", "release_trigger", lambda: _claim_attrs(claim)):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[bool, bool]:
-                released = release(doc, claim, text, snap.now)
-                return released, released
-
-            released = self._transact(spec, claim.date, decide)
+            released: bool = self._transact(spec, claim.date, release_step(claim, text))
             if released:
                 _triggers(claim, "released")
                 self._observers.trigger(TrackerEventKind.TRIGGER_RELEASED, claim, text)
@@ -333,25 +296,7 @@ class TrackerCore:
     ) -> tuple[bool, str | None]:
         if self._execution_log is None:
             return False, None
-        start = first or claim.claimed_at
-        row = ExecutionLogRow(
-            execution_timestamp=now,
-            phase_name=claim.phase,
-            game_date=claim.date,
-            start_time=start,
-            duration_seconds=max((now - start).total_seconds(), 0.0),
-            status=_STATUS_OF_REASON.get(claim.reason, claim.reason),
-            correlation_id=claim.correlation_id,
-            metadata={
-                "trigger_id": claim.trigger_id,
-                "trigger_reason": claim.reason,
-                "attempt": claim.attempt,
-                "completed_processors": sorted(claim.completed),
-                "missing_processors": sorted(claim.missing),
-                "next_phase": claim.next_phase,
-            },
-        )
-        return self._write_execution_row(row, _fields(claim))
+        return self._write_execution_row(execution_row(claim, now, first), _fields(claim))
 
     def _write_execution_row(
         self, row: ExecutionLogRow, fields: Mapping[str, Any]

@@ -141,7 +141,11 @@ class Applied(enum.Enum):
     @property
     def changed(self) -> bool:
         """Whether the document must be written."""
-        return self not in {Applied.DUPLICATE, Applied.IGNORED_DUPLICATE, Applied.STALE}
+        # Identity tests: a set literal of members hashes each of them (in
+        # Python) on every call, and this runs several times per completion.
+        return not (
+            self is Applied.DUPLICATE or self is Applied.IGNORED_DUPLICATE or self is Applied.STALE
+        )
 
 
 def new_doc(phase: str, date: str) -> dict[str, Any]:
@@ -163,11 +167,16 @@ def ensure_doc(data: dict[str, Any] | None, phase: str, date: str) -> dict[str, 
     if data is None:
         return new_doc(phase, date)
     # Unknown top-level keys are kept as they are: the tracker never deletes
-    # what it did not write, and never reads it either.
-    for key, value in new_doc(phase, date).items():
-        if not isinstance(data.get(key), type(value)):
-            data[key] = value
+    # what it did not write, and never reads it either. A fresh layout is
+    # built only for a document that lacks a part (once per completion otherwise).
+    for key, kind in _LAYOUT:
+        if not isinstance(data.get(key), kind):
+            data[key] = new_doc(phase, date)[key]
     return data
+
+
+#: Each top-level part of the layout and the type it must have.
+_LAYOUT = tuple((key, type(value)) for key, value in new_doc("", "").items())
 
 
 def done_set(doc: dict[str, Any] | None, spec: PhaseSpec) -> frozenset[str]:

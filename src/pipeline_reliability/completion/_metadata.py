@@ -11,6 +11,7 @@ redelivery finds it and writes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..retry import RetryPolicy
@@ -19,7 +20,7 @@ from ._doc import Completion, metadata_key
 from ._spec import PhaseSpec
 from ._status import metadata_refs
 
-__all__ = ["metadata_collection", "read_metadata", "write_metadata"]
+__all__ = ["metadata_collection", "metadata_write", "read_metadata", "write_metadata"]
 
 
 def metadata_collection(spec: PhaseSpec) -> str:
@@ -31,6 +32,14 @@ def write_metadata(
     store: StateStore, retry: RetryPolicy, spec: PhaseSpec, day: str, c: Completion
 ) -> None:
     """Write ``c``'s metadata to its own document unless it is there already."""
+    collection, key, fn = metadata_write(spec, day, c)
+    retry.call(store.transact, collection, key, fn)
+
+
+def metadata_write(
+    spec: PhaseSpec, day: str, c: Completion
+) -> tuple[str, str, Callable[[Snapshot], Outcome[None]]]:
+    """The ``(collection, key, fn)`` of the transaction that writes ``c``'s metadata once."""
     digest = c.metadata_digest
     assert digest is not None
     assert c.metadata_json is not None
@@ -46,8 +55,7 @@ def write_metadata(
     def fn(snap: Snapshot) -> Outcome[None]:
         return Outcome(None) if snap.data is not None else Outcome(None, Put(data))
 
-    key = metadata_key(day, c.processor, digest)
-    retry.call(store.transact, metadata_collection(spec), key, fn)
+    return metadata_collection(spec), metadata_key(day, c.processor, digest), fn
 
 
 def read_metadata(

@@ -102,6 +102,14 @@ class Observers:
         self, c: Completion, result: CompletionResult, *, backfill: bool, replayed: bool = False
     ) -> None:
         """One completion report was decided: tell the listeners and the history."""
+        outcome = self.notify_completion(c, result, backfill=backfill, replayed=replayed)
+        if self.history is not None:
+            self._record(c, result, outcome, backfill=backfill, replayed=replayed)
+
+    def notify_completion(
+        self, c: Completion, result: CompletionResult, *, backfill: bool, replayed: bool
+    ) -> str:
+        """Tell the listeners about one decided report; return its outcome word."""
         outcome = outcome_of(result)
         if self.listeners:
             kind = K.LEDGER_REPLAYED if replayed else K(outcome)
@@ -116,8 +124,7 @@ class Observers:
                 self.emit(K.GATED, result.phase, result.date, reason=result.gate_reason)
             if result.trigger is not None:
                 self.claim(result.trigger)
-        if self.history is not None:
-            self._record(c, result, outcome, backfill=backfill, replayed=replayed)
+        return outcome
 
     def _record(
         self, c: Completion, result: CompletionResult, outcome: str, *, backfill: bool,
@@ -125,34 +132,46 @@ class Observers:
     ) -> None:  # fmt: skip
         assert self.history is not None
         try:
-            if self._deployment is None:
-                self._deployment = deployment_from_env()  # lazily: never at import
-            known = not result.degraded
-            row = RunHistoryRow(
-                phase=result.phase,
-                date=result.date,
-                processor=c.processor,
-                execution_id=c.execution_id,
-                status=c.status,
-                outcome=outcome,
-                received_at=c.reported_at,
-                completed_at=c.completed_at,
-                record_count=c.record_count,
-                message_id=c.message_id,
-                correlation_id=c.correlation_id,
-                done_count=result.count if known else None,
-                expected_count=len(result.completed | result.missing) if known else None,
-                trigger_state=result.trigger_state if known else None,
-                replayed=replayed,
-                backfill=backfill,
-                error=None if result.error is None else result.error[:1000],
-                tracker_owner=self._owner,
-                library_version=package_version(),
-                deployment=self._deployment,
+            self.history.record(
+                self.history_row(c, result, outcome, backfill=backfill, replayed=replayed)
             )
-            self.history.record(row)
         except Exception as exc:  # noqa: BLE001 - history is observability: it never fails a call
-            log_failure(
-                logger, "run history did not take a row", exc,
-                phase=result.phase, date=result.date, processor=c.processor,
-            )  # fmt: skip
+            self.history_failed(result, c, exc)
+
+    def history_failed(self, result: CompletionResult, c: Completion, exc: Exception) -> None:
+        """Log a row the history did not take (it never fails the report)."""
+        log_failure(
+            logger, "run history did not take a row", exc,
+            phase=result.phase, date=result.date, processor=c.processor,
+        )  # fmt: skip
+
+    def history_row(
+        self, c: Completion, result: CompletionResult, outcome: str, *, backfill: bool,
+        replayed: bool,
+    ) -> RunHistoryRow:  # fmt: skip
+        """The run-history row of one decided report."""
+        if self._deployment is None:
+            self._deployment = deployment_from_env()  # lazily: never at import
+        known = not result.degraded
+        return RunHistoryRow(
+            phase=result.phase,
+            date=result.date,
+            processor=c.processor,
+            execution_id=c.execution_id,
+            status=c.status,
+            outcome=outcome,
+            received_at=c.reported_at,
+            completed_at=c.completed_at,
+            record_count=c.record_count,
+            message_id=c.message_id,
+            correlation_id=c.correlation_id,
+            done_count=result.count if known else None,
+            expected_count=len(result.completed | result.missing) if known else None,
+            trigger_state=result.trigger_state if known else None,
+            replayed=replayed,
+            backfill=backfill,
+            error=None if result.error is None else result.error[:1000],
+            tracker_owner=self._owner,
+            library_version=package_version(),
+            deployment=self._deployment,
+        )

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date as date_type
-from typing import Any
 
 from .._telemetry import span
 from ..errors import InvalidInputError
-from ..stores._protocol import Snapshot
 from ._checks import check_publish
-from ._claims import FINAL, SKIPPED, audit, rearm, trigger_of
+from ._claims import FINAL
 from ._core import Publish, count_claim, logger
-from ._doc import recount
+from ._decide import rearm_step, set_expected_step
 from ._events import TriggerClaim
-from ._expected import fixed_expected, resolve
 from ._record import RecordingTracker
 from ._results import PhaseStatus, TriggerConfirmation
 from ._spec import MAX_EXPECTED, normalise_date, show, validate_name, validate_text
@@ -60,14 +57,7 @@ class OperatorTracker(RecordingTracker):
         why = str(validate_text(reason, "reason"))
         who = str(validate_text(self.owner if by is None else by, "by"))
         with span("tracker", "rearm_trigger", {"phase": spec.name, "date": day}):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-                rspec = resolve(doc, spec, day)
-                result = rearm(
-                    doc, rspec, day, owner=self.owner, by=who, reason=why, now=snap.now
-                )
-                return result, isinstance(result, TriggerClaim)
-
+            decide = rearm_step(spec, day, owner=self.owner, by=who, reason=why)
             result = self._transact(spec, day, decide)
             if not isinstance(result, TriggerClaim):
                 raise InvalidInputError(
@@ -139,26 +129,7 @@ class OperatorTracker(RecordingTracker):
         why = str(validate_text(reason, "reason"))
         who = str(validate_text(self.owner if by is None else by, "by"))
         with span("tracker", "set_expected", {"phase": spec.name, "date": day}):
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[None, bool]:
-                before = fixed_expected(doc)
-                if before is None:
-                    before = spec.expected_for(day)
-                doc["expected"] = sorted(names)
-                trigger = trigger_of(doc)
-                if (
-                    names
-                    and trigger is not None
-                    and trigger.get("state") == SKIPPED
-                    and trigger.get("reason") == "nothing_scheduled"
-                ):
-                    del doc["trigger"]  # a late game: the date waits for its processors
-                audit(doc, "set_expected", who, why, snap.now,
-                      added=len(names - before), removed=len(before - names))
-                recount(doc, spec.with_expected(names), snap.now)
-                return None, True
-
-            self._transact(spec, day, decide)
+            self._transact(spec, day, set_expected_step(spec, day, names, by=who, reason=why))
             logger.warning(
                 "expected set of %s %s changed by %s: %s",
                 spec.name, day, who, why,

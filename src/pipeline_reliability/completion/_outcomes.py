@@ -10,11 +10,12 @@ from ._claims import CONFIRMED, trigger_of
 from ._core import count_claim
 from ._doc import Applied, Completion
 from ._events import TriggerClaim
-from ._observe import outcome_of
-from ._results import CompletionResult
+from ._listeners import TrackerEventKind
+from ._observe import Observers, outcome_of
+from ._results import CompletionResult, SweepOutcome
 from ._spec import PhaseSpec
 
-__all__ = ["completion_result", "count_result", "expected_or_nothing"]
+__all__ = ["completion_result", "count_result", "expected_or_nothing", "observe_sweep"]
 
 
 def count_result(result: CompletionResult) -> None:
@@ -34,6 +35,22 @@ def count_result(result: CompletionResult) -> None:
     )
     if result.trigger is not None:
         count_claim(result.trigger)
+
+
+def observe_sweep(
+    observers: Observers, phase: str, day: str, outcome: SweepOutcome, *, newly: bool
+) -> None:
+    """Count and tell what one date's (real) sweep decided."""
+    if outcome.claim is not None:
+        count_claim(outcome.claim)
+        observers.claim(outcome.claim)
+    elif outcome.action == "gated" and outcome.reason is not None:
+        observers.emit(TrackerEventKind.GATED, phase, day, reason=outcome.reason)
+    if newly:
+        counter("tracker.deadlines_exceeded", "Dates found overdue without a trigger").add(
+            1, {"phase": phase}
+        )
+        observers.emit(TrackerEventKind.DEADLINE_PASSED, phase, day, missing=outcome.missing)
 
 
 def completion_result(

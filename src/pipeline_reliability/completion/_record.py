@@ -6,17 +6,15 @@ to the ledger when the store is down (DESIGN F1, F2, F3, F4).
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping
 from datetime import date as date_type
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from .._telemetry import log_failure, span
-from ..errors import CompletionNotRecordedError, InvalidInputError
+from ..errors import InvalidInputError
 from ..stores._protocol import Snapshot
 from ._checks import check_publish
-from ._claims import claim_step, suppress
 from ._core import (
     STORE_FAILURES,
     Publish,
@@ -24,23 +22,27 @@ from ._core import (
     describe,
     logger,
 )
-from ._doc import Completion, apply_completion, done_set, ensure_doc, recount, seen
+from ._decide_record import (
+    completion_of,
+    degraded_result,
+    gated_step,
+    ledger_row,
+    not_recorded,
+    proven_duplicate,
+    record_step,
+)
+from ._doc import Completion
 from ._events import TriggerClaim
-from ._expected import fix_expected, resolve
+from ._expected import resolve
 from ._gates import evaluate_gates
-from ._ledger import LedgerRow, check_ledger_row
+from ._ledger import check_ledger_row
 from ._metadata import read_metadata, write_metadata
-from ._outcomes import completion_result, count_result, expected_or_nothing
+from ._outcomes import count_result
 from ._results import CompletionResult, PhaseStatus
 from ._spec import (
     PhaseSpec,
-    encode_metadata,
     normalise_date,
     show,
-    validate_completed_at,
-    validate_count,
-    validate_name,
-    validate_text,
 )
 from ._status import status_from_doc, status_from_ledger
 
@@ -248,22 +250,11 @@ class RecordingTracker(TrackerCore):
         correlation_id: object,
         completed_at: object = None,
     ) -> Completion:
-        name = validate_name(processor, "processor")
-        status_ = validate_name(status, "status")
-        if status_ not in spec.statuses:
-            known = sorted(spec.statuses)
-            raise InvalidInputError(f"unknown status {status_!r} in {spec.name!r}; known: {known}")
-        return Completion(
-            processor=name,
-            execution_id=str(validate_text(execution_id, "execution_id")),
-            status=status_,
-            reported_at=self._clock.now(),
-            message_id=validate_text(message_id, "message_id", optional=True),
-            record_count=validate_count(record_count),
-            metadata_json=encode_metadata(metadata),
-            correlation_id=validate_text(correlation_id, "correlation_id", optional=True),
-            completed_at=validate_completed_at(completed_at),
-        )
+        return completion_of(
+            spec, self._clock, processor=processor, execution_id=execution_id,
+            message_id=message_id, status=status, record_count=record_count,
+            metadata=metadata, correlation_id=correlation_id, completed_at=completed_at,
+        )  # fmt: skip
 
     def _record(
         self, spec: PhaseSpec, day: str, c: Completion, *, trigger: bool = True
@@ -278,44 +269,21 @@ class RecordingTracker(TrackerCore):
         if not c.metadata_inline and (spec.schedule is not None or c.processor in spec.expected):
             write_metadata(self._store, self._retry, spec, day, c)  # ignored names keep none
 
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            rspec, fixed = fix_expected(doc, spec, day, snap.now)
-            applied = apply_completion(doc, rspec, c, snap.now)
-            claim, gated, changed = None, False, False
-            if trigger:
-                claim, changed, gated = claim_step(
-                    doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
-                    gate=None, correlation_id=c.correlation_id,
-                )
-            else:
-                changed = suppress(doc, rspec, day, snap.now, snap.now)
-            write = fixed or applied.changed or changed
-            done = recount(doc, rspec, snap.now) if write else done_set(doc, rspec)
-            result = completion_result(doc, rspec, day, c, applied, claim=claim, done=done)
-            return (result, gated), write
-
+        decide = record_step(spec, day, c, owner=self.owner, trigger=trigger)
         result: CompletionResult
         # The read and the transaction share one budget (the degraded path's
         # latency bound in docs/how-to/completion.md).
         end = self._budget_end()
-        known = self._duplicate_by_read(spec, day, c, decide, end)
+        known, first = self._duplicate_by_read(spec, day, c, decide, end)
         if known is not None:
             return known
-        result, gated = self._transact(spec, day, decide, end=end)
+        result, gated = self._transact(spec, day, decide, end=end, first=first)
         if not gated:
             return result
         verdict = evaluate_gates(spec.gates, spec.name, day)
-
-        def decide_gated(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            rspec, fixed = fix_expected(doc, spec, day, snap.now)
-            claim, changed, _ = claim_step(
-                doc, rspec, day, now=snap.now, deadline_now=snap.now, owner=self.owner,
-                gate=verdict, correlation_id=c.correlation_id,
-            )
-            if changed or fixed:
-                recount(doc, rspec, snap.now)
-            return claim, changed or fixed
-
+        decide_gated = gated_step(
+            spec, day, owner=self.owner, verdict=verdict, correlation_id=c.correlation_id
+        )
         claim: TriggerClaim | None = self._transact(spec, day, decide_gated)
         return dataclasses.replace(
             result,
@@ -331,7 +299,7 @@ class RecordingTracker(TrackerCore):
         c: Completion,
         decide: Callable[[dict[str, Any], Snapshot], tuple[Any, bool]],
         end: float,
-    ) -> CompletionResult | None:
+    ) -> tuple[CompletionResult | None, Snapshot | None]:
         """
         The result of a delivery that a plain read proves to be a duplicate.
 
@@ -344,7 +312,10 @@ class RecordingTracker(TrackerCore):
         docs/explanation/barrier.md, "Duplicates without a transaction".
 
         Returns:
-            The result for a proven duplicate; else ``None`` (take the transaction).
+            The result for a proven duplicate, else ``None`` (take the
+            transaction); and the snapshot read when it is still as read (the
+            delivery is not a duplicate): the transaction's first attempt
+            decides on it (``TrackerCore._transact``'s ``first``).
 
         Raises:
             StoreError: the read failed and left no time for the transaction.
@@ -356,14 +327,8 @@ class RecordingTracker(TrackerCore):
         except STORE_FAILURES:
             if end - self._budget_clock.monotonic() <= 0:
                 raise
-            return None
-        if snap.data is None or not seen(snap.data, c):
-            return None
-        doc = ensure_doc(snap.data, spec.name, day)  # ``data`` is our own copy
-        (result, gated), write = decide(doc, snap)
-        if write or gated or not result.duplicate:
-            return None
-        return cast("CompletionResult", result)
+            return None, None
+        return proven_duplicate(spec, day, c, decide, snap)
 
     def _degrade(
         self, spec: PhaseSpec, day: str, c: Completion, exc: Exception, *, backfill: bool = False
@@ -380,29 +345,8 @@ class RecordingTracker(TrackerCore):
             why = "a backfill is never written to the ledger" if backfill else (
                 "no fallback ledger is configured"
             )
-            raise CompletionNotRecordedError(
-                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
-                f"the store failed and {why}",
-                phase=spec.name,
-                date=day,
-                processor=c.processor,
-            ) from exc
-        now = self._clock.now()
-        row = LedgerRow(
-            phase=spec.name,
-            date=day,
-            processor=c.processor,
-            execution_id=c.execution_id,
-            status=c.status,
-            event_time=c.reported_at,
-            recorded_time=now,
-            primary_ok=False,
-            message_id=c.message_id,
-            record_count=c.record_count,
-            metadata=None if c.metadata_json is None else json.loads(c.metadata_json),
-            correlation_id=c.correlation_id,
-            completed_at=c.completed_at,
-        )
+            raise not_recorded(spec, day, c, f"the store failed and {why}") from exc
+        row = ledger_row(spec, day, c, self._clock.now())
         try:
             # Every field fits every sink (the input checks guarantee it): the
             # row can always be replayed later (issue 10, item 3).
@@ -411,26 +355,10 @@ class RecordingTracker(TrackerCore):
             log_failure(
                 logger, "completion not written to the fallback ledger", ledger_exc, **fields
             )
-            error = CompletionNotRecordedError(
-                f"completion of {c.processor} for {spec.name} {day} was not recorded: "
-                f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})",
-                phase=spec.name,
-                date=day,
-                processor=c.processor,
-            )
-            raise error from ledger_exc
+            why = f"store failed ({describe(exc)}) and ledger failed ({describe(ledger_exc)})"
+            raise not_recorded(spec, day, c, why) from ledger_exc
         logger.warning(
             "completion written to the fallback ledger (degraded)",
             extra={"pipeline_reliability": fields},
         )
-        return CompletionResult(
-            phase=spec.name,
-            date=day,
-            processor=c.processor,
-            execution_id=c.execution_id,
-            status=c.status,
-            ignored=spec.schedule is None and c.processor not in spec.expected,
-            missing=expected_or_nothing(spec, day),
-            degraded=True,
-            error=describe(exc),
-        )
+        return degraded_result(spec, day, c, describe(exc))

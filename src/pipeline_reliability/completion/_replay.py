@@ -10,9 +10,10 @@ from .._telemetry import counter, span
 from ..errors import ConfigurationError, InvalidInputError
 from ._checks import check_publish
 from ._core import Publish, describe, logger
+from ._decide_record import completion_of_row
 from ._doc import Completion
 from ._events import TriggerClaim
-from ._ledger import LedgerRow, check_ledger_row
+from ._ledger import LedgerRow
 from ._listeners import TrackerEventKind
 from ._operate import OperatorTracker
 from ._outcomes import count_result
@@ -114,26 +115,7 @@ class ReplayingTracker(OperatorTracker):
         return dataclasses.replace(report, published=published, publish_errors=errors)
 
     def _from_row(self, spec: PhaseSpec, row: LedgerRow) -> Completion:
-        # Rows written by this version were checked before they were written;
-        # older versions (or hand edits) may have written rows no store can
-        # hold, so check every field again: a bad row is quarantined, not raised.
-        check_ledger_row(row)
-        if row.phase != spec.name:
-            raise InvalidInputError(f"row of phase {row.phase!r} read for {spec.name!r}")
-        c = self._completion(
-            spec,
-            processor=row.processor,
-            execution_id=row.execution_id,
-            message_id=row.message_id,
-            status=row.status,
-            record_count=row.record_count,
-            metadata=row.metadata,
-            correlation_id=row.correlation_id,
-            # A degraded report without a completion time was never seen by
-            # the store: the tracker's time when it took it is the only one known.
-            completed_at=row.completed_at or row.event_time,
-        )
-        return dataclasses.replace(c, reported_at=row.event_time)
+        return completion_of_row(spec, self._clock, row)
 
     def _publish_all(
         self, claims: Sequence[TriggerClaim], publish: Publish

@@ -10,25 +10,26 @@ from datetime import date as date_type
 from datetime import datetime
 from typing import Any
 
-from .._telemetry import counter, log_failure, span
+from .._telemetry import log_failure, span
 from ..errors import ConfigurationError, InvalidInputError
 from ..stores._protocol import Snapshot
 from ._checks import check_publish
-from ._claims import claim_step, gate_pending, suppress
 from ._core import STORE_FAILURES, Publish, count_claim, describe, logger
-from ._doc import Completion, apply_completion, done_set, ensure_doc, recount
-from ._expected import fix_expected, resolve
+from ._decide import gate_due, reconcile_step, sweep_step
+from ._doc import done_set, ensure_doc
+from ._expected import resolve
 from ._gates import GateVerdict, evaluate_gates
 from ._history import RunHistory
-from ._listeners import TrackerEventKind, TrackerListener
+from ._listeners import TrackerListener
+from ._outcomes import observe_sweep
 from ._replay import ReplayingTracker
 from ._results import (
     ReconcileReport,
     SweepOutcome,
     SweepReport,
 )
-from ._spec import RECONCILED, PhaseSpec, normalise_date, show
-from ._sweep import decide_sweep, overdue_row
+from ._spec import PhaseSpec, normalise_date, show
+from ._sweep import decide_sweep
 
 __all__ = ["CompletionTracker", "Evidence"]
 
@@ -177,31 +178,13 @@ class CompletionTracker(ReplayingTracker):
             found = frozenset(p for p in sorted(checked) if _has_output(evidence, p))
             run = f"reconcile-{self._clock.now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             reported_at = self._clock.now()
-
-            def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-                dspec, fixed = fix_expected(doc, spec, day, snap.now)
-                recorded = set()
-                for name in sorted(found - done_set(doc, dspec)):
-                    c = Completion(name, run, RECONCILED, reported_at)
-                    if apply_completion(doc, dspec, c, snap.now).changed:
-                        recorded.add(name)
-                claim = None
-                changed = False
-                if trigger:
-                    claim, changed, _ = claim_step(
-                        doc, dspec, day, now=snap.now, deadline_now=snap.now,
-                        owner=self.owner, gate=verdict,
-                        reason_hint="reconciled" if recorded else None,
-                    )
-                else:
-                    changed = suppress(doc, dspec, day, snap.now, snap.now)
-                write = bool(recorded) or changed or fixed
-                done = recount(doc, dspec, snap.now) if write else done_set(doc, dspec)
-                return (frozenset(recorded), done, claim, dspec.expected), write
-
             verdict = None
             if trigger and spec.gates:
                 verdict = evaluate_gates(spec.gates, spec.name, day)
+            decide = reconcile_step(
+                spec, day, found, run=run, reported_at=reported_at, owner=self.owner,
+                trigger=trigger, verdict=verdict,
+            )
             recorded, done, claim, expected = self._transact(spec, day, decide)
             if claim is not None:
                 count_claim(claim)
@@ -242,18 +225,9 @@ class CompletionTracker(ReplayingTracker):
             # and only when a first claim waits for them. The dry run and the
             # real sweep both take this path, then the same decision.
             snap = self._read(spec, day)
-            doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
-            rspec = resolve(doc, spec, day)
-            if gate_pending(doc, rspec, day, now or snap.now):
+            if gate_due(spec, day, snap, now):
                 return snap, evaluate_gates(spec.gates, spec.name, day)
             return snap, None
-
-        def decide(doc: dict[str, Any], snap: Snapshot) -> tuple[Any, bool]:
-            decision = decide_on(doc, snap, gate)
-            outcome, row = decision.outcome, None
-            if outcome.newly_marked:
-                row = overdue_row(decision.spec, day, doc, snap.now, outcome.missing)
-            return (outcome, row), decision.write
 
         fields = {"phase": spec.name, "date": day}
         outcome: SweepOutcome
@@ -267,6 +241,7 @@ class CompletionTracker(ReplayingTracker):
                     doc = ensure_doc(copy.deepcopy(snap.data), spec.name, day)
                     predicted: SweepOutcome = decide_on(doc, snap, gate).outcome
                     return dataclasses.replace(predicted, claim=None)
+                decide = sweep_step(spec, day, now, owner=self.owner, gate=gate)
                 outcome, row = self._transact(spec, day, decide)
             except STORE_FAILURES as exc:
                 log_failure(logger, "sweep could not check a date", exc, **fields)
@@ -290,18 +265,7 @@ class CompletionTracker(ReplayingTracker):
         self, spec: PhaseSpec, day: str, outcome: SweepOutcome, *, newly: bool
     ) -> None:
         """Count and tell what one date's (real) sweep decided."""
-        if outcome.claim is not None:
-            count_claim(outcome.claim)
-            self._observers.claim(outcome.claim)
-        elif outcome.action == "gated" and outcome.reason is not None:
-            self._observers.emit(TrackerEventKind.GATED, spec.name, day, reason=outcome.reason)
-        if newly:
-            counter("tracker.deadlines_exceeded", "Dates found overdue without a trigger").add(
-                1, {"phase": spec.name}
-            )
-            self._observers.emit(
-                TrackerEventKind.DEADLINE_PASSED, spec.name, day, missing=outcome.missing
-            )
+        observe_sweep(self._observers, spec.name, day, outcome, newly=newly)
 
     def add_listener(self, listener: TrackerListener) -> None:
         """

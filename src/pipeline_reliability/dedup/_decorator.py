@@ -5,12 +5,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
 from .._telemetry import log_failure
 from .._validate import describe
 from ..errors import ConfigurationError, LockNotAcquiredError
+from ._async_ledger import AsyncIdempotencyLedger
+from ._claims import Claimed, ClaimResult
 from ._ledger import Completed, IdempotencyLedger, InProgress
 
 __all__ = ["idempotent"]
@@ -22,7 +24,7 @@ logger = logging.getLogger("pipeline_reliability.dedup")
 
 
 def idempotent(
-    ledger: IdempotencyLedger,
+    ledger: IdempotencyLedger | AsyncIdempotencyLedger,
     key_fn: Callable[..., str],
     *,
     payload_fn: Callable[..., Any] | None = None,
@@ -45,6 +47,11 @@ def idempotent(
       :meth:`~IdempotencyLedger.complete`. If it raises, the claim is
       released and the exception propagates, so a redelivery retries at once.
 
+    With an :class:`AsyncIdempotencyLedger` the handler must be a coroutine
+    function, and the wrapper is one too: the claim, the completion and the
+    release are awaited. A handler cancelled mid-way releases its claim like
+    one that raised, and the cancellation propagates.
+
     Args:
         ledger: The ledger holding the claims.
         key_fn: Computes the idempotency key from the handler's arguments.
@@ -53,10 +60,11 @@ def idempotent(
             checks nothing.
 
     Raises:
-        ConfigurationError: ``ledger`` is not an :class:`IdempotencyLedger`,
-            ``key_fn`` or ``payload_fn`` is not callable, or the handler is
-            not callable or is a coroutine function (the ledger's store calls
-            block; wrap a synchronous handler instead).
+        ConfigurationError: ``ledger`` is not an :class:`IdempotencyLedger` or
+            :class:`AsyncIdempotencyLedger`, ``key_fn`` or ``payload_fn`` is
+            not callable, or the handler is not callable, or is a coroutine
+            function given a sync ledger (whose store calls block), or a plain
+            function given an async ledger.
 
     Example::
 
@@ -66,8 +74,11 @@ def idempotent(
 
     .. versionadded:: 0.1.0
     """
-    if not isinstance(ledger, IdempotencyLedger):
-        raise ConfigurationError(f"ledger must be an IdempotencyLedger, got {describe(ledger)}")
+    if not isinstance(ledger, IdempotencyLedger | AsyncIdempotencyLedger):
+        raise ConfigurationError(
+            "ledger must be an IdempotencyLedger or an AsyncIdempotencyLedger, "
+            f"got {describe(ledger)}"
+        )
     if not callable(key_fn):
         raise ConfigurationError(f"key_fn must be callable, got {describe(key_fn)}")
     if payload_fn is not None and not callable(payload_fn):
@@ -76,22 +87,25 @@ def idempotent(
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if not callable(fn):
             raise ConfigurationError(f"idempotent() wraps a function, got {describe(fn)}")
+        if isinstance(ledger, AsyncIdempotencyLedger):
+            if not inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(
+                    "idempotent() with an AsyncIdempotencyLedger wraps coroutine functions only"
+                )
+            return cast("Callable[P, R]", _async_wrapper(ledger, key_fn, payload_fn, fn))
         if inspect.iscoroutinefunction(fn):
-            raise ConfigurationError("idempotent() wraps synchronous handlers only")
+            raise ConfigurationError(
+                "idempotent() with an IdempotencyLedger wraps synchronous handlers only "
+                "(use an AsyncIdempotencyLedger for coroutine functions)"
+            )
 
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             key = key_fn(*args, **kwargs)
             payload = None if payload_fn is None else payload_fn(*args, **kwargs)
-            outcome = ledger.claim(key, payload)
+            outcome = _claimed(key, ledger.claim(key, payload))
             if isinstance(outcome, Completed):
                 return cast(R, outcome.result)
-            if isinstance(outcome, InProgress):
-                raise LockNotAcquiredError(
-                    f"idempotency key {key!r} is being handled by {outcome.owner}",
-                    holder=outcome.owner,
-                    expires_at=outcome.expires_at,
-                )
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
@@ -105,11 +119,56 @@ def idempotent(
     return decorate
 
 
+def _async_wrapper(
+    ledger: AsyncIdempotencyLedger,
+    key_fn: Callable[..., str],
+    payload_fn: Callable[..., Any] | None,
+    fn: Callable[..., Awaitable[Any]],
+) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        key = key_fn(*args, **kwargs)
+        payload = None if payload_fn is None else payload_fn(*args, **kwargs)
+        outcome = _claimed(key, await ledger.claim(key, payload))
+        if isinstance(outcome, Completed):
+            return outcome.result
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            await _release_quietly_async(ledger, outcome, exc)
+            raise
+        await ledger.complete(outcome, result)
+        return result
+
+    return wrapper
+
+
+def _claimed(key: str, outcome: ClaimResult) -> Claimed | Completed:
+    """The claim or completion; a live claim elsewhere is the transient lock error."""
+    if isinstance(outcome, InProgress):
+        raise LockNotAcquiredError(
+            f"idempotency key {key!r} is being handled by {outcome.owner}",
+            holder=outcome.owner,
+            expires_at=outcome.expires_at,
+        )
+    return outcome
+
+
 def _release_quietly(ledger: IdempotencyLedger, claim: Any, cause: BaseException) -> None:
     # The handler's own exception is what the caller must see. If releasing
     # fails too, log that (with traceback) and let the claim lapse by itself.
     try:
         ledger.release(claim)
+    except Exception as exc:  # noqa: BLE001
+        log_failure(logger, "releasing an idempotency claim failed", exc, key=claim.key,
+                    handler_error=type(cause).__name__)
+
+
+async def _release_quietly_async(
+    ledger: AsyncIdempotencyLedger, claim: Claimed, cause: BaseException
+) -> None:
+    try:
+        await ledger.release(claim)
     except Exception as exc:  # noqa: BLE001
         log_failure(logger, "releasing an idempotency claim failed", exc, key=claim.key,
                     handler_error=type(cause).__name__)

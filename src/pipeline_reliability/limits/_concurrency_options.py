@@ -19,7 +19,7 @@ from .._identity import default_owner
 from .._keys import MAX_ID_BYTES, encode_key, validate_id
 from .._validate import describe, duration_seconds
 from ..errors import ConfigurationError, InvalidInputError
-from ._slots import MAX_LIMIT, MAX_OWNER_BYTES, MAX_WAITERS, Request
+from ._slots import MAX_CONCURRENCY_LIMIT, MAX_CONCURRENCY_WAITERS, MAX_OWNER_BYTES, Request
 
 __all__ = [
     "DEFAULT_COLLECTION",
@@ -87,7 +87,7 @@ class LimitConfig:
             raise ConfigurationError(str(exc)) from exc
         return cls(
             name=checked_name,
-            limit=_count(limit, "limit", 1, MAX_LIMIT),
+            limit=_count(limit, "limit", 1, MAX_CONCURRENCY_LIMIT),
             lease=timedelta(seconds=lease_s),
             owner=default_owner()[:MAX_OWNER_BYTES] if owner is None else _owner(owner),
             clock=clock if isinstance(clock, Clock) else SystemClock(),
@@ -95,7 +95,7 @@ class LimitConfig:
             max_wait=duration_seconds(max_wait, "max_wait", allow_zero=True),
             on_store_error=_policy(on_store_error),
             store_timeout=duration_seconds(store_timeout, "store_timeout"),
-            max_waiters=_count(max_waiters, "max_waiters", 0, MAX_WAITERS),
+            max_waiters=_count(max_waiters, "max_waiters", 0, MAX_CONCURRENCY_WAITERS),
             auto_renew=_flag(auto_renew, "auto_renew"),
             collection=checked_collection,
             key=encode_key(checked_name),

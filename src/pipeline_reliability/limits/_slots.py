@@ -22,9 +22,9 @@ from typing import Any
 from ..stores import Delete, Outcome, Put, Snapshot
 
 __all__ = [
-    "MAX_LIMIT",
+    "MAX_CONCURRENCY_LIMIT",
     "MAX_OWNER_BYTES",
-    "MAX_WAITERS",
+    "MAX_CONCURRENCY_WAITERS",
     "Full",
     "Gone",
     "Granted",
@@ -44,9 +44,9 @@ __all__ = [
 ]
 
 #: The largest ``limit`` a ConcurrencyLimit accepts: every slot is an entry of one document.
-MAX_LIMIT = 1000
+MAX_CONCURRENCY_LIMIT = 1000
 #: The longest waiters' queue; waiters beyond it poll without a ticket.
-MAX_WAITERS = 1000
+MAX_CONCURRENCY_WAITERS = 1000
 #: The longest owner id (UTF-8 bytes) a slot or ticket records.
 MAX_OWNER_BYTES = 256
 

@@ -1,4 +1,10 @@
-"""Acquiring a lease: reserve a token, then grant; polling with jittered backoff."""
+"""
+Acquiring a lease: reserve a token, then grant; polling with jittered backoff.
+
+Written once, as steps that yield their store reads, transactions and sleeps
+(:mod:`._io`): ``DateLock`` runs them with blocking calls, ``AsyncDateLock``
+awaits them.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import functools
 import logging
 import random
 import uuid
+from typing import Any, TypeVar
 
 from .._telemetry import counter
 from ..errors import LockNotAcquiredError, StoreConflictError, StoreError, StoreUnavailableError
-from ._lease import Lease, LockTarget
+from ._io import Get, Sleep, Steps, Transact, drive_sync
+from ._lease import BaseLease, Lease, LockTarget
 from ._options import OnStoreError
 from ._record import (
     Busy,
@@ -21,7 +29,9 @@ from ._record import (
     decide_reserve,
 )
 
-__all__ = ["acquire_lease"]
+__all__ = ["acquire_lease", "acquire_steps"]
+
+L = TypeVar("L", bound=BaseLease)
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
@@ -33,12 +43,26 @@ _POLL_MAX = 2.0
 
 
 def acquire_lease(
-    target: LockTarget,
+    target: LockTarget[Any],
     blocking: bool,
     limit: float | None,
     on_store_error: OnStoreError,
     rng: random.Random,
 ) -> Lease:
+    """Run :func:`acquire_steps` with blocking store calls."""
+    steps = acquire_steps(target, blocking, limit, on_store_error, rng, lease_type=Lease)
+    return drive_sync(steps, target.store, target.clock)
+
+
+def acquire_steps(
+    target: LockTarget[Any],
+    blocking: bool,
+    limit: float | None,
+    on_store_error: OnStoreError,
+    rng: random.Random,
+    *,
+    lease_type: type[L],
+) -> Steps[L]:
     """
     Try until granted, or until not blocking / past ``limit`` seconds (then raise).
 
@@ -52,12 +76,12 @@ def acquire_lease(
     clock = target.clock
     deadline = None if limit is None else clock.monotonic() + limit
     delay = _POLL_INITIAL
-    outcome: Lease | Busy | StoreConflictError | None
+    outcome: L | Busy | StoreConflictError | None
     while True:
-        outcome = _peek(target)
+        outcome = yield from _peek(target)
         if outcome is None:
-            outcome = _attempt(target, on_store_error)
-        if isinstance(outcome, Lease):
+            outcome = yield from _attempt(target, on_store_error, lease_type)
+        if isinstance(outcome, BaseLease):
             return outcome
         counter("lock.contention", "Acquire attempts that found the lock held").add(
             1, {"lock.name": target.name}
@@ -72,14 +96,14 @@ def acquire_lease(
         left = None if deadline is None else deadline - clock.monotonic()
         if not blocking or (left is not None and left <= 0):
             raise _not_acquired(target, outcome)
-        clock.sleep(wait if left is None else min(wait, left))
+        yield Sleep(wait if left is None else min(wait, left))
         delay = min(delay * 2, _POLL_MAX)
 
 
-def _peek(t: LockTarget) -> Busy | None:
+def _peek(t: LockTarget[Any]) -> Steps[Busy | None]:
     """A read without a transaction: the live lease, or ``None`` when worth a try."""
     try:
-        snap = t.store.get(t.collection, t.key)
+        snap = yield Get(t.collection, t.key)
     except StoreError:
         return None  # let the transaction meet (and report) the failure
     rec = Record.parse(snap)
@@ -90,18 +114,20 @@ def _peek(t: LockTarget) -> Busy | None:
     return Busy(rec.holder, rec.token, rec.expires_at, snap.now)
 
 
-def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | StoreConflictError:
+def _attempt(
+    t: LockTarget[Any], on_store_error: OnStoreError, lease_type: type[L]
+) -> Steps[L | Busy | StoreConflictError]:
     lease_id = uuid.uuid4().hex
     started = t.clock.monotonic()
     try:
-        result = _reserve_and_grant(t, lease_id)
+        result = yield from _reserve_and_grant(t, lease_id)
     except StoreConflictError as exc:
         # Others are writing this very document: that is contention, not an outage.
         return exc
     except StoreUnavailableError as exc:
-        recovered = _recover(t, exc, lease_id)
+        recovered = yield from _recover(t, exc, lease_id)
         if recovered is None:
-            return _store_failed(t, on_store_error, exc, lease_id, started)
+            return _store_failed(t, on_store_error, exc, lease_id, started, lease_type=lease_type)
         result = recovered
     if isinstance(result, Busy):
         return result
@@ -112,7 +138,7 @@ def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | Stor
             t.date,
             result.taken_over,
         )
-    return Lease(
+    return lease_type(
         t,
         token=result.token,
         lease_id=lease_id,
@@ -121,12 +147,13 @@ def _attempt(t: LockTarget, on_store_error: OnStoreError) -> Lease | Busy | Stor
         local_deadline=started + t.ttl.total_seconds(),
     )
 
-def _reserve_and_grant(t: LockTarget, lease_id: str) -> Granted | Busy:
+
+def _reserve_and_grant(t: LockTarget[Any], lease_id: str) -> Steps[Granted | Busy]:
     """Reserve a token in the counter document, then grant the lease with it."""
     above = 0
     for _ in range(_RESERVATIONS):
         reserve = functools.partial(decide_reserve, name=t.name, date=t.date, above=above)
-        token: int = t.store.transact(t.collection, counter_key(t.key), reserve)
+        token: int = yield Transact(t.collection, counter_key(t.key), reserve)
         grant = functools.partial(
             decide_acquire,
             name=t.name,
@@ -136,7 +163,7 @@ def _reserve_and_grant(t: LockTarget, lease_id: str) -> Granted | Busy:
             ttl=t.ttl,
             token=token,
         )
-        result: Granted | Busy | Outbid = t.store.transact(t.collection, t.key, grant)
+        result: Granted | Busy | Outbid = yield Transact(t.collection, t.key, grant)
         if not isinstance(result, Outbid):
             return result
         above = result.token
@@ -146,12 +173,14 @@ def _reserve_and_grant(t: LockTarget, lease_id: str) -> Granted | Busy:
     )
 
 
-def _recover(t: LockTarget, exc: StoreUnavailableError, lease_id: str) -> Granted | None:
+def _recover(
+    t: LockTarget[Any], exc: StoreUnavailableError, lease_id: str
+) -> Steps[Granted | None]:
     """After a lost response, read back whether our acquire was applied."""
     if not exc.maybe_committed:
         return None
     try:
-        snap = t.store.get(t.collection, t.key)
+        snap = yield Get(t.collection, t.key)
     except StoreError:
         return None
     rec = Record.parse(snap)
@@ -161,13 +190,16 @@ def _recover(t: LockTarget, exc: StoreUnavailableError, lease_id: str) -> Grante
     assert rec.expires_at is not None
     return Granted(rec.token, rec.acquired_at, rec.expires_at, None)
 
+
 def _store_failed(
-    t: LockTarget,
+    t: LockTarget[Any],
     on_store_error: OnStoreError,
     exc: StoreUnavailableError,
     lease_id: str,
     started: float,
-) -> Lease:
+    *,
+    lease_type: type[L],
+) -> L:
     if on_store_error == "fail_closed":
         raise exc
     logger.warning(
@@ -177,7 +209,7 @@ def _store_failed(
         exc_info=exc,
         extra={"pipeline_reliability": t.attributes()},
     )
-    return Lease(
+    return lease_type(
         t,
         token=0,
         lease_id=lease_id,
@@ -187,7 +219,8 @@ def _store_failed(
         fenced=False,
     )
 
-def _not_acquired(t: LockTarget, outcome: Busy | StoreConflictError) -> LockNotAcquiredError:
+
+def _not_acquired(t: LockTarget[Any], outcome: Busy | StoreConflictError) -> LockNotAcquiredError:
     if isinstance(outcome, Busy):
         return LockNotAcquiredError(
             f"{t.name}/{t.date} is held by {outcome.holder!r} "

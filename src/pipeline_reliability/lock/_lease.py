@@ -8,15 +8,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
 
 from .._clock import Clock
 from .._telemetry import counter, span
 from ..errors import LockLostError, StaleFenceError
-from ..stores import StateStore
+from ..stores import Outcome, Snapshot, StateStore
 from ._options import check_token
 from ._record import Lost, Record, Renewed, decide_renew, lost
 
-__all__ = ["Lease", "LockTarget", "OnLost"]
+__all__ = ["BaseLease", "Lease", "LockTarget", "OnLost"]
+
+S = TypeVar("S")
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
@@ -25,10 +28,15 @@ OnLost = Callable[["Lease", str], None]
 
 
 @dataclass(frozen=True, slots=True)
-class LockTarget:
-    """Where a lock lives and who asks for it: shared by a DateLock and its leases."""
+class LockTarget(Generic[S]):
+    """
+    Where a lock lives and who asks for it: shared by a lock and its leases.
 
-    store: StateStore
+    ``store`` is a ``StateStore`` for ``DateLock`` and an ``AsyncStateStore``
+    for ``AsyncDateLock``; everything else is the same.
+    """
+
+    store: S
     collection: str
     key: str
     name: str
@@ -42,33 +50,16 @@ class LockTarget:
         return {"lock.name": self.name, "lock.date": self.date, "lock.owner": self.owner}
 
 
-class Lease:
+class BaseLease:
     """
-    One granted lease on a (name, date) lock.
-
-    Returned by :meth:`DateLock.acquire`; do not build it yourself. The
-    lease's ``token`` is its fencing token: pass it with every write the
-    lease protects so that the writer can refuse writes from an older holder
-    (:meth:`check`, :class:`FenceGuard`).
-
-    Attributes:
-        token: The fencing token: strictly greater than the token of every
-            earlier lease on the same (name, date), for the life of the store.
-            ``0`` for an unfenced lease.
-        owner: The owner id of the holder.
-        name: The lock's name.
-        date: The lock's date, ``YYYY-MM-DD``.
-        fenced: ``False`` only for the lease handed out by
-            ``on_store_error="proceed"`` when the store failed: no lock is
-            held in the store, and every fence that has seen a real token
-            rejects its token ``0``.
-        acquired_at: When the lease was granted, in the store's time
-            (``None`` when unfenced).
+    What a lease knows without asking the store; :class:`Lease` and
+    ``AsyncLease`` add the store calls (renew, ensure_held) around the
+    shared decisions here.
     """
 
     def __init__(
         self,
-        target: LockTarget,
+        target: LockTarget[Any],
         *,
         token: int,
         lease_id: str,
@@ -99,8 +90,8 @@ class Lease:
         state = "lost" if self._lost else ("ended" if self._ended else "held")
         fence = "" if self.fenced else ", unfenced"
         return (
-            f"<Lease {self.name}/{self.date} token={self.token} owner={self.owner!r} "
-            f"expires_at={self.expires_at} {state}{fence}>"
+            f"<{type(self).__name__} {self.name}/{self.date} token={self.token} "
+            f"owner={self.owner!r} expires_at={self.expires_at} {state}{fence}>"
         )
 
     @property
@@ -140,64 +131,6 @@ class Lease:
                 return timedelta(0)
             left = self._local_deadline - self._target.clock.monotonic()
         return timedelta(seconds=max(left, 0.0))
-
-    def renew(self) -> datetime:
-        """
-        Extend the lease to the store's time plus the TTL.
-
-        Returns:
-            The new ``expires_at``, in the store's time.
-
-        Raises:
-            LockLostError: the lease expired, was superseded, released or
-                broken; or it is unfenced. The current holder is untouched.
-            StoreUnavailableError: the store failed; the lease may still be
-                held (retry, or let the auto-renewal thread do it).
-            StoreConflictError: contention on the lock document outlasted
-                the store's attempts.
-        """
-        self._raise_if_not_held()
-        target = self._target
-        started = target.clock.monotonic()
-        decide = functools.partial(
-            decide_renew,
-            owner=self.owner,
-            token=self.token,
-            lease_id=self._lease_id,
-            ttl=target.ttl,
-        )
-        with span("lock", "renew", lambda: {**target.attributes(), "lock.token": self.token}):
-            result: Renewed | Lost = target.store.transact(target.collection, target.key, decide)
-        if isinstance(result, Lost):
-            self._mark_lost(result)
-            raise LockLostError(f"cannot renew {self.name}/{self.date}: {result.reason}")
-        with self._state:
-            self._expires_at = result.expires_at
-            self._local_deadline = started + target.ttl.total_seconds()
-        return result.expires_at
-
-    def ensure_held(self) -> None:
-        """
-        Check with the store that this lease is still the live one.
-
-        Call it before a write whose target cannot check fencing tokens. It
-        costs one store read, and the answer is judged by the store's time.
-
-        Raises:
-            LockLostError: the lease is not held (the reason is in the message).
-            StoreUnavailableError: the store failed: holding cannot be proven.
-        """
-        self._raise_if_not_held()
-        target = self._target
-        snap = target.store.get(target.collection, target.key)
-        rec = Record.parse(snap)
-        if rec.is_lease(self.owner, self.token, self._lease_id) and rec.live(snap.now):
-            with self._state:
-                self._expires_at = rec.expires_at
-            return
-        result = lost(rec, self.token, snap.now)
-        self._mark_lost(result)
-        raise LockLostError(f"{self.name}/{self.date} is not held: {result.reason}")
 
     def check(self, token_from_sink: int | None) -> None:
         """
@@ -261,6 +194,43 @@ class Lease:
         )
         return True
 
+    # -- the decisions the sync and async leases share ------------------------------------
+
+    def _renew_decision(self) -> Callable[[Snapshot], Outcome[Renewed | Lost]]:
+        """Check the lease may renew; the transaction callback that renews it."""
+        self._raise_if_not_held()
+        return functools.partial(
+            decide_renew,
+            owner=self.owner,
+            token=self.token,
+            lease_id=self._lease_id,
+            ttl=self._target.ttl,
+        )
+
+    def _renewed(self, result: Renewed | Lost, started: float) -> datetime:
+        """Apply a renewal's result (``started``: monotonic time before the request)."""
+        if isinstance(result, Lost):
+            self._mark_lost(result)
+            raise LockLostError(f"cannot renew {self.name}/{self.date}: {result.reason}")
+        with self._state:
+            self._expires_at = result.expires_at
+            self._local_deadline = started + self._target.ttl.total_seconds()
+        return result.expires_at
+
+    def _judge_held(self, snap: Snapshot) -> None:
+        """Raise ``LockLostError`` unless ``snap`` shows this lease live at store time."""
+        rec = Record.parse(snap)
+        if rec.is_lease(self.owner, self.token, self._lease_id) and rec.live(snap.now):
+            with self._state:
+                self._expires_at = rec.expires_at
+            return
+        result = lost(rec, self.token, snap.now)
+        self._mark_lost(result)
+        raise LockLostError(f"{self.name}/{self.date} is not held: {result.reason}")
+
+    def _span_attributes(self) -> dict[str, Any]:
+        return {**self._target.attributes(), "lock.token": self.token}
+
     def _raise_if_not_held(self) -> None:
         with self._state:
             if not self.fenced:
@@ -272,3 +242,65 @@ class Lease:
                 raise LockLostError(f"the lease on {self.name}/{self.date} was released")
             if self._lost is not None:
                 raise LockLostError(f"the lease on {self.name}/{self.date} is lost: {self._lost}")
+
+
+class Lease(BaseLease):
+    """
+    One granted lease on a (name, date) lock.
+
+    Returned by :meth:`DateLock.acquire`; do not build it yourself. The
+    lease's ``token`` is its fencing token: pass it with every write the
+    lease protects so that the writer can refuse writes from an older holder
+    (:meth:`check`, :class:`FenceGuard`).
+
+    Attributes:
+        token: The fencing token: strictly greater than the token of every
+            earlier lease on the same (name, date), for the life of the store.
+            ``0`` for an unfenced lease.
+        owner: The owner id of the holder.
+        name: The lock's name.
+        date: The lock's date, ``YYYY-MM-DD``.
+        fenced: ``False`` only for the lease handed out by
+            ``on_store_error="proceed"`` when the store failed: no lock is
+            held in the store, and every fence that has seen a real token
+            rejects its token ``0``.
+        acquired_at: When the lease was granted, in the store's time
+            (``None`` when unfenced).
+    """
+
+    def renew(self) -> datetime:
+        """
+        Extend the lease to the store's time plus the TTL.
+
+        Returns:
+            The new ``expires_at``, in the store's time.
+
+        Raises:
+            LockLostError: the lease expired, was superseded, released or
+                broken; or it is unfenced. The current holder is untouched.
+            StoreUnavailableError: the store failed; the lease may still be
+                held (retry, or let the auto-renewal thread do it).
+            StoreConflictError: contention on the lock document outlasted
+                the store's attempts.
+        """
+        target: LockTarget[StateStore] = self._target
+        decide = self._renew_decision()
+        started = target.clock.monotonic()
+        with span("lock", "renew", self._span_attributes):
+            result: Renewed | Lost = target.store.transact(target.collection, target.key, decide)
+        return self._renewed(result, started)
+
+    def ensure_held(self) -> None:
+        """
+        Check with the store that this lease is still the live one.
+
+        Call it before a write whose target cannot check fencing tokens. It
+        costs one store read, and the answer is judged by the store's time.
+
+        Raises:
+            LockLostError: the lease is not held (the reason is in the message).
+            StoreUnavailableError: the store failed: holding cannot be proven.
+        """
+        self._raise_if_not_held()
+        target: LockTarget[StateStore] = self._target
+        self._judge_held(target.store.get(target.collection, target.key))

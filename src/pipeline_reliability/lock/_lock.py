@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
-import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from .._clock import Clock, SystemClock
-from .._identity import default_owner
-from .._keys import encode_key
-from .._telemetry import counter, log_failure, span
+from .._clock import Clock
+from .._telemetry import span
 from ..errors import (
     ConfigurationError,
-    InvalidInputError,
     LockError,
-    LockLostError,
     StoreConflictError,
     StoreError,
     StoreUnavailableError,
@@ -28,30 +22,18 @@ from ..errors import (
 from ..stores import StateStore
 from ._acquire import acquire_lease
 from ._lease import Lease, LockTarget, OnLost
+from ._lock_base import BaseDateLock
 from ._ops import LockInfo, inspect_lock
-from ._options import (
-    DEFAULT_COLLECTION,
-    OnStoreError,
-    check_clock,
-    check_collection,
-    check_flag,
-    check_on_store_error,
-    check_owner,
-    check_store,
-    check_ttl,
-    parse_date,
-    parse_name,
-    parse_timeout,
-)
-from ._record import Lost, Record, Released, decide_release
-from ._renewer import RENEW_FRACTION, Renewer
+from ._options import DEFAULT_COLLECTION, OnStoreError, check_store
+from ._record import Lost, Record, Released
+from ._renewer import Renewer
 
 __all__ = ["DateLock", "date_lock"]
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
 
-class DateLock:
+class DateLock(BaseDateLock):
     """
     A lease-based lock on one (name, date), shared by every process using the store.
 
@@ -108,41 +90,26 @@ class DateLock:
         auto_renew: bool = False,
         on_lost: OnLost | None = None,
     ) -> None:
-        store = check_store(store, ConfigurationError)
-        self.name = parse_name(name)
-        self.date = parse_date(date)
-        self.ttl = check_ttl(ttl)
-        self.owner = default_owner() if owner is None else check_owner(owner)
-        clock = check_clock(clock)
-        self.on_store_error: OnStoreError = check_on_store_error(on_store_error)
-        self.collection = check_collection(collection)
-        self.auto_renew = check_flag(auto_renew, "auto_renew", ConfigurationError)
-        if on_lost is not None and not callable(on_lost):
-            raise ConfigurationError("on_lost must be callable")
-        self.on_lost = on_lost
-        self._target = LockTarget(
-            store=store,
-            collection=self.collection,
-            key=encode_key(self.name, self.date),
-            name=self.name,
-            date=self.date,
-            owner=self.owner,
-            ttl=self.ttl,
-            clock=clock or SystemClock(),
+        super().__init__(
+            check_store(store, ConfigurationError),
+            name,
+            date,
+            ttl=ttl,
+            owner=owner,
+            clock=clock,
+            on_store_error=on_store_error,
+            collection=collection,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
         )
+        self._target: LockTarget[StateStore]
         self._state = threading.Lock()  # guards _lease and _renewer; never held across I/O
         self._acquiring = threading.Lock()  # one acquire at a time per object
         self._lease: Lease | None = None
         self._renewer: Renewer | None = None
-        self._rng = random.Random()
 
     def __repr__(self) -> str:
         return f"<DateLock {self.name}/{self.date} owner={self.owner!r} lease={self._lease!r}>"
-
-    @property
-    def key(self) -> str:
-        """The lock's document id in :attr:`collection`."""
-        return self._target.key
 
     @property
     def lease(self) -> Lease | None:
@@ -173,31 +140,23 @@ class DateLock:
                 negative, not finite, beyond ``MAX_DURATION``, or given with
                 ``blocking=False``.
         """
-        check_flag(blocking, "blocking", InvalidInputError)
-        limit = parse_timeout(timeout)
-        if not blocking and limit is not None:
-            raise InvalidInputError("a timeout cannot be given for a non-blocking acquire")
+        limit = self._acquire_args(blocking, timeout)
         with self._acquiring:
             if self.lease is not None:
                 raise LockError(f"{self!r} already holds a lease; release it first")
-            attrs = {**self._target.attributes(), "lock.blocking": blocking, "lock.timeout": limit}
-            with span("lock", "acquire", attrs) as sp:
+            with span("lock", "acquire", self._acquire_attributes(blocking, limit)) as sp:
                 lease = acquire_lease(
                     self._target, blocking, limit, self.on_store_error, self._rng
                 )
                 if sp.is_recording():
                     sp.set_attributes({"lock.token": lease.token, "lock.fenced": lease.fenced})
-            counter("lock.acquired", "Leases granted").add(
-                1, {"lock.name": self.name, "lock.fenced": lease.fenced}
-            )
+            self._count_acquired(lease)
             self._hold(lease)
             return lease
 
     def _hold(self, lease: Lease) -> None:
-        renewer = None
-        if self.auto_renew and lease.fenced:
-            interval = self.ttl.total_seconds() * RENEW_FRACTION
-            renewer = Renewer(lease, interval, self.on_lost)
+        interval = self._renews(lease)
+        renewer = None if interval is None else Renewer(lease, interval, self.on_lost)
         with self._state:
             self._lease, self._renewer = lease, renewer
         if renewer is not None:
@@ -228,39 +187,21 @@ class DateLock:
             with span("lock", "release", {**self._target.attributes(), "lock.token": lease.token}):
                 self._release(lease)
         except (StoreUnavailableError, StoreConflictError) as exc:
-            if self.on_store_error == "fail_closed":
-                raise  # the lease is kept: release() may be called again
-            logger.warning(
-                "releasing %s/%s failed; it will expire after its TTL (on_store_error='proceed')",
-                self.name,
-                self.date,
-                exc_info=exc,
-            )
-            lease.mark_ended()
+            self._release_failed(lease, exc)
         except BaseException:
             self._forget(lease)
             raise
         self._forget(lease)
 
     def _release(self, lease: Lease) -> None:
-        t = self._target
         if not lease.fenced:
             lease.mark_ended()
             return
-        decide = functools.partial(
-            decide_release, owner=t.owner, token=lease.token, lease_id=lease.lease_id
+        t = self._target
+        result: Released | Lost = t.store.transact(
+            t.collection, t.key, self._release_decision(lease)
         )
-        result: Released | Lost = t.store.transact(t.collection, t.key, decide)
-        if isinstance(result, Lost):
-            lease.mark_lost(result.kind, result.reason)
-            raise LockLostError(f"{self.name}/{self.date}: cannot release: {result.reason}")
-        if result.expired:
-            lease.mark_lost("expired", f"lease {lease.token} expired before it was released")
-            raise LockLostError(
-                f"{self.name}/{self.date}: lease {lease.token} expired before release "
-                "(nobody took it over; the record is cleared)"
-            )
-        lease.mark_ended(result.at)
+        self._released(lease, result)
 
     def _forget(self, lease: Lease) -> None:
         with self._state:
@@ -306,19 +247,10 @@ class DateLock:
         if exc is None:
             self.release()
             return
-        # The block already failed: its error is what the caller must see. A
-        # failed release is logged and noted on it, never allowed to mask it.
         try:
             self.release()
         except (LockError, StoreError) as release_error:
-            log_failure(
-                logger,
-                "release after a failed block failed",
-                release_error,
-                lock=self.name,
-                date=self.date,
-            )
-            exc.add_note(f"and releasing {self.name}/{self.date} failed: {release_error}")
+            self._release_failed_after_block(exc, release_error)
 
 
 _OPTIONS = frozenset(

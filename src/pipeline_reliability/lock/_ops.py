@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from .._keys import encode_key
 from .._telemetry import span
 from ..errors import InvalidInputError
-from ..stores import StateStore
+from ..stores import Snapshot, StateStore
 from ._options import (
     DEFAULT_COLLECTION,
     check_collection,
@@ -21,7 +21,7 @@ from ._options import (
 )
 from ._record import Record, decide_break
 
-__all__ = ["LockInfo", "break_lock", "inspect_lock"]
+__all__ = ["LockInfo", "break_lock", "inspect_lock", "lock_info"]
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
@@ -64,6 +64,11 @@ def inspect_lock(
     store = check_store(store, InvalidInputError)
     name, iso = parse_name(name), parse_date(date)
     snap = store.get(check_collection(collection, InvalidInputError), encode_key(name, iso))
+    return lock_info(name, iso, snap)
+
+
+def lock_info(name: str, iso: str, snap: Snapshot) -> LockInfo:
+    """What an operator sees of a lock, from a read of its document (pure)."""
     rec = Record.parse(snap)
     return LockInfo(
         name=name,

@@ -9,17 +9,19 @@ lock's name and date, which say *what* is locked).
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 from typing import Literal
 
 from .._clock import Clock
 from .._keys import MAX_ID_BYTES, validate_id
 from .._validate import MAX_INT64, describe, duration_seconds, iso_date
 from ..errors import ConfigurationError, InvalidInputError
-from ..stores import StateStore
+from ..stores import AsyncStateStore, StateStore
 
 __all__ = [
     "DEFAULT_COLLECTION",
     "OnStoreError",
+    "check_async_store",
     "check_clock",
     "check_collection",
     "check_flag",
@@ -28,6 +30,7 @@ __all__ = [
     "check_store",
     "check_token",
     "check_ttl",
+    "is_async_store",
     "parse_date",
     "parse_name",
     "parse_timeout",
@@ -100,12 +103,38 @@ def check_owner(owner: object) -> str:
 
 
 def check_store(store: object, error: type[Exception]) -> StateStore:
-    """Return ``store`` if it implements the StateStore protocol."""
-    if not isinstance(store, StateStore):
+    """Return ``store`` if it implements the (blocking) StateStore protocol."""
+    if not isinstance(store, StateStore) or is_async_store(store):
         raise error(
             f"store must be a StateStore (MemoryStore, FirestoreStore), got {describe(store)}"
+            + (": use AsyncDateLock with an async store" if is_async_store(store) else "")
         )
     return store
+
+
+def check_async_store(store: object, error: type[Exception]) -> AsyncStateStore:
+    """Return ``store`` if it implements the AsyncStateStore protocol (coroutines)."""
+    awaited = all(
+        inspect.iscoroutinefunction(getattr(store, op, None)) for op in ("get", "transact")
+    )
+    if not isinstance(store, AsyncStateStore) or not awaited:
+        raise error(
+            "store must be an AsyncStateStore (AsyncMemoryStore, AsyncFirestoreStore), "
+            f"got {describe(store)}"
+        )
+    return store
+
+
+def is_async_store(store: object) -> bool:
+    """
+    Whether any of ``store``'s operations is a coroutine function.
+
+    Both protocols have the same method names, so ``isinstance`` alone cannot
+    tell a ``MemoryStore`` from an ``AsyncMemoryStore``.
+    """
+    return any(
+        inspect.iscoroutinefunction(getattr(store, op, None)) for op in ("get", "transact")
+    )
 
 
 def check_clock(clock: object) -> Clock | None:

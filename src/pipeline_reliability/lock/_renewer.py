@@ -8,9 +8,9 @@ import threading
 
 from .._telemetry import log_failure
 from ..errors import LockLostError, StoreConflictError, StoreUnavailableError
-from ._lease import Lease, OnLost
+from ._lease import BaseLease, Lease, OnLost
 
-__all__ = ["RENEW_FRACTION", "Renewer"]
+__all__ = ["RENEW_FRACTION", "RenewSchedule", "Renewer"]
 
 logger = logging.getLogger("pipeline_reliability.lock")
 
@@ -19,6 +19,77 @@ logger = logging.getLogger("pipeline_reliability.lock")
 RENEW_FRACTION = 1 / 3
 _RETRY_INITIAL = 0.1
 _DEADLINE_GUARD = 2.0  # seconds: enough for one store request, even a slow one
+TRANSIENT = (StoreUnavailableError, StoreConflictError)
+
+
+class RenewSchedule:
+    """
+    When to renew next, and when to give up: the renewal decisions, without I/O.
+
+    Shared by the renewal thread (:class:`Renewer`) and the asyncio renewal
+    task. A renewal that fails with a transient store error is retried with
+    jittered backoff, and the lease is declared lost only once its local
+    deadline (:meth:`Lease.remaining`) has passed without a successful
+    renewal: until then it is provably held.
+    """
+
+    def __init__(self, lease: BaseLease, interval: float) -> None:
+        self.lease = lease
+        self.interval = interval
+        self._retry_delay = _RETRY_INITIAL
+        self._rng = random.Random()
+
+    def after_success(self) -> float:
+        """The renewal worked: wait a full interval."""
+        self._retry_delay = _RETRY_INITIAL
+        return self.interval
+
+    def after_transient(self, exc: Exception) -> float | None:
+        """
+        The renewal failed transiently: the delay before the next try, or
+        ``None`` when the local deadline has passed (the lease is then marked lost).
+        """
+        left = self.lease.local_remaining_seconds()
+        if left <= 0:
+            reason = self.unreachable_reason(exc)
+            self.lease.mark_lost("unreachable", reason)
+            return None
+        logger.warning(
+            "lease renewal of %s/%s failed (%s: %s); retrying, %.2fs left",
+            self.lease.name,
+            self.lease.date,
+            type(exc).__name__,
+            exc,
+            left,
+            exc_info=exc,
+        )
+        # Jittered, doubling delay; the last attempt is placed a guard interval
+        # (room for one request) before the deadline, and after that the next
+        # step comes at the deadline itself, where the loss is declared.
+        delay = self._rng.uniform(self._retry_delay / 2, self._retry_delay)
+        self._retry_delay = min(self._retry_delay * 2, max(self.interval, _RETRY_INITIAL))
+        guard = min(self.interval / 2, _DEADLINE_GUARD)
+        if left > guard:
+            return min(delay, left - guard)
+        return left
+
+    @staticmethod
+    def unreachable_reason(exc: Exception) -> str:
+        """Why a lease whose renewals kept failing is lost."""
+        return f"could not renew before the lease's deadline: {type(exc).__name__}: {exc}"
+
+    def after_unexpected(self, exc: Exception) -> str:
+        """An error that is neither a loss nor transient: log it, mark the lease lost, say why."""
+        log_failure(
+            logger,
+            "lease renewal failed unexpectedly",
+            exc,
+            lock=self.lease.name,
+            date=self.lease.date,
+        )
+        reason = f"renewal failed: {type(exc).__name__}: {exc}"
+        self.lease.mark_lost("error", reason)
+        return reason
 
 
 class Renewer:
@@ -26,19 +97,16 @@ class Renewer:
     Renews one lease until stopped, and signals its loss.
 
     The decision logic is :meth:`step`, which tests call directly with a fake
-    clock; the thread only waits between steps. A renewal that fails with a
-    transient store error is retried with jittered backoff, and the lease is
-    declared lost only once its local deadline (:meth:`Lease.remaining`) has
-    passed without a successful renewal: until then it is provably held.
+    clock; the thread only waits between steps. Backoff and the moment of
+    loss are :class:`RenewSchedule`'s.
     """
 
     def __init__(self, lease: Lease, interval: float, on_lost: OnLost | None) -> None:
         self.lease = lease
         self.interval = interval
         self.on_lost = on_lost
+        self._schedule = RenewSchedule(lease, interval)
         self._stop = threading.Event()
-        self._retry_delay = _RETRY_INITIAL
-        self._rng = random.Random()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -74,47 +142,15 @@ class Renewer:
         except LockLostError as exc:
             self._declare_lost(str(exc))
             return None
-        except (StoreUnavailableError, StoreConflictError) as exc:
-            return self._after_transient(exc)
+        except TRANSIENT as exc:
+            delay = self._schedule.after_transient(exc)
+            if delay is None:
+                self._declare_lost(self._schedule.unreachable_reason(exc))
+            return delay
         except Exception as exc:  # noqa: BLE001 - the thread must not die quietly
-            log_failure(
-                logger,
-                "lease renewal failed unexpectedly",
-                exc,
-                lock=self.lease.name,
-                date=self.lease.date,
-            )
-            self.lease.mark_lost("error", f"renewal failed: {type(exc).__name__}: {exc}")
-            self._declare_lost(f"renewal failed: {type(exc).__name__}: {exc}")
+            self._declare_lost(self._schedule.after_unexpected(exc))
             return None
-        self._retry_delay = _RETRY_INITIAL
-        return self.interval
-
-    def _after_transient(self, exc: Exception) -> float | None:
-        left = self.lease.local_remaining_seconds()
-        if left <= 0:
-            reason = f"could not renew before the lease's deadline: {type(exc).__name__}: {exc}"
-            self.lease.mark_lost("unreachable", reason)
-            self._declare_lost(reason)
-            return None
-        logger.warning(
-            "lease renewal of %s/%s failed (%s: %s); retrying, %.2fs left",
-            self.lease.name,
-            self.lease.date,
-            type(exc).__name__,
-            exc,
-            left,
-            exc_info=exc,
-        )
-        # Jittered, doubling delay; the last attempt is placed a guard interval
-        # (room for one request) before the deadline, and after that the next
-        # step comes at the deadline itself, where the loss is declared.
-        delay = self._rng.uniform(self._retry_delay / 2, self._retry_delay)
-        self._retry_delay = min(self._retry_delay * 2, max(self.interval, _RETRY_INITIAL))
-        guard = min(self.interval / 2, _DEADLINE_GUARD)
-        if left > guard:
-            return min(delay, left - guard)
-        return left
+        return self._schedule.after_success()
 
     def _declare_lost(self, reason: str) -> None:
         self._stop.set()

@@ -30,11 +30,13 @@ from ._budget import RetryBudget
 from ._policy import RetryPolicy
 from ._predicates import (
     BIGQUERY_TRANSIENT_REASONS,
+    THROTTLING_REASONS,
     Predicate,
     all_of,
     any_of,
     if_exception_type,
     is_serialization_conflict,
+    is_throttling,
     is_transient,
     is_transient_outside_transaction,
 )
@@ -45,11 +47,13 @@ __all__ = [
     "Predicate",
     "RetryBudget",
     "RetryPolicy",
+    "THROTTLING_REASONS",
     "all_of",
     "any_of",
     "if_exception_type",
     "is_serialization_conflict",
     "is_testing",
+    "is_throttling",
     "is_transient",
     "is_transient_outside_transaction",
     "retry_transient",

@@ -22,11 +22,13 @@ from ..errors import ReliabilityError
 
 __all__ = [
     "BIGQUERY_TRANSIENT_REASONS",
+    "THROTTLING_REASONS",
     "Predicate",
     "all_of",
     "any_of",
     "if_exception_type",
     "is_serialization_conflict",
+    "is_throttling",
     "is_transient",
     "is_transient_outside_transaction",
 ]
@@ -49,6 +51,16 @@ BigQuery error reasons (``exc.errors[i]["reason"]``) that are transient.
 
 ``quotaExceeded`` is deliberately absent: BigQuery uses it for daily quotas
 that no retry within a deadline can outlast.
+"""
+
+THROTTLING_REASONS: frozenset[str] = frozenset(
+    {"rateLimitExceeded", "jobRateLimitExceeded", "quotaExceeded", "userRateLimitExceeded"}
+)
+"""
+Google API error reasons that say "you are calling too fast" (:func:`is_throttling`).
+
+Unlike :data:`BIGQUERY_TRANSIENT_REASONS` this includes ``quotaExceeded``: a
+quota is not worth retrying within a deadline, but it is a reason to slow down.
 """
 
 # BigQuery reports a MERGE/DML that lost a race on the same table with the first
@@ -187,6 +199,61 @@ def is_transient_outside_transaction(exc: BaseException) -> bool:
     .. versionadded:: 0.1.0
     """
     return is_transient(exc) or _is_google(exc, ("Aborted",))
+
+
+def is_throttling(exc: BaseException) -> bool:
+    """
+    Return whether ``exc`` says the caller exceeded a rate limit or quota.
+
+    The signal an :class:`~pipeline_reliability.limits.AdaptiveRateLimiter`
+    slows down on. True for:
+
+    * ``google.api_core.exceptions.TooManyRequests`` and its subclass
+      ``ResourceExhausted`` (HTTP 429, gRPC ``RESOURCE_EXHAUSTED``);
+    * any Google API error carrying a reason in :data:`THROTTLING_REASONS`
+      (BigQuery's ``rateLimitExceeded`` comes as a 403 or 400);
+    * a ``grpc.RpcError`` whose ``code()`` is ``RESOURCE_EXHAUSTED``;
+    * any exception whose ``status_code`` or ``code`` is 429, or whose
+      ``response.status_code`` is 429 (``requests.HTTPError``,
+      ``httpx.HTTPStatusError``, ``urllib.error.HTTPError``);
+    * any of the above found as the ``__cause__`` of this library's errors
+      (e.g. a ``SinkUnavailableError`` translated from a BigQuery 429).
+
+    Never raises, whatever ``exc``'s attributes do.
+
+    .. versionadded:: 0.2.0
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:  # a cause chain may be a cycle
+        try:
+            if _throttles(current):
+                return True
+        except Exception:  # noqa: BLE001 - a hostile attribute is not a throttle
+            return False
+        if not isinstance(current, ReliabilityError):
+            return False
+        current, seen = current.__cause__, seen + 1
+    return False
+
+
+def _throttles(exc: BaseException) -> bool:
+    if _is_google(exc, ("TooManyRequests",)):
+        return True
+    if any(entry.get("reason") in THROTTLING_REASONS for entry in _google_error_entries(exc)):
+        return True
+    for status in (
+        getattr(exc, "status_code", None),
+        getattr(exc, "code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    ):
+        if type(status) is int and status == 429:
+            return True
+    grpc = sys.modules.get("grpc")
+    if grpc is not None and isinstance(exc, grpc.RpcError):
+        code = getattr(exc, "code", None)
+        return callable(code) and code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    return False
 
 
 def _is_google(exc: BaseException, names: tuple[str, ...]) -> bool:

@@ -75,6 +75,16 @@ class AsyncMemoryStore:
         """Atomic read-modify-write (see :meth:`StateStore.transact`)."""
         return self.sync.transact(collection, key, fn, timeout=timeout)
 
+    async def transact_from(
+        self,
+        first: Snapshot,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """A transaction deciding first on ``first`` (see :meth:`MemoryStore.transact_from`)."""
+        return self.sync.transact_from(first, fn, timeout=timeout)
+
     def dump(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Return a deep copy of every document (see :meth:`MemoryStore.dump`)."""
         return self.sync.dump()

@@ -395,3 +395,39 @@ def _is_unavailable(cause: BaseException) -> bool:
 def creation_failed(exc: OSError) -> StoreError:
     """The error for a client that could not be made (e.g. no project in the environment)."""
     return StoreError(f"creating a Firestore client failed: {exc}")
+
+
+def first_batch(client: Any, ref: Any, first: Snapshot, data: dict[str, Any] | None) -> Any:
+    """
+    The first attempt of ``transact_from`` as one batch with a precondition.
+
+    The write applies only if the document is still as ``first`` saw it:
+    still missing (``exists=False``), or still at its ``update_time``.
+    ``data`` is the normalised document to put, ``None`` to delete.
+    Works for the sync and the async client (same batch API).
+    """
+    option = (
+        client.write_option(exists=False)
+        if first.version is None
+        else client.write_option(last_update_time=first.version)
+    )
+    batch = client.batch()
+    if data is not None:
+        batch.set(ref, data)
+        option.modify_write(batch._write_pbs[-1])  # set() takes no option
+    else:
+        batch.delete(ref, option=option)
+    return batch
+
+
+def first_conflicts() -> tuple[type[BaseException], ...]:
+    """
+    The errors of a ``first_batch`` commit that mean "not applied, changed since".
+
+    A failed precondition, a document created (Conflict/AlreadyExists) or
+    deleted (NotFound) since the read, or Aborted: a transaction holds the
+    document (the emulator's lock timeout). The call goes on as a transaction.
+    """
+    from google.api_core import exceptions as gexc
+
+    return (gexc.FailedPrecondition, gexc.Conflict, gexc.NotFound, gexc.Aborted)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInputError
+from ._protocol import Snapshot
 
-__all__ = ["MAX_DOCUMENT_BYTES", "copy_document", "normalise_document"]
+__all__ = ["MAX_DOCUMENT_BYTES", "check_first", "copy_document", "normalise_document"]
 
 # Firestore's maximum document size; the estimate below errs on the large side.
 MAX_DOCUMENT_BYTES = 1_048_576
@@ -39,6 +40,35 @@ def normalise_document(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def check_first(first: object, version: type) -> Snapshot:
+    """
+    Check the ``first`` snapshot of a ``transact_from`` call.
+
+    Args:
+        version: The type of the store's versions (``int`` for MemoryStore,
+            ``datetime`` for Firestore's update times).
+
+    Raises:
+        InvalidInputError: not a :class:`Snapshot`, or not one this kind of
+            store returns (data and version disagree on whether the document
+            exists, or the version is of another type).
+    """
+    if not isinstance(first, Snapshot):
+        raise InvalidInputError(f"first must be a Snapshot, got {_show(first)}")
+    if first.data is None and first.version is None:
+        return first
+    if not (
+        isinstance(first.data, dict)
+        and isinstance(first.version, version)
+        and not isinstance(first.version, bool)
+    ):
+        raise InvalidInputError(
+            "first is not a snapshot this store returned "
+            f"(data {type(first.data).__name__}, version {_show(first.version)})"
+        )
+    return first
+
+
 def copy_document(data: dict[str, Any]) -> dict[str, Any]:
     """
     A fresh deep copy of a document already in normal form.
@@ -66,34 +96,47 @@ def _map(value: Mapping[Any, Any], size: list[int], path: str, depth: int) -> di
             " (or contains itself)"
         )
     out: dict[str, Any] = {}
+    # The running size is kept in a local (written back around each nested
+    # walk): this loop is most of a MemoryStore write (issue 13).
+    n = size[0]
     for k, v in value.items():
-        if not isinstance(k, str) or not k:
-            raise InvalidInputError(
-                f"field names must be non-empty strings, got {_show(k)} at {path[:200]!r}"
-            )
-        if k.isascii():
-            size[0] += len(k) + 1
+        if type(k) is str and k and k.isascii():
+            n += len(k) + 1
         else:
-            try:
-                size[0] += len(k.encode("utf-8")) + 1
-            except UnicodeEncodeError:
-                raise InvalidInputError(
-                    f"field name at {path[:200]!r} is not valid UTF-8"
-                ) from None
+            n += _key_bytes(k, path)
         # Strings and plain scalars are most of a document: taken inline, with
-        # no path built (issue 13: normalising is most of a MemoryStore write).
+        # no path built.
         t = type(v)
-        if t is str and v.isascii():
-            size[0] += 8 + len(v)
+        if (t is str and v.isascii()):
+            n += 8 + len(v)
             out[k] = v
-        elif t in _PLAIN or (t is datetime and v.tzinfo is UTC):
-            size[0] += 8
+        elif t in _PLAIN or (t is datetime and v.tzinfo is UTC) or (
+            t is int and _INT64[0] <= v <= _INT64[1]
+        ):
+            n += 8
             out[k] = v
         else:
+            size[0] = n
             out[k] = _value(v, size, f"{path}.{k}" if path else k, in_array=False,
                             depth=depth + 1)
-        _check_size(size)
+            n = size[0]
+        if n > MAX_DOCUMENT_BYTES:
+            # Checked as the walk goes, so a huge value is refused without copying it all.
+            raise InvalidInputError(f"document is larger than {MAX_DOCUMENT_BYTES} bytes")
+    size[0] = n
     return out
+
+
+def _key_bytes(k: object, path: str) -> int:
+    """Bytes of a field name that is not a plain non-empty ASCII string; raises if invalid."""
+    if not isinstance(k, str) or not k:
+        raise InvalidInputError(
+            f"field names must be non-empty strings, got {_show(k)} at {path[:200]!r}"
+        )
+    try:
+        return len(k.encode("utf-8")) + 1
+    except UnicodeEncodeError:
+        raise InvalidInputError(f"field name at {path[:200]!r} is not valid UTF-8") from None
 
 
 #: Exact types stored as they are (bool and float; int needs its range check).
@@ -113,10 +156,15 @@ def _show(value: object) -> str:
         return f"<{type(value).__name__}>"
 
 
-def _value(  # noqa: PLR0911
+def _value(  # noqa: PLR0911, PLR0912
     value: Any, size: list[int], path: str, *, in_array: bool, depth: int
 ) -> Any:
     size[0] += 8
+    # Exact dicts and lists first: the ABC check below is slow on a hot path.
+    if type(value) is dict:
+        return _map(value, size, path, depth)
+    if type(value) is list and not in_array:
+        return _array(value, size, path, depth)
     if value is None or isinstance(value, bool | float):
         return value
     if isinstance(value, int):

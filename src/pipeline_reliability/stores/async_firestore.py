@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._telemetry import span
@@ -28,13 +30,16 @@ from ._firestore_common import (
     commit_request,
     creation_failed,
     firestore_module,
+    first_batch,
+    first_conflicts,
     map_firestore_errors,
     rollback_request,
     snapshot_of,
     stage,
 )
-from ._protocol import Outcome, Snapshot
+from ._protocol import Delete, Outcome, Put, Snapshot
 from ._stats import CountingStore, call_timeout
+from ._values import check_first, normalise_document
 
 if TYPE_CHECKING:
     import asyncio
@@ -209,6 +214,53 @@ class AsyncFirestoreStore(CountingStore):
                     current.set_attribute("store.attempts", call.attempts)
         self._count(**call.counts(None))
         return result
+
+    async def transact_from(
+        self,
+        first: Snapshot,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """
+        :meth:`transact` whose first attempt decides on ``first`` (see
+        :meth:`FirestoreStore.transact_from`): one commit with a precondition
+        on the snapshot's ``update_time``; a conflict goes on as a transaction
+        with the time left.
+        """
+        snap = check_first(first, datetime)
+        seconds = call_timeout(timeout) or self.timeout
+        end = time.monotonic() + seconds
+        ref = self._ref(snap.collection, snap.key)
+        client = self.client
+        self._count(transactions=1)
+        what = f"write on {ref.path}"
+        attrs = {"store.backend": "firestore", "store.path": ref.path}
+        with span("store", "transact_from", attrs):
+            outcome = fn(snap)  # its exceptions propagate unchanged, as in ``transact``
+            write = outcome.write
+            data = normalise_document(write.data) if isinstance(write, Put) else None
+            if write is None or (isinstance(write, Delete) and snap.data is None):
+                return outcome.result
+            call = Call(attempts=1)
+            async with _bounded(seconds, what, call):
+                with map_firestore_errors(what, call):
+                    batch = first_batch(client, ref, snap, data)
+                    call.committing = True
+                    try:
+                        # No retry: a commit whose response was lost must not be sent twice.
+                        await batch.commit(retry=None, timeout=Deadline(seconds).remaining())
+                    except first_conflicts():
+                        call.committing = False  # changed since the read: nothing applied
+                    else:
+                        self._count(writes=1)
+                        return outcome.result
+        # ``transact`` counts its own transaction: this one was its first attempt.
+        self._count(transactions=-1, conflicts=1)
+        left = end - time.monotonic()
+        if left <= 0:
+            raise StoreUnavailableError(f"transaction on {ref.path} ran out of time")
+        return await self.transact(snap.collection, snap.key, fn, timeout=left)
 
     async def _attempt(
         self,

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from .._telemetry import span
+from ..errors import StoreUnavailableError
 from ._firestore_common import (
     Call,
     Deadline,
@@ -23,13 +26,16 @@ from ._firestore_common import (
     commit_request,
     creation_failed,
     firestore_module,
+    first_batch,
+    first_conflicts,
     map_firestore_errors,
     rollback_request,
     snapshot_of,
     stage,
 )
-from ._protocol import Outcome, Snapshot
+from ._protocol import Delete, Outcome, Put, Snapshot
 from ._stats import CountingStore, call_timeout
+from ._values import check_first, normalise_document
 
 __all__ = ["FirestoreStore", "map_firestore_errors"]
 
@@ -162,6 +168,62 @@ class FirestoreStore(CountingStore):
                     current.set_attribute("store.attempts", call.attempts)
         self._count(**call.counts(None))
         return result
+
+    def transact_from(
+        self,
+        first: Snapshot,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """
+        :meth:`transact` whose first attempt decides on ``first``, a snapshot
+        this store's :meth:`get` returned (see :meth:`MemoryStore.transact_from`).
+
+        The first attempt is one commit with a precondition instead of a
+        transaction: the write applies only if the document is still at
+        ``first.version`` (its ``update_time``), or still missing. So a first
+        attempt costs the read the caller already made plus one commit RPC,
+        where a transaction costs begin, read and commit. When the
+        precondition fails, a concurrent writer came first: the attempt is
+        discarded (counted as a conflict) and the rest is :meth:`transact`
+        with the time left. A decision that writes nothing returns at once,
+        serialisable at ``first``'s read time.
+        """
+        snap = check_first(first, datetime)
+        seconds = call_timeout(timeout) or self.timeout
+        end = time.monotonic() + seconds
+        deadline = Deadline(seconds)
+        ref = self._ref(snap.collection, snap.key)
+        client = self.client
+        self._count(transactions=1)
+        attrs = {"store.backend": "firestore", "store.path": ref.path}
+        with span("store", "transact_from", attrs):
+            # The callback's exceptions propagate unchanged, as in ``transact``.
+            outcome = fn(snap)
+            write = outcome.write
+            data = normalise_document(write.data) if isinstance(write, Put) else None
+            if write is None or (isinstance(write, Delete) and snap.data is None):
+                return outcome.result
+            call = Call(attempts=1)
+            with map_firestore_errors(f"write on {ref.path}", call):
+                batch = first_batch(client, ref, snap, data)
+                rpc_timeout = deadline.remaining()
+                call.committing = True
+                try:
+                    # No retry: a commit whose response was lost must not be sent twice.
+                    batch.commit(retry=None, timeout=rpc_timeout)
+                except first_conflicts():
+                    call.committing = False  # changed since the read: nothing applied
+                else:
+                    self._count(writes=1)
+                    return outcome.result
+        # ``transact`` counts its own transaction: this one was its first attempt.
+        self._count(transactions=-1, conflicts=1)
+        left = end - time.monotonic()
+        if left <= 0:
+            raise StoreUnavailableError(f"transaction on {ref.path} ran out of time")
+        return self.transact(snap.collection, snap.key, fn, timeout=left)
 
     def _attempt(
         self,

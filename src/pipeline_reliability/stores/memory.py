@@ -12,7 +12,7 @@ from .._keys import validate_id
 from ..errors import ConfigurationError, StoreConflictError
 from ._protocol import Delete, Outcome, Put, Snapshot
 from ._stats import CountingStore, call_timeout
-from ._values import copy_document, normalise_document
+from ._values import check_first, copy_document, normalise_document
 
 __all__ = ["MemoryStore"]
 
@@ -78,9 +78,45 @@ class MemoryStore(CountingStore):
         validate_id(collection, "collection id")
         validate_id(key)
         call_timeout(timeout)
+        return self._run(collection, key, fn, None)
+
+    def transact_from(
+        self,
+        first: Snapshot,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        """
+        :meth:`transact` on ``first.collection``/``first.key``, whose first
+        attempt decides on ``first`` instead of reading again.
+
+        ``first`` must be a snapshot this store's :meth:`get` returned, and the
+        caller gives it up (``fn`` may change its ``data``). The first
+        attempt commits only if the document is still at ``first.version``;
+        otherwise it is discarded as a conflicting attempt is, and ``fn`` runs
+        again on a fresh read. The guarantees are :meth:`transact`'s.
+
+        Raises:
+            InvalidInputError: ``first`` is not a :class:`Snapshot`, or as :meth:`transact`.
+            StoreConflictError: as :meth:`transact`.
+        """
+        snap = check_first(first, int)
+        validate_id(snap.collection, "collection id")
+        validate_id(snap.key)
+        call_timeout(timeout)
+        return self._run(snap.collection, snap.key, fn, snap)
+
+    def _run(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        first: Snapshot | None,
+    ) -> R:
         self._count(transactions=1)
         for _ in range(self.max_attempts):
-            snap = self._read(collection, key)
+            snap, first = first or self._read(collection, key), None
             outcome = fn(snap)
             write = outcome.write
             # Validate outside the lock; a bad document aborts before anything is written.
