@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from pipeline_reliability import AsyncFirestoreStore, Snapshot, StateStore
+from pipeline_reliability import AsyncFirestoreStore, FirestoreStore, Snapshot, StateStore
 from pipeline_reliability.errors import SlotNotAcquiredError
 from pipeline_reliability.limits import AsyncConcurrencyLimit, ConcurrencyLimit
 
@@ -29,7 +29,7 @@ LEASE = 3.0
 
 
 def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
-    firestore_store: StateStore,
+    firestore_project: str,
 ) -> None:
     """
     Checked from INSIDE the critical section with a shared counter.
@@ -37,9 +37,11 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
     Each transaction on the one document that overlaps another costs the
     emulator's 2 s lock timeout, so each holder enters once (a minute at worst).
     """
+    # Each instance has its own client, as separate processes would.
+    stores = [FirestoreStore(project=firestore_project) for _ in range(3)]
     instances = [
-        ConcurrencyLimit("merge:ds.table", firestore_store, limit=N, lease=30,
-                         owner=f"instance-{i}", store_timeout=60)
+        ConcurrencyLimit("merge:ds.table", stores[i], limit=N, lease=30,
+                         owner=f"instance-{i}", store_timeout=120)
         for i in range(3)
     ]
     guard = threading.Lock()
@@ -61,7 +63,6 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
                     inside -= 1
         except BaseException as exc:
             errors.append(exc)
-            raise
 
     threads = [threading.Thread(target=holder, args=(i,)) for i in range(N + 5)]
     for thread in threads:
@@ -69,10 +70,13 @@ def test_n_plus_5_concurrent_holders_across_3_instances_never_exceed_n(
     for thread in threads:
         thread.join(timeout=600)
 
+    left = stores[0].get("concurrency_limits", "merge:ds.table")
+    for store in stores:
+        store.close()
     assert errors == []
     assert entries == N + 5
     assert 1 <= peak <= N, f"{peak} holders at once, limit {N}"
-    assert firestore_store.get("concurrency_limits", "merge:ds.table").data is None
+    assert left.data is None
 
 
 _CHILD = """

@@ -390,3 +390,25 @@ def test_a_thread_waiting_for_its_objects_turn_is_bounded_too(
     assert slot.held
     assert len(failures) == 1
     assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.parametrize(("conflicts", "released"), [(7, True), (10_000, False)])
+def test_a_release_retries_through_contention_until_store_timeout(
+    memory_store: MemoryStore, fake_clock: FakeClock, conflicts: int, released: bool
+) -> None:
+    """A release gives up only after store_timeout of contention; its slot is then kept."""
+    from pipeline_reliability.errors import StoreConflictError
+    from pipeline_reliability.testing import Fault, FaultyStore
+
+    faulty = FaultyStore(memory_store)
+    slot = ConcurrencyLimit("x", faulty, limit=1, clock=fake_clock, store_timeout=10).acquire()
+    faulty.fail_next(Fault.CONTENTION, times=conflicts)
+    start = fake_clock.monotonic()
+
+    if released:
+        assert slot.release() is True
+    else:
+        with pytest.raises(StoreConflictError):
+            slot.release()
+        assert slot.held, "kept: release() may be called again"
+        assert fake_clock.monotonic() - start >= 10

@@ -81,14 +81,18 @@ class AsyncDoor:
             lock.release()
 
     async def transact_patiently(self, fn: Callable[[Snapshot], Outcome[R]]) -> R:
-        """``transact``, tried again with jittered backoff while it meets contention."""
+        """``transact``, retried through contention as ``Door.transact_patiently`` is."""
+        clock = self.config.clock
+        deadline = clock.monotonic() + self.config.store_timeout
         delay = 0.05
-        for _ in range(RELEASE_ATTEMPTS - 1):
+        for attempt in range(1, 10_000):
             try:
                 return await self.transact(fn)
             except StoreConflictError:
+                if attempt >= RELEASE_ATTEMPTS and clock.monotonic() >= deadline:
+                    raise
                 await sleep(self.config, _RNG.uniform(delay / 2, delay))
-                delay *= 2
+                delay = min(delay * 2, 1.0)
         return await self.transact(fn)
 
 

@@ -23,9 +23,10 @@ logger = logging.getLogger("pipeline_reliability.limits")
 
 #: Auto-renewal runs every third of the lease: two renewals may fail in a row.
 RENEW_FRACTION = 1 / 3
-#: A release that meets contention is tried again (jittered) this many times in all.
+#: A release that meets contention is tried at least this many times (jittered backoff).
 RELEASE_ATTEMPTS = 5
 _CONFLICT_DELAY = 0.05
+_MAX_PATIENCE = 10_000  # bounds the loop whatever the clock does
 _RNG = random.Random()  # jitter only: no need for one per slot
 
 R = TypeVar("R")
@@ -64,14 +65,22 @@ class Door:
             self._one_at_a_time.release()
 
     def transact_patiently(self, fn: Callable[[Snapshot], Outcome[R]], rng: random.Random) -> R:
-        """``transact``, tried again with jittered backoff while it meets contention."""
+        """
+        ``transact``, tried again with jittered backoff while it meets contention,
+        for up to ``store_timeout`` (at least ``RELEASE_ATTEMPTS`` tries): a
+        release that gave up would keep its slot taken until its lease ends.
+        """
+        clock = self.config.clock
+        deadline = clock.monotonic() + self.config.store_timeout
         delay = _CONFLICT_DELAY
-        for _ in range(RELEASE_ATTEMPTS - 1):
+        for attempt in range(1, _MAX_PATIENCE):
             try:
                 return self.transact(fn)
             except StoreConflictError:
-                self.config.clock.sleep(rng.uniform(delay / 2, delay))
-                delay *= 2
+                if attempt >= RELEASE_ATTEMPTS and clock.monotonic() >= deadline:
+                    raise
+                clock.sleep(rng.uniform(delay / 2, delay))
+                delay = min(delay * 2, 1.0)
         return self.transact(fn)
 
 
