@@ -157,6 +157,7 @@ from .pubsub import (
 from .retry import (
     BIGQUERY_TRANSIENT_REASONS,
     THROTTLING_REASONS,
+    AttemptBlock,
     Predicate,
     RetryBudget,
     RetryPolicy,
@@ -222,6 +223,7 @@ __all__ = [
     "AsyncMemoryStore",
     "AsyncStateStore",
     "AsyncStoreWrapper",
+    "AttemptBlock",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",
