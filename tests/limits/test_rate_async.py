@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from rate_helpers import FakeApi, ThrottledError
 
 from pipeline_reliability import AsyncMemoryStore, MemoryStore, RateLimitTimeoutError
 from pipeline_reliability.errors import (
@@ -30,29 +30,10 @@ from pipeline_reliability.testing import FakeClock
 R = TypeVar("R")
 
 
-class ThrottledError(Exception):
-    """An HTTP 429."""
-
-    status_code = 429
-
-
 def test_item2_the_async_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
     """Must show (async form): from 4x the capacity C the admitted rate settles around C."""
     capacity = 40
-    accepted: deque[float] = deque()
-    log: list[tuple[float, bool]] = []
-
-    async def api() -> str:
-        now = fake_clock.monotonic()
-        while accepted and accepted[0] <= now - 1.0:
-            accepted.popleft()
-        if len(accepted) >= capacity:
-            log.append((now, False))
-            raise ThrottledError
-        accepted.append(now)
-        log.append((now, True))
-        fake_clock.advance(0.001)
-        return "ok"
+    api = FakeApi(fake_clock, capacity)
 
     async def main() -> None:
         limiter = AsyncAdaptiveRateLimiter(
@@ -60,10 +41,10 @@ def test_item2_the_async_limiter_converges_under_a_fake_429_source(fake_clock: F
         )
         while fake_clock.monotonic() < 200:
             with contextlib.suppress(ThrottledError):
-                await limiter.call(api)
+                await limiter.call(api.acall)
 
     asyncio.run(main())
-    late = [ok for at, ok in log if at >= 100]
+    late = [ok for at, ok in api.log if at >= 100]
     assert 0.5 * capacity <= sum(late) / 100 <= capacity + 1
     assert late.count(False) / len(late) < 0.05
 
