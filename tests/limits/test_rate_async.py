@@ -224,3 +224,49 @@ def test_the_async_limiter_needs_an_async_store(memory_store: MemoryStore) -> No
         AsyncAdaptiveRateLimiter("api", rate=1, store=memory_store)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         AdaptiveRateLimiter("api", rate=1, store=AsyncMemoryStore())  # type: ignore[arg-type]
+
+
+@pytest.mark.firestore
+def test_item5_an_async_fleet_on_async_firestore_converges_under_a_fake_429_source(
+    firestore_project: str,
+) -> None:
+    """
+    The async forms on the Firestore emulator (``AsyncFirestoreStore``): three
+    instances sharing one budget start at 3x an API's capacity and settle
+    around it, as the sync fleet does; a heartbeat per period, never per call.
+    """
+    from pipeline_reliability.stores import AsyncFirestoreStore
+
+    clock = FakeClock()
+    capacity, share = 30, 5.0
+    api = FakeApi(clock, capacity)
+    stores = [AsyncFirestoreStore(project=firestore_project) for _ in range(3)]
+
+    async def main() -> list[AsyncAdaptiveRateLimiter]:
+        limiters = [
+            AsyncAdaptiveRateLimiter(
+                "fleet-429-async", rate=3 * capacity, min_rate=3.0, cooldown=1.0, share=share,
+                store=store, instance_id=name, clock=clock, store_timeout=10,
+            )
+            for name, store in zip("abc", stores, strict=True)
+        ]
+        for store in stores:
+            await store.get("warm-up", "channel")  # the first RPC opens the channel
+            store.reset_stats()
+        try:
+            while clock.monotonic() < 120:
+                for limiter in limiters:
+                    with contextlib.suppress(ThrottledError):
+                        await limiter.call(api.acall)
+        finally:
+            for store in stores:
+                await store.aclose()
+        return limiters
+
+    limiters = asyncio.run(main())
+    late = [ok for at, ok in api.log if at >= 60]
+    assert 0.5 * capacity <= sum(late) / 60 <= capacity + 1
+    assert late.count(False) / len(late) < 0.1
+    assert [x.members for x in limiters] == [3, 3, 3]
+    for store in stores:
+        assert store.stats.writes <= 120 / share + 1
