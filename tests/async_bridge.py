@@ -5,7 +5,7 @@ A sync contract or scenario test written against ``DateLock`` or
 ``IdempotencyLedger`` runs unchanged against ``AsyncDateLock`` or
 ``AsyncIdempotencyLedger`` when handed these views: every coroutine is run to
 completion on one ``asyncio.Runner`` (one event loop per test, so that
-auto-renewal tasks live across calls). ``AsyncOver`` turns any sync store (a
+auto-renewal tasks live across calls). ``AsyncOverSync`` turns any sync store (a
 ``FaultyStore`` included) into an ``AsyncStateStore`` the same way
 ``AsyncMemoryStore`` does, so fault injection works for both forms.
 """
@@ -22,41 +22,10 @@ from pipeline_reliability import (
     AsyncDateLock,
     AsyncIdempotencyLedger,
     AsyncLease,
-    Outcome,
-    Snapshot,
-    StateStore,
-    StoreStats,
 )
 from pipeline_reliability.dedup import Claimed, ClaimResult, Completed
 
 T = TypeVar("T")
-
-
-class AsyncOver:
-    """An ``AsyncStateStore`` whose operations are a sync store's, awaited."""
-
-    def __init__(self, store: StateStore) -> None:
-        self.sync = store
-
-    @property
-    def stats(self) -> StoreStats:
-        return self.sync.stats
-
-    def reset_stats(self) -> None:
-        self.sync.reset_stats()
-
-    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
-        return self.sync.get(collection, key, timeout=timeout)
-
-    async def transact(
-        self,
-        collection: str,
-        key: str,
-        fn: Callable[[Snapshot], Outcome[T]],
-        *,
-        timeout: float | None = None,
-    ) -> T:
-        return self.sync.transact(collection, key, fn, timeout=timeout)
 
 
 class SyncLeaseView:

@@ -10,6 +10,8 @@ cannot start fails the tests that need it; locally they skip with the reason.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -62,6 +64,35 @@ def unique_name(prefix: str) -> str:
 def fake_clock() -> FakeClock:
     """A clock that moves only when the test says so."""
     return FakeClock()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[str]:
+    """``host:port`` of a listener on loopback that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.1)  # so that the accepting thread sees ``stop`` soon
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    server.close()
+    for conn in accepted:
+        conn.close()
 
 
 @pytest.fixture

@@ -186,3 +186,40 @@ def make_store(
     adapter = SyncOverAsync(AsyncFirestoreStore(project=project, **options))
     yield adapter
     adapter.close()
+
+
+class AsyncOverSync:
+    """
+    An ``AsyncStateStore`` whose operations are a sync store's, awaited (tests only).
+
+    The reverse of :class:`SyncOverAsync`: it lets the async capabilities run on
+    the sync test stores and fault wrappers (``FaultyStore``, counting wrappers).
+    """
+
+    def __init__(self, sync: StateStore) -> None:
+        self.sync = sync
+
+    @property
+    def stats(self) -> StoreStats:
+        return self.sync.stats
+
+    def reset_stats(self) -> None:
+        self.sync.reset_stats()
+
+    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
+        return self.sync.get(collection, key, timeout=timeout)
+
+    async def transact(
+        self,
+        collection: str,
+        key: str,
+        fn: Callable[[Snapshot], Outcome[R]],
+        *,
+        timeout: float | None = None,
+    ) -> R:
+        return self.sync.transact(collection, key, fn, timeout=timeout)
+
+    def dump(self) -> Any:
+        """The wrapped store's documents (a ``MemoryStore`` underneath)."""
+        inner: Any = getattr(self.sync, "inner", self.sync)
+        return inner.dump()

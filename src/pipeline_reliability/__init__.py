@@ -168,6 +168,7 @@ from .pubsub import (
 from .retry import (
     BIGQUERY_TRANSIENT_REASONS,
     THROTTLING_REASONS,
+    AttemptBlock,
     Predicate,
     RetryBudget,
     RetryPolicy,
@@ -235,6 +236,7 @@ __all__ = [
     "AsyncSlot",
     "AsyncStateStore",
     "AsyncStoreWrapper",
+    "AttemptBlock",
     "AuditEntry",
     "BIGQUERY_TRANSIENT_REASONS",
     "BigQueryExecutionLog",

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -193,35 +192,6 @@ def test_item11_gcloud_project_is_honoured(
 
 
 # -- item 12: a reachability check with a short deadline --------------------------------------
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A listener on loopback that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.1)  # so that the accepting thread sees ``stop`` soon
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join(5)
-    server.close()
-    for conn in accepted:
-        conn.close()
 
 
 def _dead_port() -> str:

@@ -19,42 +19,11 @@ from typing import Any, TypeVar, cast
 
 from tracker_helpers import MakeTracker
 
-from pipeline_reliability import MemoryStore
 from pipeline_reliability.completion import AsyncCompletionTracker, CompletionTracker
-from pipeline_reliability.stores import Outcome, Snapshot, StateStore, StoreStats
+from pipeline_reliability.stores import StateStore
+from store_backends import AsyncOverSync
 
 R = TypeVar("R")
-
-
-class AsyncOverSync:
-    """An ``AsyncStateStore`` whose operations are the sync store's, awaited (tests only)."""
-
-    def __init__(self, sync: StateStore) -> None:
-        self.sync = sync
-
-    @property
-    def stats(self) -> StoreStats:
-        return self.sync.stats
-
-    def reset_stats(self) -> None:
-        self.sync.reset_stats()
-
-    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Snapshot:
-        return self.sync.get(collection, key, timeout=timeout)
-
-    async def transact(
-        self,
-        collection: str,
-        key: str,
-        fn: Callable[[Snapshot], Outcome[R]],
-        *,
-        timeout: float | None = None,
-    ) -> R:
-        return self.sync.transact(collection, key, fn, timeout=timeout)
-
-    def dump(self) -> Any:
-        """The wrapped store's documents (a ``MemoryStore`` underneath)."""
-        return cast("MemoryStore", getattr(self.sync, "inner", self.sync)).dump()
 
 
 def run(coro: Coroutine[Any, Any, R]) -> R:

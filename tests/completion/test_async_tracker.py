@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import pytest
-from async_tracker_adapter import AsyncOverSync
 from tracker_helpers import DATE, EXPECTED, FIRST, OTHERS, PHASE
 
 from pipeline_reliability import AsyncMemoryStore, MemoryStore
@@ -36,6 +35,7 @@ from pipeline_reliability.errors import (
 )
 from pipeline_reliability.stores import Outcome, Put, Snapshot
 from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+from store_backends import AsyncOverSync
 
 R = TypeVar("R")
 

@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis.stateful import run_state_machine_as_test
 from test_idempotency_machine import TTL, WINDOW, WORKERS, LedgerMachine
 
-from async_bridge import AsyncOver, SyncLedgerView
+from async_bridge import SyncLedgerView
 from pipeline_reliability import (
     AsyncIdempotencyLedger,
     AsyncMemoryStore,
@@ -37,6 +37,7 @@ from pipeline_reliability import (
 from pipeline_reliability.dedup import Claimed, InProgress
 from pipeline_reliability.retry import RetryPolicy
 from pipeline_reliability.testing import FakeClock
+from store_backends import AsyncOverSync
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def _async_ledger_factory(runner: asyncio.Runner) -> Callable[..., Any]:
     def ledger(store: StateStore, owner: str, **options: Any) -> Any:
         options.setdefault("claim_ttl", test_idempotency_ledger.TTL)
         options.setdefault("expires_after", test_idempotency_ledger.WINDOW)
-        return SyncLedgerView(AsyncIdempotencyLedger(AsyncOver(store), owner=owner, **options),
+        return SyncLedgerView(AsyncIdempotencyLedger(AsyncOverSync(store), owner=owner, **options),
                               runner)
 
     return ledger
@@ -107,7 +108,7 @@ class AsyncLedgerMachine(LedgerMachine):
         super().__init__()
         self.runner = asyncio.Runner()
         retry = RetryPolicy(attempts=4, deadline=None)
-        store = AsyncOver(self.store)  # the machine's FaultyStore, awaited
+        store = AsyncOverSync(self.store)  # the machine's FaultyStore, awaited
         self.ledgers = {
             w: SyncLedgerView(  # type: ignore[misc]
                 AsyncIdempotencyLedger(
@@ -148,7 +149,7 @@ def test_sync_and_async_ledgers_agree(ops: Any) -> None:
     with asyncio.Runner() as runner:
 
         def build(store: Any, **options: Any) -> SyncLedgerView:
-            return SyncLedgerView(AsyncIdempotencyLedger(AsyncOver(store), **options), runner)
+            return SyncLedgerView(AsyncIdempotencyLedger(AsyncOverSync(store), **options), runner)
 
         with mock.patch.object(test_idempotency_differential, "IdempotencyLedger", build):
             got = replay(async_store, "idem", ops)
@@ -236,7 +237,7 @@ def test_async_ledger_with_hostile_input(case: str, runner: asyncio.Runner) -> N
     def build(store: Any, **options: Any) -> Any:
         # A MemoryStore is the test's own store: await it. Anything else is the
         # hostile value under test and goes to the constructor as it is.
-        backing = AsyncOver(store) if isinstance(store, MemoryStore) else store
+        backing = AsyncOverSync(store) if isinstance(store, MemoryStore) else store
         return SyncLedgerView(AsyncIdempotencyLedger(backing, **options), runner)
 
     with mock.patch.object(test_dedup_hostile_inputs, "IdempotencyLedger", build):

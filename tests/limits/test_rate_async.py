@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from rate_helpers import FakeApi, ThrottledError
 
 from pipeline_reliability import AsyncMemoryStore, MemoryStore, RateLimitTimeoutError
 from pipeline_reliability.errors import (
@@ -30,29 +30,10 @@ from pipeline_reliability.testing import FakeClock
 R = TypeVar("R")
 
 
-class ThrottledError(Exception):
-    """An HTTP 429."""
-
-    status_code = 429
-
-
 def test_item2_the_async_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:
     """Must show (async form): from 4x the capacity C the admitted rate settles around C."""
     capacity = 40
-    accepted: deque[float] = deque()
-    log: list[tuple[float, bool]] = []
-
-    async def api() -> str:
-        now = fake_clock.monotonic()
-        while accepted and accepted[0] <= now - 1.0:
-            accepted.popleft()
-        if len(accepted) >= capacity:
-            log.append((now, False))
-            raise ThrottledError
-        accepted.append(now)
-        log.append((now, True))
-        fake_clock.advance(0.001)
-        return "ok"
+    api = FakeApi(fake_clock, capacity)
 
     async def main() -> None:
         limiter = AsyncAdaptiveRateLimiter(
@@ -60,10 +41,10 @@ def test_item2_the_async_limiter_converges_under_a_fake_429_source(fake_clock: F
         )
         while fake_clock.monotonic() < 200:
             with contextlib.suppress(ThrottledError):
-                await limiter.call(api)
+                await limiter.call(api.acall)
 
     asyncio.run(main())
-    late = [ok for at, ok in log if at >= 100]
+    late = [ok for at, ok in api.log if at >= 100]
     assert 0.5 * capacity <= sum(late) / 100 <= capacity + 1
     assert late.count(False) / len(late) < 0.05
 
@@ -243,3 +224,49 @@ def test_the_async_limiter_needs_an_async_store(memory_store: MemoryStore) -> No
         AsyncAdaptiveRateLimiter("api", rate=1, store=memory_store)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         AdaptiveRateLimiter("api", rate=1, store=AsyncMemoryStore())  # type: ignore[arg-type]
+
+
+@pytest.mark.firestore
+def test_item5_an_async_fleet_on_async_firestore_converges_under_a_fake_429_source(
+    firestore_project: str,
+) -> None:
+    """
+    The async forms on the Firestore emulator (``AsyncFirestoreStore``): three
+    instances sharing one budget start at 3x an API's capacity and settle
+    around it, as the sync fleet does; a heartbeat per period, never per call.
+    """
+    from pipeline_reliability.stores import AsyncFirestoreStore
+
+    clock = FakeClock()
+    capacity, share = 30, 5.0
+    api = FakeApi(clock, capacity)
+    stores = [AsyncFirestoreStore(project=firestore_project) for _ in range(3)]
+
+    async def main() -> list[AsyncAdaptiveRateLimiter]:
+        limiters = [
+            AsyncAdaptiveRateLimiter(
+                "fleet-429-async", rate=3 * capacity, min_rate=3.0, cooldown=1.0, share=share,
+                store=store, instance_id=name, clock=clock, store_timeout=10,
+            )
+            for name, store in zip("abc", stores, strict=True)
+        ]
+        for store in stores:
+            await store.get("warm-up", "channel")  # the first RPC opens the channel
+            store.reset_stats()
+        try:
+            while clock.monotonic() < 120:
+                for limiter in limiters:
+                    with contextlib.suppress(ThrottledError):
+                        await limiter.call(api.acall)
+        finally:
+            for store in stores:
+                await store.aclose()
+        return limiters
+
+    limiters = asyncio.run(main())
+    late = [ok for at, ok in api.log if at >= 60]
+    assert 0.5 * capacity <= sum(late) / 60 <= capacity + 1
+    assert late.count(False) / len(late) < 0.1
+    assert [x.members for x in limiters] == [3, 3, 3]
+    for store in stores:
+        assert store.stats.writes <= 120 / share + 1

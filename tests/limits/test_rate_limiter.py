@@ -6,10 +6,10 @@ import contextlib
 import importlib
 import threading
 import time
-from collections import deque
 from typing import Any
 
 import pytest
+from rate_helpers import BrokenError, FakeApi, ThrottledError
 
 from otel_helpers import metric_points
 from pipeline_reliability import RateLimitTimeoutError, SinkUnavailableError
@@ -19,38 +19,6 @@ from pipeline_reliability.retry import is_throttling
 from pipeline_reliability.testing import FakeClock
 
 US = 1e-6
-
-
-class ThrottledError(Exception):
-    """What a scraper's HTTP client raises on a 429."""
-
-    status_code = 429
-
-
-class BrokenError(Exception):
-    """A failure that is not a throttle."""
-
-
-class FakeApi:
-    """An API that answers 429 to any call beyond ``capacity`` in the last second."""
-
-    def __init__(self, clock: FakeClock, capacity: int) -> None:
-        self.clock = clock
-        self.capacity = capacity
-        self.accepted: deque[float] = deque()
-        self.log: list[tuple[float, bool]] = []
-
-    def __call__(self) -> str:
-        now = self.clock.monotonic()
-        while self.accepted and self.accepted[0] <= now - 1.0:
-            self.accepted.popleft()
-        if len(self.accepted) >= self.capacity:
-            self.log.append((now, False))
-            raise ThrottledError
-        self.accepted.append(now)
-        self.log.append((now, True))
-        self.clock.advance(0.001)  # each call takes a millisecond
-        return "ok"
 
 
 def test_item2_the_aimd_limiter_converges_under_a_fake_429_source(fake_clock: FakeClock) -> None:

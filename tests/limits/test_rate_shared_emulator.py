@@ -6,12 +6,14 @@ FakeClock, then three instances on the Firestore emulator in real time.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
+from rate_helpers import FakeApi, ThrottledError
 
 from pipeline_reliability import MemoryStore, RateLimitTimeoutError
 from pipeline_reliability.limits import (
@@ -282,3 +284,51 @@ def test_item2_three_instances_share_a_fleet_rate_on_the_firestore_emulator(
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.firestore
+def test_item2_a_fleet_sharing_a_budget_converges_under_a_fake_429_source(
+    firestore_project: str,
+) -> None:
+    """
+    Must show, on the Firestore emulator: three instances sharing one budget
+    through the store start at 3x an API's fleet-wide capacity C; the 429s
+    travel in the heartbeats, and the fleet settles around C with few 429s.
+
+    The limiters' time is one FakeClock (the instances take turns, each
+    waiting on it as a real caller would); the store is the emulator, whose
+    server time judges the members' leases (all stay alive: their heartbeats
+    come every few hundred milliseconds of real time).
+    """
+    from pipeline_reliability.stores.firestore import FirestoreStore
+
+    clock = FakeClock()
+    capacity, share = 30, 5.0
+    api = FakeApi(clock, capacity)
+    stores = [FirestoreStore(project=firestore_project) for _ in range(3)]
+    limiters = [
+        AdaptiveRateLimiter(
+            "fleet-429", rate=3 * capacity, min_rate=3.0, cooldown=1.0, share=share, store=store,
+            instance_id=name, clock=clock, store_timeout=10,
+        )
+        for name, store in zip("abc", stores, strict=True)
+    ]
+    for store in stores:
+        store.get("warm-up", "channel")  # the first RPC opens the channel: seconds
+        store.reset_stats()
+    try:
+        while clock.monotonic() < 120:
+            for limiter in limiters:
+                with contextlib.suppress(ThrottledError):
+                    limiter.call(api)
+    finally:
+        for store in stores:
+            store.close()
+
+    late = [ok for at, ok in api.log if at >= 60]  # the second half, after the back-off
+    assert 0.5 * capacity <= sum(late) / 60 <= capacity + 1
+    assert late.count(False) / len(late) < 0.1
+    assert [x.members for x in limiters] == [3, 3, 3]
+    assert sum(x.fleet_rate for x in limiters) / 3 <= 1.5 * capacity
+    for store in stores:
+        assert store.stats.writes <= 120 / share + 1  # a heartbeat per period, never per call

@@ -24,7 +24,7 @@ import test_lock_lease
 import test_lock_tokens
 from lock_helpers import DATE, NAME, TTL, MakeLock, lock_doc
 
-from async_bridge import AsyncOver, SyncLockView
+from async_bridge import SyncLockView
 from pipeline_reliability import (
     AsyncDateLock,
     AsyncLease,
@@ -43,6 +43,7 @@ from pipeline_reliability import (
 from pipeline_reliability.lock import break_lock
 from pipeline_reliability.lock._renewer import RENEW_FRACTION
 from pipeline_reliability.testing import FakeClock, Fault, FaultyStore
+from store_backends import AsyncOverSync
 
 INTERVAL = TTL * RENEW_FRACTION
 
@@ -62,7 +63,7 @@ def async_make_lock(
 
     def make(owner: str, store: Any = None, **options: Any) -> Any:
         options.setdefault("ttl", TTL)
-        backing = AsyncMemoryStore(store=memory_store) if store is None else AsyncOver(store)
+        backing = AsyncMemoryStore(store=memory_store) if store is None else AsyncOverSync(store)
         lock = AsyncDateLock(
             backing,
             options.pop("name", NAME),
@@ -371,7 +372,7 @@ def test_auto_renew_declares_loss_only_after_the_deadline_in_an_outage(
     calls: list[str] = []
 
     async def scenario() -> None:
-        lock = _auto(AsyncOver(faulty), fake_clock, on_lost=lambda _l, r: calls.append(r))
+        lock = _auto(AsyncOverSync(faulty), fake_clock, on_lost=lambda _l, r: calls.append(r))
         await lock.acquire()
         start = fake_clock.monotonic()
         faulty.set_outage(True)
@@ -507,9 +508,10 @@ def test_store_failure_on_acquire_fails_closed(
     faulty = FaultyStore(memory_store)
 
     async def scenario() -> None:
-        closed = AsyncDateLock(AsyncOver(faulty), NAME, DATE, owner="a", clock=fake_clock)
+        closed = AsyncDateLock(AsyncOverSync(faulty), NAME, DATE, owner="a", clock=fake_clock)
         proceed = AsyncDateLock(
-            AsyncOver(faulty), NAME, DATE, owner="b", clock=fake_clock, on_store_error="proceed"
+            AsyncOverSync(faulty), NAME, DATE, owner="b", clock=fake_clock,
+            on_store_error="proceed",
         )
         with faulty.outage():
             with pytest.raises(StoreUnavailableError):

@@ -23,7 +23,7 @@ from hypothesis.stateful import run_state_machine_as_test
 from lock_helpers import DATE, NAME
 from test_lock_machine import CLIENTS, PROCEED, TTL, LockMachine
 
-from async_bridge import AsyncOver, SyncLockView
+from async_bridge import SyncLockView
 from pipeline_reliability import (
     AsyncDateLock,
     AsyncMemoryStore,
@@ -34,6 +34,7 @@ from pipeline_reliability import (
 )
 from pipeline_reliability.lock import break_lock
 from pipeline_reliability.testing import FakeClock
+from store_backends import AsyncOverSync
 
 
 class AsyncLockMachine(LockMachine):
@@ -42,7 +43,7 @@ class AsyncLockMachine(LockMachine):
     def __init__(self) -> None:
         super().__init__()
         self.runner = asyncio.Runner()
-        store = AsyncOver(self.store)  # the machine's FaultyStore, awaited
+        store = AsyncOverSync(self.store)  # the machine's FaultyStore, awaited
         self.locks = [
             SyncLockView(  # type: ignore[misc]
                 AsyncDateLock(

@@ -6,10 +6,7 @@ No emulator needed: a black-holed socket (accepts, never answers).
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -21,33 +18,6 @@ from pipeline_reliability.testing.emulators import free_port
 
 SLACK = 2.0  # generous: two cores shared by many test runs
 NOW = datetime(2026, 1, 31, tzinfo=UTC)
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """``host:port`` of a listener that accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=5)
-    for conn in accepted:
-        conn.close()
-    server.close()
 
 
 @pytest.mark.parametrize(

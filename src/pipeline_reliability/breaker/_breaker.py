@@ -16,9 +16,17 @@ from .._keys import MAX_ID_BYTES, encode_key, validate_id
 from ..errors import CircuitOpenError, ConfigurationError, InvalidInputError
 from ..stores._protocol import StateStore
 from ._admin import Admin
-from ._config import BreakerConfig, Mode, OnStoreError, WindowType, seconds, show
+from ._config import (
+    BreakerConfig,
+    Mode,
+    OnStoreError,
+    WindowType,
+    resolve_window,
+    seconds,
+    show,
+)
 from ._core import _open_error
-from ._policy import NO_RESULT, resolve_window, seconds_or_none
+from ._policy import NO_RESULT, seconds_or_none
 
 __all__ = ["CircuitBreaker"]
 

@@ -123,9 +123,6 @@ class BreakerConfig:
             validate_id(self.collection, "collection id")
         except (ValueError, UnicodeError) as exc:
             raise ConfigurationError(str(exc)) from exc
-        # Imported here: _policy imports this module for the type.
-        from ._policy import check_policy
-
         check_policy(self)
 
     @property
@@ -149,3 +146,139 @@ class BreakerConfig:
             or self.slow_call_duration is not None
             or self.failure_if is not None
         )
+
+
+# --- the options of the policies of issue 12 (rate windows, slow calls, ...) ---
+
+#: The default size of a count window and the default ``minimum_calls`` of a
+#: rate policy (Resilience4j's defaults too).
+DEFAULT_WINDOW_CALLS = 100
+#: The shortest time window (20 buckets of 50 µs).
+MIN_TIME_WINDOW = 0.001
+#: Largest ``reset_backoff``: beyond it the first failed probe already reaches any cap.
+MAX_BACKOFF = 1000.0
+_MODES = ("enforce", "observe")
+_WINDOW_TYPES = ("count", "time")
+
+
+def _rate(value: object, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{what} must be a number in (0, 1], got {show(value)}")
+    if not 0 < value <= 1:  # NaN fails this too
+        raise ConfigurationError(f"{what} must be in (0, 1], got {show(value)}")
+    return float(value)
+
+
+def resolve_window(
+    *,
+    rate_based: bool,
+    window_type: object,
+    window_size: object,
+    window: float,
+    minimum_calls: object,
+    failure_threshold: object,
+) -> tuple[str, float, object]:
+    """
+    The window type, size and ``minimum_calls`` a constructor's arguments mean.
+
+    ``window_type``/``window_size`` belong to the rate policies; the failure
+    count rule keeps its ``window`` and ``failure_threshold``, as before.
+
+    Raises:
+        ConfigurationError: a window option without a rate policy, or a bad size.
+    """
+    if not rate_based:
+        if window_type is not None or window_size is not None:
+            raise ConfigurationError(
+                "window_type and window_size apply to failure_rate / slow_call_rate; "
+                "the failure count rule uses window"
+            )
+        return "count", DEFAULT_WINDOW_CALLS, (
+            failure_threshold if minimum_calls is None else minimum_calls
+        )
+    kind = "count" if window_type is None else window_type
+    if not isinstance(kind, str) or kind not in _WINDOW_TYPES:
+        raise ConfigurationError(f"window_type must be one of {_WINDOW_TYPES}, got {show(kind)}")
+    size: float
+    if kind == "count":
+        size = DEFAULT_WINDOW_CALLS if window_size is None else _calls(window_size)
+        default_minimum = min(DEFAULT_WINDOW_CALLS, int(size))
+    else:
+        size = window if window_size is None else duration_seconds(window_size, "window_size")
+        default_minimum = DEFAULT_WINDOW_CALLS
+    return kind, size, default_minimum if minimum_calls is None else minimum_calls
+
+
+def _calls(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise ConfigurationError(
+            f"window_size of a count window must be an integer in 1..{MAX_COUNT} calls, "
+            f"got {show(value)}"
+        )
+    return value
+
+
+def check_policy(config: BreakerConfig) -> None:
+    """
+    Validate the policy options of ``config`` (called by ``BreakerConfig``).
+
+    Raises:
+        ConfigurationError: any value that cannot work.
+    """
+    _rate(config.failure_rate, "failure_rate")
+    _rate(config.slow_call_rate, "slow_call_rate")
+    if config.slow_call_duration is not None:
+        duration_seconds(config.slow_call_duration, "slow_call_duration")
+    if config.slow_call_rate is not None:
+        if config.slow_call_duration is None:
+            raise ConfigurationError("slow_call_rate needs slow_call_duration")
+        if config.failure_rate is None:
+            raise ConfigurationError(
+                "slow_call_rate needs failure_rate (use failure_rate=1.0 to judge slow calls only)"
+            )
+    kind = cast(object, config.window_type)
+    if not isinstance(kind, str) or kind not in _WINDOW_TYPES:
+        raise ConfigurationError(f"window_type must be one of {_WINDOW_TYPES}, got {show(kind)}")
+    if kind == "count":
+        size = _calls(config.window_size)
+        if config.rate_based and config.minimum_calls > size:
+            raise ConfigurationError(
+                f"minimum_calls ({config.minimum_calls}) cannot exceed the count window's "
+                f"window_size ({size}): the window could never hold enough calls"
+            )
+    elif duration_seconds(config.window_size, "window_size") < MIN_TIME_WINDOW:
+        # Its buckets must be wider than the clock's resolution (and than zero).
+        raise ConfigurationError(
+            f"window_size of a time window must be at least {MIN_TIME_WINDOW:g}s, "
+            f"got {show(config.window_size)}"
+        )
+    for option in ("failure_if", "fallback"):
+        hook = cast(object, getattr(config, option))
+        if hook is not None and not callable(hook):
+            raise ConfigurationError(f"{option} must be callable, got {show(hook)}")
+    _check_backoff(config)
+    mode = cast(object, config.mode)
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ConfigurationError(f"mode must be one of {_MODES}, got {show(mode)}")
+
+
+def _check_backoff(config: BreakerConfig) -> None:
+    backoff = cast(object, config.reset_backoff)
+    if (
+        isinstance(backoff, bool)
+        or not isinstance(backoff, int | float)
+        or not 1 <= backoff <= MAX_BACKOFF  # NaN fails this too
+    ):
+        raise ConfigurationError(
+            f"reset_backoff must be a number in [1, {MAX_BACKOFF:g}], got {show(backoff)}"
+        )
+    cap = config.max_reset_timeout
+    if cap is not None:
+        seconds = duration_seconds(cap, "max_reset_timeout")
+        if seconds < config.reset_timeout:
+            raise ConfigurationError(
+                f"max_reset_timeout ({seconds:g}s) cannot be shorter than "
+                f"reset_timeout ({config.reset_timeout:g}s)"
+            )

@@ -2,19 +2,24 @@
 The shared budget's document and its one decision: the heartbeat.
 
 One document per limiter name holds the live members (instance id, lease
-expiry on the store's time, and the rate each one admits until its next
-heartbeat) and the last throttle an instance published. An instance runs
+expiry on the store's time, and the fraction of the fleet rate each one
+admits until its next heartbeat, with that rate for operators) and the last throttle an instance published. An instance runs
 :func:`heartbeat` in one ``transact`` at most once per ``share`` period, and
 only while it is being called: it renews its own lease, drops expired ones,
 publishes its own pending throttle, learns whether another one was throttled,
 and takes its share of the fleet rate.
 
-Its share is ``min(fleet / n, fleet - what the others admit)``: the others'
-rates are what they wrote at their own last heartbeat, and none of them admits
-more than that until its next one. So a newcomer never takes what the others
-still use (it admits ``min_rate / n`` until they have made room, at most two
-periods), and the members' rates always add up to at most the fleet rate, plus
-those ``min_rate / n`` floors.
+Its share is ``fleet * min(1 / n, 1 - the others' fractions)``: the others'
+fractions are what they wrote at their own last heartbeat, and none of them
+admits more than that fraction of the fleet rate until its next one. So a
+newcomer never takes what the others still use (it admits ``min_rate / n``
+until they have made room, at most two periods), and the members' rates
+always add up to at most the fleet rate, plus those ``min_rate / n`` floors.
+Fractions, not rates: when the fleet rate falls after a throttle, every
+member's share falls with it at once; with absolute rates, the member whose
+heartbeat came last would find the others' stale, higher rates and be
+squeezed to its floor for a period (the fleet then admitted half of what the
+API allowed).
 
 Store operations per instance per ``share`` period: exactly one transaction
 (one read and one write) while the limiter is used, none while it is idle.
@@ -65,7 +70,7 @@ def _live(data: dict[str, Any], now: datetime, me: str) -> list[dict[str, Any]]:
         m for m in members
         if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"] != me
         and isinstance(m.get("expires"), datetime) and m["expires"] > now
-        and type(m.get("rate")) is float and m["rate"] >= 0
+        and type(m.get("fraction")) is float and 0 <= m["fraction"] <= 1
     ]
 
 
@@ -108,9 +113,12 @@ def heartbeat(
     floor = min_rate / count
     if len(others) >= MAX_MEMBERS:
         return Outcome(Membership(count, False, floor, heard, now))
-    used = math.fsum(m["rate"] for m in others)
-    rate = max(floor, min(fleet_rate / count, fleet_rate - used))
-    mine = {"id": me, "expires": now + timedelta(seconds=lease), "rate": rate}
+    used = math.fsum(m["fraction"] for m in others)
+    fraction = max(0.0, min(1 / count, 1 - used))
+    rate = max(floor, fleet_rate * fraction)
+    mine = {
+        "id": me, "expires": now + timedelta(seconds=lease), "fraction": fraction, "rate": rate,
+    }  # fmt: skip
     members = [*others, mine]
     doc: dict[str, Any] = {"name": name, "members": members}
     if publish:

@@ -24,7 +24,7 @@ Example::
 
 from __future__ import annotations
 
-from ._api import retry_transient, retrying
+from ._api import AttemptBlock, retry_transient, retrying
 from ._backoff import suggested_delay
 from ._budget import RetryBudget
 from ._policy import RetryPolicy
@@ -43,6 +43,7 @@ from ._predicates import (
 from ._testing import is_testing, set_testing
 
 __all__ = [
+    "AttemptBlock",
     "BIGQUERY_TRANSIENT_REASONS",
     "Predicate",
     "RetryBudget",

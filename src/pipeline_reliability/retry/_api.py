@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar, cast
 
 from tenacity import AttemptManager
@@ -12,6 +12,7 @@ from tenacity import AttemptManager
 from ..errors import ConfigurationError
 from ._budget import RetryBudget
 from ._engine import (
+    aiterate,
     iterate,
     iterate_counted,
     run_async,
@@ -21,7 +22,7 @@ from ._engine import (
 )
 from ._policy import RetryPolicy, name_of
 
-__all__ = ["retry_transient", "retrying"]
+__all__ = ["AttemptBlock", "retry_transient", "retrying"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -149,9 +150,43 @@ def _counted(
     return wrapper
 
 
+class AttemptBlock:
+    """
+    The attempts of one ``retrying()`` block: iterate it once, with ``for`` in
+    sync code or ``async for`` in a coroutine (then the backoff is awaited,
+    never slept on the event loop).
+
+    .. versionadded:: 0.1.0
+    """
+
+    __slots__ = ("_budget", "_it", "_name", "_policy")
+
+    def __init__(self, policy: RetryPolicy, name: str) -> None:
+        self._policy = policy
+        self._budget = cast("RetryBudget | None", policy.budget)
+        self._name = name
+        self._it: Iterator[AttemptManager] | None = None
+
+    def __iter__(self) -> Iterator[AttemptManager]:
+        if self._it is None:
+            budget = self._budget
+            self._it = (
+                iterate(self._policy, self._name)
+                if budget is None
+                else iterate_counted(self._policy, budget, self._name)
+            )
+        return self._it
+
+    def __next__(self) -> AttemptManager:
+        return next(iter(self))
+
+    def __aiter__(self) -> AsyncIterator[AttemptManager]:
+        return aiterate(self._policy, self._budget, self._name)
+
+
 def retrying(
     policy: RetryPolicy | None = None, *, name: str = "retrying", **overrides: Any
-) -> Iterator[AttemptManager]:
+) -> AttemptBlock:
     """
     Retry a block of code, tenacity style::
 
@@ -159,11 +194,15 @@ def retrying(
             with attempt:
                 upsert_rows()
 
+        async for attempt in retrying(attempts=3, deadline=10):  # in a coroutine
+            with attempt:
+                await upsert_rows()
+
     A transient error leaving the ``with`` block starts the next attempt (after
-    the backoff); a permanent one propagates at once, unchanged; when attempts
-    or deadline run out, :class:`~pipeline_reliability.errors.RetryExhaustedError`
-    is raised from the last error. The loop ends after the first attempt that
-    does not raise.
+    the backoff, awaited with ``async for``); a permanent one propagates at
+    once, unchanged; when attempts or deadline run out,
+    :class:`~pipeline_reliability.errors.RetryExhaustedError` is raised from
+    the last error. The loop ends after the first attempt that does not raise.
 
     Args:
         policy: The base policy; ``RetryPolicy()`` defaults when omitted.
@@ -177,7 +216,8 @@ def retrying(
         ConfigurationError: An invalid override or name, or ``budget=<ratio>``.
 
     Returns:
-        An iterator of attempts (context managers). Iterate it once.
+        The block's attempts (context managers), for ``for`` or ``async for``.
+        Iterate it once.
 
     .. versionadded:: 0.1.0
     """
@@ -186,7 +226,4 @@ def retrying(
         raise ConfigurationError(
             f"name must be a non-empty string of at most {_MAX_NAME} characters, got {name!r:.80}"
         )
-    effective = _resolve(policy, overrides, block=True)
-    if effective.budget is None:
-        return iterate(effective, name)
-    return iterate_counted(effective, cast("RetryBudget", effective.budget), name)
+    return AttemptBlock(_resolve(policy, overrides, block=True), name)

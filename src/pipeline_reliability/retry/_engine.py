@@ -20,7 +20,7 @@ is built, so a policy without a budget pays nothing for budgets.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -31,6 +31,7 @@ from ._run import SYSTEM_CLOCK, Run, Schedule
 
 __all__ = [
     "Schedule",
+    "aiterate",
     "iterate",
     "iterate_counted",
     "run_async",
@@ -183,6 +184,35 @@ def iterate_counted(policy: Schedule, budget: RetryBudget, name: str) -> Iterato
     yield first
     if first.exc_info is not None:
         yield from _resume_block(Run(policy, name, start=start), first)
+
+
+async def aiterate(
+    policy: Schedule, budget: RetryBudget | None, name: str
+) -> AsyncIterator[AttemptManager]:
+    """Yield attempts for an ``async for attempt in …: with attempt:`` block."""
+    clock = policy.clock or SYSTEM_CLOCK
+    start = clock.monotonic()
+    if budget is not None:
+        budget.record_call(start)
+    first = _FirstAttempt(policy, start)
+    yield first
+    if first.exc_info is None:
+        return
+    # The loop of ``AsyncRetrying.__anext__``, entered with attempt 1 failed.
+    controller = Run(policy, name, start=start).async_controller()
+    controller.begin()
+    state = first.retry_state
+    state.retry_object = controller
+    state.set_exception(first.exc_info)
+    while True:
+        do = await controller.iter(retry_state=state)
+        if isinstance(do, DoAttempt):
+            yield AttemptManager(retry_state=state)
+        elif isinstance(do, DoSleep):
+            state.prepare_for_next_attempt()
+            await controller.sleep(do)  # type: ignore[misc]
+        else:
+            return
 
 
 def _resume_block(run: Run, first: _FirstAttempt) -> Iterator[AttemptManager]:
