@@ -5,7 +5,8 @@ One document per limiter name holds the live members (instance id, lease
 expiry on the store's time, and the fraction of the fleet rate each one
 admits until its next heartbeat, with that rate for operators) and the last
 throttle an instance published. An instance runs :func:`heartbeat` in one
-``transact`` at most once per ``share`` period, and only while it is being called: it renews its own lease, drops expired ones,
+``transact`` at most once per ``share`` period, and only while it is being
+called: it renews its own lease, drops expired ones,
 publishes its own pending throttle, learns whether another one was throttled,
 and takes its share of the fleet rate.
 
