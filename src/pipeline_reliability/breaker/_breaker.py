@@ -26,7 +26,7 @@ from ._config import (
     show,
 )
 from ._core import _open_error
-from ._policy import NO_RESULT, seconds_or_none
+from ._policy import _NOOP, NO_RESULT, seconds_or_none
 
 __all__ = ["CircuitBreaker"]
 
@@ -260,10 +260,24 @@ class CircuitBreaker(Admin):
             # A policy's plain success is one lock-free, C-level counter step
             # (tick), unless the call was slow or a hook must judge its result.
             tick = self._tick
-            if tick is None or (self._timed and self._mono() >= mono + self._slow):
+            if tick is not None:
+                if self._timed and self._mono() >= mono + self._slow:
+                    self._succeeded(ticket, mono, result)
+                elif tick is not _NOOP:  # slow calls alone keep no successes
+                    tick()
+            elif (hook := self._hook_alone) is None:
                 self._succeeded(ticket, mono, result)
-            else:
-                tick()
+            else:  # failure_if alone: PolicyEngine._succeeded's judgement, inlined
+                try:
+                    failed = True if hook(result) else False  # noqa: SIM210
+                except Exception as broken:  # noqa: BLE001  (user code: contained)
+                    failed = self._hook_raised(broken)
+                if failed:
+                    self._record_failure(ticket)
+                elif (count := self._count_success) is None:
+                    self._record_success(ticket)
+                elif count is not _NOOP:
+                    count()
         return result
 
     async def call_async(
@@ -319,7 +333,7 @@ class CircuitBreaker(Admin):
             return cast(Callable[P, T], async_wrapper)
 
         @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:  # noqa: PLR0912  (inlined)
             # call(), inlined: one Python frame less on every decorated call.
             mono = self._mono()
             if mono < self._fresh_until and (gen := self._closed_gen) >= 0:
@@ -344,10 +358,24 @@ class CircuitBreaker(Admin):
                 self._succeeded(ticket, mono, result)
             elif self._records_successes:
                 tick = self._tick
-                if tick is None or (self._timed and self._mono() >= mono + self._slow):
+                if tick is not None:
+                    if self._timed and self._mono() >= mono + self._slow:
+                        self._succeeded(ticket, mono, result)
+                    elif tick is not _NOOP:  # slow calls alone keep no successes
+                        tick()
+                elif (hook := self._hook_alone) is None:
                     self._succeeded(ticket, mono, result)
-                else:
-                    tick()
+                else:  # failure_if alone: PolicyEngine._succeeded's judgement, inlined
+                    try:
+                        failed = True if hook(result) else False  # noqa: SIM210
+                    except Exception as broken:  # noqa: BLE001  (user code: contained)
+                        failed = self._hook_raised(broken)
+                    if failed:
+                        self._record_failure(ticket)
+                    elif (count := self._count_success) is None:
+                        self._record_success(ticket)
+                    elif count is not _NOOP:
+                        count()
             return result
 
         return wrapper

@@ -54,6 +54,8 @@ class PolicyEngine(Engine):
         elif not window.records_successes:
             self._count_success = _NOOP
         self._tick = self._count_success if config.failure_if is None else None
+        # failure_if without slow calls: judged inline by CircuitBreaker.call.
+        self._hook_alone = config.failure_if if config.slow_call_duration is None else None
 
     def _judge(self, ticket: int, start: float, result: object) -> tuple[bool, bool] | None:
         """``(failed, slow)`` of a call that returned ``result``; None for a plain success."""
