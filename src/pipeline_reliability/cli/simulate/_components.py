@@ -145,8 +145,13 @@ def common_components(
     breaker_store: StateStore,
     ledger: CompletionLedger,
     table: TableSink,
+    limit_store: StateStore | None = None,
 ) -> Components:
-    """Wire trackers, breakers, locks and dedup over the given stores and sinks."""
+    """
+    Wire trackers, breakers, locks and dedup over the given stores and sinks.
+
+    ``limit_store`` holds the DML limit's document (default ``store``).
+    """
     from ...dedup import deduplicate_rows
 
     timing = config.timing
@@ -174,7 +179,7 @@ def common_components(
     # The processors' writes go through a fleet-wide ConcurrencyLimit, as a
     # BigQueryWriter(concurrency=...) would: half the workers may write at
     # once, so the limit is reached and must hold (invariant dml_limit_respected).
-    limited = LimitedTable(table, store, max(1, config.workers // 2))
+    limited = LimitedTable(table, limit_store or store, max(1, config.workers // 2))
     return Components(
         clock=clock, store=store, breaker_store=breaker_store, ledger=ledger, table=limited,
         phases=phases, make_tracker=make_tracker, make_breaker=make_breaker,

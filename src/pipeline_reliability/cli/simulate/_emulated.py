@@ -20,6 +20,7 @@ from typing import Any
 from ..._clock import SystemClock
 from ...errors import EmulatorError, ReliabilityError
 from ...stores._probe import DEFAULT_PROBE_TIMEOUT
+from ...stores.memory import MemoryStore
 from ._components import KEY, ORDER_BY, Components, common_components
 from ._config import SimulationConfig
 
@@ -160,6 +161,12 @@ def _build(config: SimulationConfig, stack: contextlib.ExitStack) -> Components:
     parts = common_components(
         config, clock=SystemClock(), store=store, breaker_store=breaker_store, ledger=ledger,
         table=table,
+        # The instances are threads of this process, so an in-process store is
+        # fleet-wide for them. The limit's own document on the Firestore emulator
+        # is shown by tests/limits/test_concurrency_emulator.py; here it would add
+        # the emulator's 2 s lock waits (EMULATORS.md) to every write of a 1 s tick
+        # and turn the day's timing into a test of the emulator's lock manager.
+        limit_store=MemoryStore(clock=SystemClock()),
     )
     parts.publish = _publisher(PubSubTriggerPublisher(topic))
     parts.close = stack.close
