@@ -167,3 +167,21 @@ def test_callback_error_wins_over_a_failed_rollback() -> None:
 def test_unrelated_errors_are_not_translated(error: BaseException) -> None:
     """Errors that did not come from Google's libraries propagate unchanged."""
     assert error is _raise_in(error)
+
+
+def test_a_transaction_rerun_waits_a_jittered_growing_delay_bounded_by_the_deadline() -> None:
+    """
+    Re-runs after an abort back off (full jitter, 20 ms doubling, at most 1 s)
+    and never wait more than half the time left; the first attempt never waits.
+    """
+    from pipeline_reliability.stores._firestore_common import Deadline, rerun_delay
+
+    long = Deadline(60.0)
+    assert rerun_delay(1, long) == 0.0
+    for attempt, cap in ((2, 0.02), (3, 0.04), (8, 1.0), (40, 1.0)):
+        delays = [rerun_delay(attempt, long) for _ in range(200)]
+        assert all(0.0 <= d <= cap for d in delays), (attempt, max(delays))
+        assert max(delays) > cap / 2  # jittered over the whole range, not a constant
+    short = Deadline(0.2)
+    assert all(rerun_delay(20, short) <= short.left() / 2 + 1e-3 for _ in range(50))
+    assert rerun_delay(20, Deadline(1e-9)) == 0.0  # no time left: no wait

@@ -9,6 +9,7 @@ one); everything decided between the read and the commit is here, once.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -128,6 +129,25 @@ def check_options(
     if "/" in prefix:
         raise ConfigurationError(f"prefix {prefix!r} must not contain '/'")
     return StoreOptions(project, database, prefix, max_attempts, seconds)
+
+
+# Backoff before a transaction's re-run (after an abort): full jitter on
+# 20 ms * 2**n, at most 1 s. The client library re-runs at once; two writers
+# of one document then meet again at every attempt (the emulator, whose
+# conflicts cost a 2 s lock wait, livelocked a pair for 15 attempts).
+_RERUN_BASE = 0.02
+_RERUN_CAP = 1.0
+
+
+def rerun_delay(attempt: int, deadline: Deadline) -> float:
+    """
+    Seconds to wait before ``attempt`` (>= 2) of a transaction: jittered,
+    growing, and never more than half the time left.
+    """
+    if attempt < 2:
+        return 0.0
+    cap = min(_RERUN_CAP, _RERUN_BASE * 2 ** min(attempt - 2, 10))
+    return max(0.0, min(random.uniform(0, cap), deadline.left() / 2))
 
 
 class Deadline:

@@ -33,6 +33,7 @@ from ._firestore_common import (
     first_batch,
     first_conflicts,
     map_firestore_errors,
+    rerun_delay,
     rollback_request,
     snapshot_of,
     stage,
@@ -275,6 +276,11 @@ class AsyncFirestoreStore(CountingStore):
         """One attempt of a transaction: read in ``tx``, decide, stage the write."""
         call.attempts += 1
         call.committing = call.wrote = False
+        delay = rerun_delay(call.attempts, deadline)
+        if delay:
+            import asyncio
+
+            await asyncio.sleep(delay)  # a re-run after an abort: do not meet the other writer
         doc = await ref.get(transaction=tx, **deadline.async_rpc())
         self._count(reads=1)
         return stage(tx, ref, doc, path=path, fn=fn, call=call)

@@ -29,6 +29,7 @@ from ._firestore_common import (
     first_batch,
     first_conflicts,
     map_firestore_errors,
+    rerun_delay,
     rollback_request,
     snapshot_of,
     stage,
@@ -238,6 +239,9 @@ class FirestoreStore(CountingStore):
         """One attempt of a transaction: read in ``tx``, decide, stage the write."""
         call.attempts += 1
         call.committing = call.wrote = False
+        delay = rerun_delay(call.attempts, deadline)
+        if delay:
+            time.sleep(delay)  # a re-run after an abort: do not meet the other writer again
         doc = ref.get(transaction=tx, **deadline.rpc())
         self._count(reads=1)
         return stage(tx, ref, doc, path=path, fn=fn, call=call)
