@@ -159,29 +159,30 @@ class AttemptBlock:
     .. versionadded:: 0.1.0
     """
 
-    __slots__ = ("_budget", "_it", "_name", "_policy")
+    __slots__ = ("_it", "_name", "_policy")
 
     def __init__(self, policy: RetryPolicy, name: str) -> None:
         self._policy = policy
-        self._budget = cast("RetryBudget | None", policy.budget)
         self._name = name
         self._it: Iterator[AttemptManager] | None = None
 
     def __iter__(self) -> Iterator[AttemptManager]:
-        if self._it is None:
-            budget = self._budget
-            self._it = (
-                iterate(self._policy, self._name)
-                if budget is None
-                else iterate_counted(self._policy, budget, self._name)
-            )
-        return self._it
+        # The common path (``for``): one generator made; after next(), the same one.
+        if self._it is not None:
+            return self._it
+        policy = self._policy
+        budget: Any = policy.budget
+        if budget is None:
+            return iterate(policy, self._name)
+        return iterate_counted(policy, budget, self._name)
 
     def __next__(self) -> AttemptManager:
-        return next(iter(self))
+        if self._it is None:
+            self._it = iter(self)
+        return next(self._it)
 
     def __aiter__(self) -> AsyncIterator[AttemptManager]:
-        return aiterate(self._policy, self._budget, self._name)
+        return aiterate(self._policy, cast("RetryBudget | None", self._policy.budget), self._name)
 
 
 def retrying(
