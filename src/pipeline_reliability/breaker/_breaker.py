@@ -209,7 +209,7 @@ class CircuitBreaker(Admin):
 
     # ------------------------------------------------------------------ calling
 
-    def call(  # noqa: PLR0912  (the hot paths are inlined on purpose)
+    def call(  # noqa: PLR0912, PLR0915  (hot paths inlined on purpose)
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
     ) -> T:
         """
@@ -261,7 +261,9 @@ class CircuitBreaker(Admin):
             # (tick), unless the call was slow or a hook must judge its result.
             tick = self._tick
             if tick is not None:
-                if self._timed and self._mono() >= mono + self._slow:
+                if not self._timed:
+                    tick()
+                elif self._mono() >= mono + self._slow:
                     self._succeeded(ticket, mono, result)
                 elif tick is not _NOOP:  # slow calls alone keep no successes
                     tick()
@@ -359,7 +361,9 @@ class CircuitBreaker(Admin):
             elif self._records_successes:
                 tick = self._tick
                 if tick is not None:
-                    if self._timed and self._mono() >= mono + self._slow:
+                    if not self._timed:
+                        tick()
+                    elif self._mono() >= mono + self._slow:
                         self._succeeded(ticket, mono, result)
                     elif tick is not _NOOP:  # slow calls alone keep no successes
                         tick()
