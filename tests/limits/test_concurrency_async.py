@@ -208,3 +208,61 @@ def test_async_auto_renew_runs_as_a_task_and_stops_on_release() -> None:
         assert store.dump() == {}
 
     asyncio.run(main())
+
+
+class _AnswerLost:
+    """An async store whose first ``transact`` commits and then never answers (a lost response)."""
+
+    def __init__(self, inner: AsyncMemoryStore) -> None:
+        self.inner = inner
+        self.committed = asyncio.Event()
+        self.hung = False
+
+    @property
+    def clock(self) -> Any:
+        return self.inner.clock
+
+    @property
+    def stats(self) -> Any:
+        return self.inner.stats
+
+    def reset_stats(self) -> None:
+        self.inner.reset_stats()
+
+    async def get(self, collection: str, key: str, *, timeout: float | None = None) -> Any:
+        return await self.inner.get(collection, key, timeout=timeout)
+
+    async def transact(
+        self, collection: str, key: str, fn: Any, *, timeout: float | None = None
+    ) -> Any:
+        result = await self.inner.transact(collection, key, fn, timeout=timeout)
+        if not self.hung:
+            self.hung = True
+            self.committed.set()
+            await asyncio.Event().wait()  # the answer never comes: the caller is cancelled here
+        return result
+
+
+def test_item5_a_cancelled_acquire_whose_grant_committed_gives_the_slot_back(
+    astore: AsyncMemoryStore,
+) -> None:
+    """
+    A task cancelled after its grant committed (its answer in flight) does not
+    keep the slot for the lease: the acquire gives it back before the
+    cancellation propagates, so the next caller gets it at once.
+    """
+    lost = _AnswerLost(astore)
+    limit = make(lost, "a", limit=1)  # type: ignore[arg-type]
+    other = make(astore, "b", limit=1)
+
+    async def main() -> bool:
+        task = asyncio.create_task(limit.acquire(timeout=0))
+        await lost.committed.wait()
+        assert astore.sync.dump()["concurrency_limits"]["merge:ds.table"]["holders"]
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        slot = await other.acquire(timeout=0)  # would raise SlotNotAcquiredError if leaked
+        return await slot.release()
+
+    assert asyncio.run(main()) is True

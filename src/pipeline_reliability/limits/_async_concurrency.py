@@ -24,7 +24,7 @@ from ._concurrency_acquire import AcquireRun
 from ._concurrency_async_slot import AsyncDoor, AsyncSlot, sleep
 from ._concurrency_events import SlotListener, Telemetry
 from ._concurrency_options import DEFAULT_COLLECTION, LimitConfig, OnStoreError, parse_timeout
-from ._slots import Full, Granted, decide_acquire, decide_cancel, peek
+from ._slots import Full, Granted, decide_acquire, decide_cancel, decide_release, peek
 
 __all__ = ["AsyncConcurrencyLimit"]
 
@@ -119,21 +119,44 @@ class AsyncConcurrencyLimit:
         c = self.config
         run = AcquireRun(c, self._telemetry, parse_timeout(timeout, c.max_wait), self._rng)
         with span("limits", "acquire", c.attributes):
-            while True:
-                try:
-                    outcome = await self._attempt(run)
-                except StoreUnavailableError as exc:
-                    run.store_failed(exc)
-                    return AsyncSlot(self._door, self._telemetry, slot_id=run.slot_id,
-                                     acquired_at=None, expires_at=None, bypassed=True)
-                if isinstance(outcome, Granted):
-                    run.granted(outcome)
-                    return self._hold(run.slot_id, outcome)
-                wait = run.next_sleep(outcome)
-                if wait is None:
-                    await self._withdraw(run)
-                    raise run.timed_out()
-                await sleep(c, wait)
+            try:
+                return await self._acquire(run)
+            except BaseException as exc:
+                import asyncio
+
+                if isinstance(exc, asyncio.CancelledError):
+                    # Cancelled while a grant may have committed (or while queued):
+                    # give the slot and the ticket back now, not at the lease's end.
+                    await asyncio.shield(self._give_back(run))
+                raise
+
+    async def _acquire(self, run: AcquireRun) -> AsyncSlot:
+        while True:
+            try:
+                outcome = await self._attempt(run)
+            except StoreUnavailableError as exc:
+                run.store_failed(exc)
+                return AsyncSlot(self._door, self._telemetry, slot_id=run.slot_id,
+                                 acquired_at=None, expires_at=None, bypassed=True)
+            if isinstance(outcome, Granted):
+                run.granted(outcome)
+                return self._hold(run.slot_id, outcome)
+            wait = run.next_sleep(outcome)
+            if wait is None:
+                await self._withdraw(run)
+                raise run.timed_out()
+            await sleep(self.config, wait)
+
+    async def _give_back(self, run: AcquireRun) -> None:
+        """Release ``run``'s slot if a grant committed; withdraw its ticket (both idempotent)."""
+        c = self.config
+        decide = functools.partial(decide_release, slot_id=run.slot_id, name=c.name, limit=c.limit)
+        try:
+            await self._door.transact_patiently(decide)
+        except StoreError as exc:
+            logger.warning("giving back the slot of a cancelled acquire of %s failed: %s",
+                           c.name, exc)
+        await self._withdraw(run)
 
     async def _attempt(self, run: AcquireRun) -> Granted | Full | None:
         req = run.request
