@@ -68,9 +68,9 @@ class AsyncRecordingTracker(AsyncTrackerCore):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
-        c = self._completion(
-            spec, processor=processor, execution_id=execution_id, message_id=message_id,
-            status=status, record_count=record_count, metadata=metadata,
+        c = completion_of(
+            spec, self._clock, processor=processor, execution_id=execution_id,
+            message_id=message_id, status=status, record_count=record_count, metadata=metadata,
             correlation_id=correlation_id, completed_at=completed_at,
         )  # fmt: skip
         flag: object = trigger
@@ -161,25 +161,6 @@ class AsyncRecordingTracker(AsyncTrackerCore):
                 if isinstance(text, str):
                     large[key] = text
             return status_from_doc(rspec, day, snap.data, large)
-
-    def _completion(
-        self,
-        spec: PhaseSpec,
-        *,
-        processor: object,
-        execution_id: object,
-        message_id: object,
-        status: object,
-        record_count: object,
-        metadata: Mapping[str, Any] | None,
-        correlation_id: object,
-        completed_at: object = None,
-    ) -> Completion:
-        return completion_of(
-            spec, self._clock, processor=processor, execution_id=execution_id,
-            message_id=message_id, status=status, record_count=record_count,
-            metadata=metadata, correlation_id=correlation_id, completed_at=completed_at,
-        )  # fmt: skip
 
     async def _record(
         self, spec: PhaseSpec, day: str, c: Completion, *, trigger: bool = True

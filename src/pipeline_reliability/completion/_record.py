@@ -126,8 +126,9 @@ class RecordingTracker(TrackerCore):
         """
         spec = self._spec(phase)
         day = normalise_date(date)
-        c = self._completion(
+        c = completion_of(
             spec,
+            self._clock,
             processor=processor,
             execution_id=execution_id,
             message_id=message_id,
@@ -236,25 +237,6 @@ class RecordingTracker(TrackerCore):
             rspec = resolve(snap.data, spec, day)
             large = read_metadata(self._store, self._retry, rspec, snap.data)
             return status_from_doc(rspec, day, snap.data, large)
-
-    def _completion(
-        self,
-        spec: PhaseSpec,
-        *,
-        processor: object,
-        execution_id: object,
-        message_id: object,
-        status: object,
-        record_count: object,
-        metadata: Mapping[str, Any] | None,
-        correlation_id: object,
-        completed_at: object = None,
-    ) -> Completion:
-        return completion_of(
-            spec, self._clock, processor=processor, execution_id=execution_id,
-            message_id=message_id, status=status, record_count=record_count,
-            metadata=metadata, correlation_id=correlation_id, completed_at=completed_at,
-        )  # fmt: skip
 
     def _record(
         self, spec: PhaseSpec, day: str, c: Completion, *, trigger: bool = True
