@@ -15,25 +15,22 @@ the event loop and never holds the caller longer than the deadline.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
-from .._clock import Clock, SystemClock
-from .._identity import default_owner
 from .._telemetry import counter, log_failure, span
 from ..errors import InvalidInputError, StoreUnavailableError, TriggerClaimLostError
-from ..retry import RetryPolicy
 from ..stores._protocol import AsyncStateStore, Snapshot
-from ._checks import check_claim, check_options, check_owner, check_phases
+from ._checks import check_claim
 from ._claims import ConfirmOutcome
 from ._core import (
     _SHARED_SLACK,
     STORE_FAILURES,
+    TrackerBase,
     _claim_attrs,
     _extra,
     _fields,
-    _store_budget,
     _triggers,
     describe,
     logger,
@@ -43,11 +40,10 @@ from ._doc import Completion
 from ._events import TriggerClaim, TriggerEvent
 from ._gates import GateVerdict, evaluate_gates
 from ._history import RunHistory
-from ._ledger import CompletionLedger, ExecutionLog, ExecutionLogRow
+from ._ledger import ExecutionLogRow
 from ._listeners import TrackerEventKind, TrackerListener
-from ._observe import Observers, check_history
 from ._results import CompletionResult, TriggerConfirmation
-from ._spec import PhaseSpec, normalise_date, show, validate_name
+from ._spec import PhaseSpec, show
 
 __all__ = ["SINK_DEADLINE", "AsyncPublish", "AsyncTrackerCore", "offload"]
 
@@ -79,48 +75,10 @@ async def offload(fn: Callable[..., R], *args: Any) -> R:
     return await asyncio.wait_for(asyncio.to_thread(fn, *args), SINK_DEADLINE)
 
 
-class AsyncTrackerCore:
+class AsyncTrackerCore(TrackerBase[AsyncStateStore]):
     """Shared state and plumbing of :class:`AsyncCompletionTracker` (not public)."""
 
-    def __init__(
-        self,
-        store: AsyncStateStore,
-        phases: Iterable[PhaseSpec],
-        ledger: CompletionLedger | None = None,
-        clock: Clock | None = None,
-        *,
-        execution_log: ExecutionLog | None = None,
-        owner: str | None = None,
-        retry: RetryPolicy | None = None,
-        store_deadline: float | timedelta | None = None,
-        history: RunHistory | None = None,
-    ) -> None:
-        check_options(
-            store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry,
-            asynchronous=True,
-        )  # fmt: skip
-        specs = check_phases(phases)
-        check_owner(owner)
-        self._store = store
-        # A store that can start a transaction from a snapshot just read saves
-        # first completions a read (the sync tracker does the same).
-        from_snapshot = getattr(store, "transact_from", None)
-        self._transact_from: Any = from_snapshot if callable(from_snapshot) else None
-        self._phases: Mapping[str, PhaseSpec] = specs
-        self._ledger = ledger
-        self._execution_log = execution_log
-        self._clock: Clock = clock or SystemClock()
-        self.owner: str = owner or default_owner()
-        self._observers = Observers(check_history(history), self._clock, self.owner)
-        # Every operation is an idempotent transaction (write_once), so
-        # retrying after a maybe-committed failure is safe.
-        self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
-        self._budget_clock: Clock = self._retry.clock or SystemClock()
-
-    @property
-    def phases(self) -> Mapping[str, PhaseSpec]:
-        """The configured phases, by name."""
-        return self._phases
+    _asynchronous = True
 
     @property
     def history(self) -> RunHistory | None:
@@ -139,19 +97,6 @@ class AsyncTrackerCore:
     def remove_listener(self, listener: TrackerListener) -> None:
         """Stop calling ``listener`` (no error if it was not added)."""
         self._observers.remove(listener)
-
-    def _spec(self, phase: object) -> PhaseSpec:
-        validate_name(phase, "phase")
-        assert isinstance(phase, str)
-        spec = self._phases.get(phase)
-        if spec is None:
-            raise InvalidInputError(f"unknown phase {phase!r}; configured: {sorted(self._phases)}")
-        return spec
-
-    def _days(self, dates: object) -> tuple[str, ...]:
-        if isinstance(dates, str) or not isinstance(dates, Iterable):
-            raise InvalidInputError("dates must be a collection of dates, not a single value")
-        return tuple(dict.fromkeys(normalise_date(d) for d in dates))
 
     async def _transact(
         self,
@@ -180,9 +125,6 @@ class AsyncTrackerCore:
             return await self._store.get(spec.collection, day, timeout=timeout)
 
         return await self._store_op(get)
-
-    def _budget_end(self) -> float:
-        return self._budget_clock.monotonic() + self.store_deadline
 
     async def _store_op(
         self, op: Callable[[float], Awaitable[R]], *, end: float | None = None

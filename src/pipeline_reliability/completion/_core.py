@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from .._clock import Clock, SystemClock
 from .._identity import default_owner
@@ -38,6 +38,7 @@ from ._spec import PhaseSpec, normalise_date, show, validate_name
 __all__ = [
     "STORE_FAILURES",
     "Publish",
+    "TrackerBase",
     "TrackerCore",
     "count_claim",
     "describe",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
+S = TypeVar("S")
 Publish = Callable[[TriggerEvent], object]
 #: What the store path raises when it is down (after retries): the fallback case.
 STORE_FAILURES = (StoreError, RetryExhaustedError)
@@ -60,12 +62,19 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-class TrackerCore:
-    """Shared state and plumbing of :class:`CompletionTracker` (not public)."""
+class TrackerBase(Generic[S]):
+    """
+    What the sync and the async tracker hold alike: checked options, phases,
+    owner, observers and the store budget (not public).
+
+    ``_asynchronous`` tells the option checks which kind of store to expect.
+    """
+
+    _asynchronous: ClassVar[bool] = False
 
     def __init__(
         self,
-        store: StateStore,
+        store: S,
         phases: Iterable[PhaseSpec],
         ledger: CompletionLedger | None = None,
         clock: Clock | None = None,
@@ -77,8 +86,9 @@ class TrackerCore:
         history: RunHistory | None = None,
     ) -> None:
         check_options(
-            store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry
-        )
+            store, phases, ledger=ledger, clock=clock, execution_log=execution_log, retry=retry,
+            asynchronous=self._asynchronous,
+        )  # fmt: skip
         specs = check_phases(phases)
         check_owner(owner)
         self._store = store
@@ -92,9 +102,9 @@ class TrackerCore:
         # so retrying after a maybe-committed failure is safe.
         self._retry, self.store_deadline = _store_budget(retry, store_deadline, clock)
         self._budget_clock: Clock = self._retry.clock or SystemClock()  # the retry's time
-        # An optional store operation (MemoryStore, FirestoreStore): a
-        # transaction whose first attempt is a snapshot already read. Wrappers
-        # that do not offer it get the plain transaction.
+        # An optional store operation (MemoryStore, FirestoreStore and their async
+        # twins): a transaction whose first attempt is a snapshot already read.
+        # Wrappers that do not offer it get the plain transaction.
         from_snapshot = getattr(store, "transact_from", None)
         self._transact_from: Any = from_snapshot if callable(from_snapshot) else None
 
@@ -115,6 +125,14 @@ class TrackerCore:
         if isinstance(dates, str) or not isinstance(dates, Iterable):
             raise InvalidInputError("dates must be a collection of dates, not a single value")
         return tuple(dict.fromkeys(normalise_date(d) for d in dates))
+
+    def _budget_end(self) -> float:
+        """When a store budget starting now runs out (the tracker's monotonic clock)."""
+        return self._budget_clock.monotonic() + self.store_deadline
+
+
+class TrackerCore(TrackerBase[StateStore]):
+    """Shared state and plumbing of :class:`CompletionTracker` (not public)."""
 
     def _transact(
         self,
@@ -159,10 +177,6 @@ class TrackerCore:
         """Read the (phase, date) document within ``store_deadline``."""
         return self._store_op(lambda timeout: self._store.get(spec.collection, day,
                                                               timeout=timeout))
-
-    def _budget_end(self) -> float:
-        """When a store budget starting now runs out (the tracker's monotonic clock)."""
-        return self._budget_clock.monotonic() + self.store_deadline
 
     def _store_op(self, op: Callable[[float], R], *, end: float | None = None) -> R:
         """
