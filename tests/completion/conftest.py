@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from tracker_helpers import EXPECTED, PHASE, MakeTracker, Publisher
 
-from pipeline_reliability import MemoryStore
+from pipeline_reliability import MemoryStore, StateStore
 from pipeline_reliability.completion import (
     CompletionTracker,
     MemoryExecutionLog,
@@ -17,6 +17,7 @@ from pipeline_reliability.completion import (
 )
 from pipeline_reliability.retry import set_testing
 from pipeline_reliability.testing import FakeClock, FaultyStore
+from store_backends import SYNC_BACKENDS, make_store
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +31,13 @@ def _no_retry_sleeps() -> Iterator[None]:
 def store(memory_store: MemoryStore) -> FaultyStore:
     """The memory store behind a fault injector (no faults until a test asks)."""
     return FaultyStore(memory_store)
+
+
+@pytest.fixture(params=SYNC_BACKENDS)
+def backend(request: pytest.FixtureRequest, fake_clock: FakeClock) -> Iterator[StateStore]:
+    """A MemoryStore, then a FirestoreStore on the emulator (the root ``store``,
+    which this folder's ``store`` replaces with a faulty MemoryStore)."""
+    yield from make_store(request, request.param, fake_clock, {})
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ publishes) and ``rearm_trigger`` (exactly one new trigger, higher attempt).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -50,24 +49,6 @@ class Publisher:
 
     def __call__(self, event: TriggerEvent) -> None:
         self.events.append(event)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("firestore", marks=pytest.mark.firestore),
-    ]
-)
-def backend(request: pytest.FixtureRequest, fake_clock: FakeClock) -> Iterator[StateStore]:
-    """A MemoryStore, then a FirestoreStore on the emulator."""
-    if request.param == "memory":
-        yield MemoryStore(clock=fake_clock)
-        return
-    from pipeline_reliability.stores.firestore import FirestoreStore
-
-    store = FirestoreStore(project=request.getfixturevalue("firestore_project"))
-    yield store
-    store.close()
 
 
 def tracker_of(

@@ -7,13 +7,12 @@ number of expected processors, on MemoryStore and on the Firestore emulator.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from pipeline_reliability import MemoryStore, StateStore
+from pipeline_reliability import StateStore
 from pipeline_reliability.completion import CompletionTracker, PhaseSpec
 from pipeline_reliability.completion._bounds import (
     FIRESTORE_MAX_DOC_BYTES,
@@ -35,24 +34,6 @@ from pipeline_reliability.testing import FakeClock
 DATE = "2026-01-31"
 T = datetime(2026, 1, 31, 6, tzinfo=UTC)
 WIDE = "\U0001d11e"  # 4 bytes in UTF-8: the longest ids in bytes
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("firestore", marks=pytest.mark.firestore),
-    ]
-)
-def backend(request: pytest.FixtureRequest, fake_clock: FakeClock) -> Iterator[StateStore]:
-    """A MemoryStore, then a FirestoreStore on the emulator."""
-    if request.param == "memory":
-        yield MemoryStore(clock=fake_clock)
-        return
-    from pipeline_reliability.stores.firestore import FirestoreStore
-
-    store = FirestoreStore(project=request.getfixturevalue("firestore_project"))
-    yield store
-    store.close()
 
 
 def metadata_of(size: int, seed: str) -> dict[str, Any]:

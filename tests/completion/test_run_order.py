@@ -6,7 +6,6 @@ orchestrator's clock; on MemoryStore and on the Firestore emulator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -23,24 +22,6 @@ from pipeline_reliability.testing import FakeClock, FaultyStore
 
 T = datetime(2026, 1, 31, 6, tzinfo=UTC)
 US = timedelta(microseconds=1)
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("memory", marks=pytest.mark.memory),
-        pytest.param("firestore", marks=pytest.mark.firestore),
-    ]
-)
-def backend(request: pytest.FixtureRequest, fake_clock: FakeClock) -> Iterator[StateStore]:
-    """A MemoryStore, then a FirestoreStore on the emulator."""
-    if request.param == "memory":
-        yield MemoryStore(clock=fake_clock)
-        return
-    from pipeline_reliability.stores.firestore import FirestoreStore
-
-    store = FirestoreStore(project=request.getfixturevalue("firestore_project"))
-    yield store
-    store.close()
 
 
 def _tracker(store: StateStore, clock: FakeClock, owner: str = "w1") -> CompletionTracker:
