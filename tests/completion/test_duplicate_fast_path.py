@@ -5,12 +5,12 @@ transaction; anything else still takes one (and the emulator agrees).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
+from tracker_helpers import Holding
 
 from pipeline_reliability import MemoryStore, Outcome, Snapshot
 from pipeline_reliability.completion import CompletionResult, CompletionTracker, PhaseSpec
@@ -41,28 +41,6 @@ class Counting(StoreWrapper):
     ) -> R:
         self.transactions += 1
         return super().transact(collection, key, fn, timeout=timeout)
-
-
-class Holding(StoreWrapper):
-    """Stops its first transaction after the callback ran, before the commit, until released."""
-
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]],
-        *, timeout: float | None = None,
-    ) -> R:
-        def held(snap: Snapshot) -> Outcome[R]:
-            outcome = fn(snap)
-            if not self.inside.is_set():
-                self.inside.set()
-                assert self.release.wait(timeout=60), "test never released the transaction"
-            return outcome
-
-        return super().transact(collection, key, held, timeout=timeout)
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
+from tracker_helpers import Holding
 
 from pipeline_reliability import MemoryStore, Outcome, Snapshot, StoreUnavailableError
 from pipeline_reliability.completion import CompletionResult, CompletionTracker, PhaseSpec
 from pipeline_reliability.stores.firestore import FirestoreStore
-from pipeline_reliability.testing import FakeClock, StoreWrapper
+from pipeline_reliability.testing import FakeClock
 
 R = TypeVar("R")
 DATE = "2026-01-31"
@@ -150,28 +151,6 @@ def test_item_b_a_different_write_in_between_is_not_lost(stores: list[Any]) -> N
     assert (status.count, status.completed) == (2, frozenset({"a", "b"}))
 
 
-class HoldingTransaction(StoreWrapper):
-    """Stops its first transaction after the callback ran, before the commit, until released."""
-
-    def __init__(self, inner: Any) -> None:
-        super().__init__(inner)
-        self.inside = threading.Event()
-        self.release = threading.Event()
-
-    def transact(
-        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]],
-        *, timeout: float | None = None,
-    ) -> R:
-        def held(snap: Snapshot) -> Outcome[R]:
-            outcome = fn(snap)
-            if not self.inside.is_set():
-                self.inside.set()
-                assert self.release.wait(timeout=60), "test never released the transaction"
-            return outcome
-
-        return super().transact(collection, key, held, timeout=timeout)
-
-
 class Deciding(FirestoreStore):
     """Signals when its first optimistic attempt has decided (and goes on to commit)."""
 
@@ -240,7 +219,7 @@ def test_item_b_a_conditional_commit_during_another_instances_transaction_counts
     stores = [FirestoreStore(project=firestore_project) for _ in range(2)] + [conditional]
     try:
         setup_store, in_tx, _ = stores
-        holding = HoldingTransaction(in_tx)
+        holding = Holding(in_tx)
         setup = _tracker(setup_store, "i0")
         setup.record_completion("phase3", DATE, "a", execution_id="ra")
         setup.record_completion("phase3", DATE, "b", execution_id="rb")

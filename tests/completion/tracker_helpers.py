@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from pipeline_reliability.completion import CompletionResult, CompletionTracker, TriggerEvent
+from pipeline_reliability.stores import Outcome, Snapshot
+from pipeline_reliability.testing import StoreWrapper
 
 PHASE = "phase3"
 DATE = "2026-01-31"
@@ -20,6 +23,7 @@ EXPECTED = frozenset(
 )
 FIRST, *OTHERS = sorted(EXPECTED)
 MakeTracker = Callable[..., CompletionTracker]
+R = TypeVar("R")
 
 
 class Publisher:
@@ -46,3 +50,25 @@ def record_all(
         tracker.record_completion(PHASE, date, n, execution_id=f"run-{n}", **kw)
         for n in sorted(names)
     ]
+
+
+class Holding(StoreWrapper):
+    """Stops its first transaction after the callback ran, before the commit, until released."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.inside = threading.Event()
+        self.release = threading.Event()
+
+    def transact(
+        self, collection: str, key: str, fn: Callable[[Snapshot], Outcome[R]],
+        *, timeout: float | None = None,
+    ) -> R:
+        def held(snap: Snapshot) -> Outcome[R]:
+            outcome = fn(snap)
+            if not self.inside.is_set():
+                self.inside.set()
+                assert self.release.wait(timeout=60), "test never released the transaction"
+            return outcome
+
+        return super().transact(collection, key, held, timeout=timeout)
