@@ -172,3 +172,49 @@ def test_callback_errors_keep_their_type(firestore_store: FirestoreStore) -> Non
         firestore_store.transact(COLLECTION, "doc", decide)
 
     assert not isinstance(info.value, StoreError | InvalidInputError)
+
+
+@pytest.mark.firestore
+def test_a_rerun_after_an_abort_waits_its_backoff_first(
+    firestore_store: FirestoreStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    Two transactions that read the same version: the loser's re-run first
+    waits a jittered backoff (the first attempts never wait), so the two
+    writers do not meet again at once.
+    """
+    import threading
+
+    from pipeline_reliability.stores import firestore as module
+
+    put(firestore_store, "counter", {"n": 0})
+    waits: list[float] = []
+    real_sleep = time.sleep
+
+    def recorded(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr(module.time, "sleep", recorded)
+    meet = threading.Barrier(2, timeout=30)
+    first = threading.local()
+
+    def decide(snap: Any) -> Any:
+        if not getattr(first, "done", False):
+            first.done = True
+            meet.wait()  # both hold a read of n=0 before either commits
+        return increment(snap)
+
+    threads = [
+        threading.Thread(target=firestore_store.transact, args=(COLLECTION, "counter", decide))
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert firestore_store.get(COLLECTION, "counter").data == {"n": 2}
+    assert firestore_store.stats.conflicts >= 1
+    assert len(waits) == firestore_store.stats.conflicts  # one wait per re-run, none before
+    assert all(0 <= w <= 0.02 * 2 ** (len(waits) - 1) for w in waits)
