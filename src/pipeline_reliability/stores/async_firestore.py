@@ -232,6 +232,7 @@ class AsyncFirestoreStore(CountingStore):
         snap = check_first(first, datetime)
         seconds = call_timeout(timeout) or self.timeout
         end = time.monotonic() + seconds
+        deadline = Deadline(seconds)
         ref = self._ref(snap.collection, snap.key)
         client = self.client
         self._count(transactions=1)
@@ -250,7 +251,7 @@ class AsyncFirestoreStore(CountingStore):
                     call.committing = True
                     try:
                         # No retry: a commit whose response was lost must not be sent twice.
-                        await batch.commit(retry=None, timeout=Deadline(seconds).remaining())
+                        await batch.commit(retry=None, timeout=deadline.remaining())
                     except first_conflicts():
                         call.committing = False  # changed since the read: nothing applied
                     else:
