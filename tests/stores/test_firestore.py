@@ -185,8 +185,6 @@ def test_a_rerun_after_an_abort_waits_its_backoff_first(
     """
     import threading
 
-    from pipeline_reliability.stores import firestore as module
-
     put(firestore_store, "counter", {"n": 0})
     waits: list[float] = []
     real_sleep = time.sleep
@@ -195,7 +193,8 @@ def test_a_rerun_after_an_abort_waits_its_backoff_first(
         waits.append(seconds)
         real_sleep(seconds)
 
-    monkeypatch.setattr(module.time, "sleep", recorded)
+    # The store sleeps with time.sleep: patched for this test only (no other sleeper runs here).
+    monkeypatch.setattr("pipeline_reliability.stores.firestore.time.sleep", recorded)
     meet = threading.Barrier(2, timeout=30)
     first = threading.local()
 
